@@ -1,0 +1,102 @@
+/* zraft_storage.h - the two interfaces an embedder may bring: the log/vote/
+ * snapshot storage and the state machine. Both are structs of function
+ * pointers plus a context; zraft ships a memory store and a durable disk store
+ * (storage/) and the zraftd key-value state machine (server/).
+ *
+ * Threads: zraft calls a storage from several of its threads at once - the log
+ * writer appends/syncs/truncates/purges, replication streams and the state
+ * machine worker read. Implementations must allow reads concurrently with
+ * writes (no global lock held across I/O). The state machine is only ever
+ * called from one thread (the node's state machine worker). */
+#ifndef ZRAFT_STORAGE_H
+#define ZRAFT_STORAGE_H
+
+#include "zraft_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What storage holds when a node starts. */
+typedef struct {
+    uint64_t term;       /* persisted current term */
+    zraft_id voted_for;  /* persisted vote in `term` (0: none) */
+    uint64_t committed;  /* persisted commit index (may lag the real one) */
+    uint64_t first_index; /* oldest entry in the log (last_index+1 if empty) */
+    zraft_log_id last_log_id; /* newest entry (or the snapshot's if empty) */
+    bool has_snapshot;
+    zraft_snapshot_meta snapshot;
+} zraft_storage_state;
+
+typedef struct zraft_storage zraft_storage;
+struct zraft_storage {
+    void *ctx;
+
+    /* Reads the durable state at start (after recovery). */
+    int (*load)(void *ctx, zraft_storage_state *out);
+
+    /* Persists (term, vote, committed) atomically and durably before it
+     * returns. Called by the log writer only. */
+    int (*save_state)(void *ctx, uint64_t term, zraft_id voted_for,
+                      uint64_t committed);
+
+    /* Appends entries (ids contiguous with the log, index = last+1). Not yet
+     * durable: sync() makes every append before it durable (group commit).
+     * Takes a reference to each payload it keeps. Log writer only. */
+    int (*append)(void *ctx, const zraft_entry *ents, size_t n);
+    int (*sync)(void *ctx);
+
+    /* Deletes entries with index >= since (durable on return). */
+    int (*truncate)(void *ctx, uint64_t since);
+    /* Deletes entries with index <= upto (may keep a few more: whole
+     * segments). Requires a snapshot covering upto. */
+    int (*purge)(void *ctx, uint64_t upto);
+
+    /* Reads entries [from, to] into out (capacity *n), stopping early once
+     * max_bytes of payload is reached (always at least one entry). On return
+     * *n is the count read; caller owns one reference to each payload.
+     * ZRAFT_ECOMPACTED if `from` was purged, ZRAFT_ENOTFOUND past the end.
+     * Any thread. */
+    int (*get)(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
+               zraft_entry *out, size_t *n);
+
+    /* Stores a complete snapshot durably (temp file + rename), replacing the
+     * previous one. Takes a reference to `data` if it keeps it. */
+    int (*snapshot_save)(void *ctx, const zraft_snapshot_meta *meta,
+                         zraft_buf *data);
+    /* The latest snapshot; caller owns the returned reference.
+     * ZRAFT_ENOTFOUND if there is none. Any thread. */
+    int (*snapshot_load)(void *ctx, zraft_snapshot_meta *meta,
+                         zraft_buf **data);
+    /* Replaces the whole log by an installed snapshot: deletes every entry
+     * (a follower that installs a snapshot discards its log, §7). */
+    int (*reset)(void *ctx, zraft_log_id snapshot_last);
+
+    /* Frees the storage (after the node is destroyed). */
+    void (*destroy)(void *ctx);
+};
+
+/* A state machine. Every callback runs on the node's state machine thread. */
+typedef struct zraft_fsm zraft_fsm;
+struct zraft_fsm {
+    void *ctx;
+    /* Applies a committed NORMAL entry. `*result` (optional, caller of the
+     * write receives it, may stay NULL) is owned by zraft afterwards. A
+     * non-zero return is a fatal state machine error: the node stops. */
+    int (*apply)(void *ctx, const zraft_entry *e, zraft_buf **result);
+    /* Serializes the whole state (at the last applied entry). */
+    int (*snapshot)(void *ctx, zraft_buf **out);
+    /* Replaces the whole state by a snapshot's. */
+    int (*restore)(void *ctx, const zraft_buf *data);
+    void (*destroy)(void *ctx);
+};
+
+/* The memory storage: nothing survives the process. Caller owns the result
+ * (free with its destroy callback). NULL on ENOMEM. */
+zraft_storage *zraft_storage_memory_new(void);
+void zraft_storage_free(zraft_storage *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ZRAFT_STORAGE_H */
