@@ -30,15 +30,15 @@
 
 /* The RPCs between engines. On the wire the transport codec encodes these. */
 typedef enum {
-    MSG_VOTE = 1,        /* RequestVote / pre-vote (§5.2, thesis §9.6) */
+    MSG_VOTE = 1, /* RequestVote / pre-vote (§5.2, thesis §9.6) */
     MSG_VOTE_RESP,
-    MSG_APPEND,          /* AppendEntries (§5.3) */
+    MSG_APPEND, /* AppendEntries (§5.3) */
     MSG_APPEND_RESP,
-    MSG_HEARTBEAT,       /* empty AppendEntries that carries commit + read ctx */
+    MSG_HEARTBEAT, /* empty AppendEntries that carries commit + read ctx */
     MSG_HEARTBEAT_RESP,
-    MSG_SNAPSHOT,        /* InstallSnapshot (§7), whole snapshot */
+    MSG_SNAPSHOT, /* InstallSnapshot (§7), whole snapshot */
     MSG_SNAPSHOT_RESP,
-    MSG_TIMEOUT_NOW,     /* leadership transfer (thesis §3.10) */
+    MSG_TIMEOUT_NOW, /* leadership transfer (thesis §3.10) */
     MSG__COUNT
 } msg_type;
 
@@ -48,7 +48,7 @@ const char *msg_type_name(int type);
 typedef zraft_snapshot_meta snapshot_meta;
 
 typedef struct {
-    uint8_t type;  /* msg_type */
+    uint8_t type; /* msg_type */
     zraft_id from;
     zraft_id to;
     uint64_t term; /* sender's term (for pre-vote: the term it would take) */
@@ -96,20 +96,20 @@ typedef struct {
 /* ------------------------------------------------------------- commands */
 
 typedef enum {
-    CMD_SAVE_VOTE = 1,  /* persist (term, voted_for) */
-    CMD_APPEND,         /* append entries to the log (after any TRUNCATE) */
-    CMD_TRUNCATE,       /* delete log entries with index >= since */
-    CMD_PURGE,          /* delete log entries with index <= upto.index */
-    CMD_SEND,           /* send `msg` (no entries) to msg.to */
-    CMD_REPLICATE,      /* send entries (prev.index, last] to a follower */
-    CMD_SEND_SNAPSHOT,  /* send the latest snapshot to a follower */
-    CMD_APPLY,          /* apply committed entries up to `upto` */
-    CMD_BUILD_SNAPSHOT, /* state machine: snapshot what is applied */
+    CMD_SAVE_VOTE = 1,    /* persist (term, voted_for) */
+    CMD_APPEND,           /* append entries to the log (after any TRUNCATE) */
+    CMD_TRUNCATE,         /* delete log entries with index >= since */
+    CMD_PURGE,            /* delete log entries with index <= upto.index */
+    CMD_SEND,             /* send `msg` (no entries) to msg.to */
+    CMD_REPLICATE,        /* send entries (prev.index, last] to a follower */
+    CMD_SEND_SNAPSHOT,    /* send the latest snapshot to a follower */
+    CMD_APPLY,            /* apply committed entries up to `upto` */
+    CMD_BUILD_SNAPSHOT,   /* state machine: snapshot what is applied */
     CMD_INSTALL_SNAPSHOT, /* replace log and state with a received snapshot */
-    CMD_STREAMS,        /* the set of replication targets changed */
-    CMD_ROLE,           /* role, term or leader changed (for metrics/waiters) */
-    CMD_READ_READY,     /* read `req_id` may be served once applied >= index */
-    CMD_READ_FAIL,      /* read `req_id` failed (err) */
+    CMD_STREAMS,          /* the set of replication targets changed */
+    CMD_ROLE,       /* role, term or leader changed (for metrics/waiters) */
+    CMD_READ_READY, /* read `req_id` may be served once applied >= index */
+    CMD_READ_FAIL,  /* read `req_id` failed (err) */
     CMD__COUNT
 } cmd_type;
 
@@ -126,17 +126,18 @@ typedef enum {
 const char *engine_role_name(int role);
 
 typedef struct {
-    uint8_t type;      /* cmd_type */
-    uint64_t io_seq;   /* I/O commands: this op's sequence number */
-    uint64_t wait_io;  /* 0 or: run only after io_flushed >= wait_io */
+    uint8_t type;     /* cmd_type */
+    uint64_t io_seq;  /* I/O commands: this op's sequence number */
+    uint64_t wait_io; /* 0 or: run only after io_flushed >= wait_io */
     union {
         struct {
             uint64_t term;
             zraft_id voted_for;
         } save_vote;
         struct {
-            zraft_entry *entries; /* borrowed from the event's input: take refs
-                                     to the payloads before the input is freed */
+            zraft_entry
+                *entries; /* borrowed from the event's input: take refs
+                             to the payloads before the input is freed */
             uint32_t n;
         } append;
         struct {
@@ -184,17 +185,17 @@ typedef struct {
 
 typedef struct {
     zraft_id id;
-    uint64_t seed;                   /* PRNG seed for election timeouts */
+    uint64_t seed;                    /* PRNG seed for election timeouts */
     uint32_t election_timeout_min_ms; /* randomized in [min, max) */
     uint32_t election_timeout_max_ms;
     uint32_t heartbeat_interval_ms;
     bool pre_vote;
     bool check_quorum;
-    uint32_t max_entries_per_msg;  /* entries in one AppendEntries */
-    uint32_t max_bytes_per_msg;    /* payload bytes in one AppendEntries */
-    uint32_t max_inflight_msgs;    /* unacknowledged AppendEntries per peer */
-    uint64_t max_inflight_bytes;   /* unacknowledged payload bytes per peer */
-    uint64_t snapshot_threshold;   /* build a snapshot every N applied (0: off) */
+    uint32_t max_entries_per_msg; /* entries in one AppendEntries */
+    uint32_t max_bytes_per_msg;   /* payload bytes in one AppendEntries */
+    uint32_t max_inflight_msgs;   /* unacknowledged AppendEntries per peer */
+    uint64_t max_inflight_bytes;  /* unacknowledged payload bytes per peer */
+    uint64_t snapshot_threshold; /* build a snapshot every N applied (0: off) */
     uint64_t snapshot_keep_entries; /* entries kept below a snapshot on purge */
 } engine_config;
 
@@ -291,8 +292,8 @@ typedef struct {
     uint64_t applied;
     zraft_log_id last_log_id;
     zraft_log_id flushed_log_id;
-    uint64_t first_index;  /* oldest entry still in the log */
-    zraft_log_id snapshot; /* last_log_id of the latest snapshot */
+    uint64_t first_index;      /* oldest entry still in the log */
+    zraft_log_id snapshot;     /* last_log_id of the latest snapshot */
     uint64_t membership_index; /* index of the effective config's entry */
 } engine_status;
 

@@ -19,9 +19,9 @@ extern "C" {
 
 /* What storage holds when a node starts. */
 typedef struct {
-    uint64_t term;       /* persisted current term */
-    zraft_id voted_for;  /* persisted vote in `term` (0: none) */
-    uint64_t committed;  /* persisted commit index (may lag the real one) */
+    uint64_t term;        /* persisted current term */
+    zraft_id voted_for;   /* persisted vote in `term` (0: none) */
+    uint64_t committed;   /* persisted commit index (may lag the real one) */
     uint64_t first_index; /* oldest entry in the log (last_index+1 if empty) */
     zraft_log_id last_log_id; /* newest entry (or the snapshot's if empty) */
     bool has_snapshot;

@@ -113,7 +113,7 @@ static inline size_t zraft_entry_len(const zraft_entry *e)
 /* ------------------------------------------------------------ membership */
 
 #define ZRAFT_MAX_MEMBERS 64
-#define ZRAFT_ADDR_MAX 96
+#define ZRAFT_ADDR_MAX    96
 
 /* Roles a member holds in a configuration (bit mask). */
 enum {
