@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what zraft needs to build and test on Debian 12, if missing.
+# Idempotent: re-running installs nothing new. Needs root (or sudo).
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
+      libzmq3-dev libcjson-dev libcriterion-dev libmicrohttpd-dev curl
+      procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all present"
+  exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
