@@ -887,8 +887,6 @@ static void s_handle_append_resp(engine *e, const msg *m)
     if (idx > rlog_last(&e->log)) {
         return; /* claims entries we never had: ignore */
     }
-    bool was_paused =
-        progress_paused(p, e->c.max_inflight_msgs, e->c.max_inflight_bytes);
     if (!progress_maybe_update(p, idx)) {
         if (p->state == PR_REPLICATE) {
             progress_inflight_free_to(p, idx, e->c.max_inflight_msgs);
@@ -902,13 +900,13 @@ static void s_handle_append_resp(engine *e, const msg *m)
     } else if (p->state == PR_REPLICATE) {
         progress_inflight_free_to(p, idx, e->c.max_inflight_msgs);
     }
-    uint64_t before = e->committed;
+    zraft_id id = p->id;
     s_maybe_commit(e);
-    if (e->role != ROLE_LEADER) {
+    /* Committing may have appended C_new and dropped this follower's
+     * progress: look it up again. */
+    if (e->role != ROLE_LEADER || (p = s_progress(e, id)) == NULL) {
         return;
     }
-    (void)was_paused;
-    (void)before;
     /* Fill the window. */
     while (s_send_append(e, p, false)) {
     }
@@ -933,7 +931,10 @@ static void s_handle_heartbeat_resp(engine *e, const msg *m)
         p->hb_acked = m->u.heartbeat_resp.ctx;
     }
     if (p->match < rlog_last(&e->log)) {
-        s_send_append(e, p, false);
+        /* Even with nothing new to send: an empty probe at next-1 gets a
+         * rejection that rewinds `next` when earlier messages were lost or
+         * reordered (etcd does the same). */
+        s_send_append(e, p, true);
     }
     s_release_reads(e);
 }
@@ -957,8 +958,9 @@ static void s_handle_snapshot_resp(engine *e, const msg *m)
             p->pending_snapshot = p->match;
         }
         progress_become_probe(p);
+        zraft_id id = p->id;
         s_maybe_commit(e);
-        if (e->role != ROLE_LEADER) {
+        if (e->role != ROLE_LEADER || (p = s_progress(e, id)) == NULL) {
             return;
         }
     } else {

@@ -17,7 +17,12 @@
  *    order, and must not reorder a later command of the same kind of output
  *    (sends to one peer) ahead of it.
  *  - APPLY(upto) asks the state machine to apply every committed entry up to
- *    `upto`; the driver reports progress with engine_applied().
+ *    `upto`; the driver reports progress with engine_applied(). An APPLY
+ *    whose entries are already covered by the state machine (applied >= the
+ *    index, e.g. after an INSTALL_SNAPSHOT that ran before it was released)
+ *    is a no-op for those entries.
+ *  - INSTALL_SNAPSHOT replaces the log (storage reset to the snapshot) and
+ *    the state machine's state; afterwards applied == the snapshot's index.
  *
  * Modelled on etcd-io/raft (raft.go, tracker/) and openraft's Engine; the
  * rules cite the Raft paper (§) and Ongaro's thesis. */
