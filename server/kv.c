@@ -1,0 +1,383 @@
+/* kv.c - the key-value state machine (see kv.h).
+ *
+ * Command record (little-endian), the payload of a NORMAL entry:
+ *   u8 op | u16 key_len | key | value (the rest; PUT only)
+ * Snapshot:
+ *   "ZKV1" | u64 count | count x { u16 key_len | u32 val_len | key | val }
+ * A malformed command is applied as a no-op (it was committed; every node
+ * skips it identically) and counted; a malformed snapshot is refused. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv.h"
+
+typedef struct {
+    uint64_t hash;  /* 0: empty slot */
+    zraft_buf *src; /* holds key and value */
+    uint32_t koff, klen;
+    uint32_t voff, vlen;
+    bool tomb;
+} slot;
+
+struct kv {
+    pthread_rwlock_t lock;
+    slot *slots;
+    size_t cap;   /* power of two */
+    size_t used;  /* live + tombstones */
+    size_t count; /* live */
+    uint64_t malformed;
+};
+
+static uint64_t s_hash(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    }
+    return h ? h : 1;
+}
+
+static bool s_eq(const slot *s, uint64_t h, const void *key, size_t klen)
+{
+    return s->hash == h && !s->tomb && s->klen == klen &&
+           memcmp(s->src->data + s->koff, key, klen) == 0;
+}
+
+kv *kv_new(void)
+{
+    kv *k = calloc(1, sizeof(*k));
+    if (k == NULL) {
+        return NULL;
+    }
+    k->cap = 64;
+    k->slots = calloc(k->cap, sizeof(slot));
+    if (k->slots == NULL) {
+        free(k);
+        return NULL;
+    }
+    pthread_rwlock_init(&k->lock, NULL);
+    return k;
+}
+
+static void s_clear(slot *slots, size_t cap)
+{
+    for (size_t i = 0; i < cap; i++) {
+        if (slots[i].hash != 0) {
+            zraft_buf_unref(slots[i].src);
+        }
+    }
+}
+
+void kv_destroy(kv **kp)
+{
+    if (kp == NULL || *kp == NULL) {
+        return;
+    }
+    kv *k = *kp;
+    s_clear(k->slots, k->cap);
+    free(k->slots);
+    pthread_rwlock_destroy(&k->lock);
+    free(k);
+    *kp = NULL;
+}
+
+/* Slot of `key` or of the first free/tombstone slot for it. */
+static slot *s_find(slot *slots, size_t cap, uint64_t h, const void *key,
+                    size_t klen, bool for_insert)
+{
+    slot *tomb = NULL;
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        slot *s = &slots[i];
+        if (s->hash == 0) {
+            return for_insert ? (tomb ? tomb : s) : NULL;
+        }
+        if (s->tomb) {
+            if (tomb == NULL) {
+                tomb = s;
+            }
+            continue;
+        }
+        if (s_eq(s, h, key, klen)) {
+            return s;
+        }
+    }
+}
+
+static int s_grow(kv *k)
+{
+    size_t cap = k->cap * 2;
+    slot *ns = calloc(cap, sizeof(slot));
+    if (ns == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    for (size_t i = 0; i < k->cap; i++) {
+        slot *s = &k->slots[i];
+        if (s->hash == 0) {
+            continue;
+        }
+        if (s->tomb) {
+            zraft_buf_unref(s->src);
+            continue;
+        }
+        size_t j = s->hash & (cap - 1);
+        while (ns[j].hash != 0) {
+            j = (j + 1) & (cap - 1);
+        }
+        ns[j] = *s;
+    }
+    free(k->slots);
+    k->slots = ns;
+    k->cap = cap;
+    k->used = k->count;
+    return 0;
+}
+
+/* Stores key/value (which live in `src`, referenced). Write lock held. */
+static int s_put(kv *k, zraft_buf *src, uint32_t koff, uint32_t klen,
+                 uint32_t voff, uint32_t vlen)
+{
+    if ((k->used + 1) * 4 > k->cap * 3) {
+        int rv = s_grow(k);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    uint64_t h = s_hash(src->data + koff, klen);
+    slot *s = s_find(k->slots, k->cap, h, src->data + koff, klen, true);
+    if (s->hash != 0 && !s->tomb) {
+        zraft_buf_unref(s->src);
+    } else {
+        if (s->hash == 0) {
+            k->used++;
+        } else {
+            zraft_buf_unref(s->src); /* reused tombstone */
+        }
+        k->count++;
+    }
+    s->hash = h;
+    s->tomb = false;
+    s->src = zraft_buf_ref(src);
+    s->koff = koff;
+    s->klen = klen;
+    s->voff = voff;
+    s->vlen = vlen;
+    return 0;
+}
+
+static void s_del(kv *k, const void *key, size_t klen)
+{
+    uint64_t h = s_hash(key, klen);
+    slot *s = s_find(k->slots, k->cap, h, key, klen, false);
+    if (s != NULL) {
+        s->tomb = true; /* keeps src until the next grow or destroy */
+        k->count--;
+    }
+}
+
+int kv_encode(uint8_t op, const void *key, size_t klen, const void *val,
+              size_t vlen, zraft_buf **out)
+{
+    if (klen == 0 || klen > KV_MAX_KEY ||
+        (op != KV_OP_PUT && op != KV_OP_DEL) || vlen > UINT32_MAX - 8) {
+        return ZRAFT_EINVAL;
+    }
+    if (op == KV_OP_DEL) {
+        vlen = 0;
+    }
+    zraft_buf *b = zraft_buf_new(NULL, 3 + klen + vlen);
+    if (b == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    b->data[0] = op;
+    b->data[1] = (unsigned char)(klen & 0xff);
+    b->data[2] = (unsigned char)(klen >> 8);
+    memcpy(b->data + 3, key, klen);
+    if (vlen > 0) {
+        memcpy(b->data + 3 + klen, val, vlen);
+    }
+    *out = b;
+    return 0;
+}
+
+static int s_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
+{
+    kv *k = ctx;
+    zraft_buf *p = e->payload;
+    (void)result;
+    if (p == NULL || p->len < 3) {
+        k->malformed++;
+        return 0;
+    }
+    uint8_t op = p->data[0];
+    size_t klen = (size_t)p->data[1] | ((size_t)p->data[2] << 8);
+    if (klen == 0 || klen > KV_MAX_KEY || p->len < 3 + klen ||
+        p->len > UINT32_MAX || (op != KV_OP_PUT && op != KV_OP_DEL)) {
+        k->malformed++;
+        return 0;
+    }
+    int rv = 0;
+    pthread_rwlock_wrlock(&k->lock);
+    if (op == KV_OP_PUT) {
+        rv = s_put(k, p, 3, (uint32_t)klen, (uint32_t)(3 + klen),
+                   (uint32_t)(p->len - 3 - klen));
+    } else {
+        s_del(k, p->data + 3, klen);
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return rv;
+}
+
+static void s_put64(unsigned char *o, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        o[i] = (unsigned char)(v >> (8 * i));
+    }
+}
+
+static uint64_t s_get64(const unsigned char *o, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        v |= (uint64_t)o[i] << (8 * i);
+    }
+    return v;
+}
+
+static int s_snapshot(void *ctx, zraft_buf **out)
+{
+    kv *k = ctx;
+    pthread_rwlock_rdlock(&k->lock);
+    size_t len = 12;
+    for (size_t i = 0; i < k->cap; i++) {
+        const slot *s = &k->slots[i];
+        if (s->hash != 0 && !s->tomb) {
+            len += 6 + s->klen + s->vlen;
+        }
+    }
+    zraft_buf *b = zraft_buf_new(NULL, len);
+    if (b == NULL) {
+        pthread_rwlock_unlock(&k->lock);
+        return ZRAFT_ENOMEM;
+    }
+    unsigned char *o = b->data;
+    memcpy(o, "ZKV1", 4);
+    s_put64(o + 4, k->count, 8);
+    o += 12;
+    for (size_t i = 0; i < k->cap; i++) {
+        const slot *s = &k->slots[i];
+        if (s->hash == 0 || s->tomb) {
+            continue;
+        }
+        s_put64(o, s->klen, 2);
+        s_put64(o + 2, s->vlen, 4);
+        memcpy(o + 6, s->src->data + s->koff, s->klen);
+        memcpy(o + 6 + s->klen, s->src->data + s->voff, s->vlen);
+        o += 6 + s->klen + s->vlen;
+    }
+    pthread_rwlock_unlock(&k->lock);
+    *out = b;
+    return 0;
+}
+
+static int s_restore(void *ctx, const zraft_buf *data)
+{
+    kv *k = ctx;
+    const unsigned char *p = data->data;
+    size_t len = data->len;
+    if (len < 12 || memcmp(p, "ZKV1", 4) != 0) {
+        return ZRAFT_ECORRUPT;
+    }
+    uint64_t n = s_get64(p + 4, 8);
+    /* Validate everything before touching the live map. */
+    size_t off = 12;
+    for (uint64_t i = 0; i < n; i++) {
+        if (len - off < 6) {
+            return ZRAFT_ECORRUPT;
+        }
+        size_t kl = s_get64(p + off, 2), vl = s_get64(p + off + 2, 4);
+        if (kl == 0 || kl > KV_MAX_KEY || len - off - 6 < kl + vl) {
+            return ZRAFT_ECORRUPT;
+        }
+        off += 6 + kl + vl;
+    }
+    if (off != len) {
+        return ZRAFT_ECORRUPT;
+    }
+    /* The snapshot buffer itself becomes the values' storage. */
+    zraft_buf *src = zraft_buf_ref((zraft_buf *)data);
+    kv *fresh = kv_new();
+    if (fresh == NULL) {
+        zraft_buf_unref(src);
+        return ZRAFT_ENOMEM;
+    }
+    int rv = 0;
+    off = 12;
+    for (uint64_t i = 0; i < n && rv == 0; i++) {
+        uint32_t kl = (uint32_t)s_get64(p + off, 2);
+        uint32_t vl = (uint32_t)s_get64(p + off + 2, 4);
+        rv = s_put(fresh, src, (uint32_t)(off + 6), kl,
+                   (uint32_t)(off + 6 + kl), vl);
+        off += 6 + (size_t)kl + vl;
+    }
+    zraft_buf_unref(src);
+    if (rv != 0) {
+        kv_destroy(&fresh);
+        return rv;
+    }
+    pthread_rwlock_wrlock(&k->lock);
+    slot *old = k->slots;
+    size_t oldcap = k->cap;
+    k->slots = fresh->slots;
+    k->cap = fresh->cap;
+    k->used = fresh->used;
+    k->count = fresh->count;
+    pthread_rwlock_unlock(&k->lock);
+    s_clear(old, oldcap);
+    free(old);
+    fresh->slots = NULL;
+    fresh->cap = 0;
+    pthread_rwlock_destroy(&fresh->lock);
+    free(fresh);
+    return 0;
+}
+
+static void s_noop_destroy(void *ctx)
+{
+    (void)ctx; /* the kv is freed by its owner with kv_destroy */
+}
+
+zraft_fsm kv_fsm(kv *k)
+{
+    zraft_fsm f = {.ctx = k,
+                   .apply = s_apply,
+                   .snapshot = s_snapshot,
+                   .restore = s_restore,
+                   .destroy = s_noop_destroy};
+    return f;
+}
+
+int kv_get(kv *k, const void *key, size_t klen, zraft_buf **val, size_t *off,
+           size_t *len)
+{
+    int rv = ZRAFT_ENOTFOUND;
+    pthread_rwlock_rdlock(&k->lock);
+    slot *s = s_find(k->slots, k->cap, s_hash(key, klen), key, klen, false);
+    if (s != NULL) {
+        *val = zraft_buf_ref(s->src);
+        *off = s->voff;
+        *len = s->vlen;
+        rv = 0;
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return rv;
+}
+
+size_t kv_count(kv *k)
+{
+    pthread_rwlock_rdlock(&k->lock);
+    size_t n = k->count;
+    pthread_rwlock_unlock(&k->lock);
+    return n;
+}
