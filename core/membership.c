@@ -94,7 +94,8 @@ int zraft_membership_decode(const unsigned char *in, size_t len,
         p->roles = in[off + 8];
         size_t al = in[off + 9];
         off += 10;
-        if (al >= ZRAFT_ADDR_MAX || len - off < al) {
+        if (al >= ZRAFT_ADDR_MAX || len - off < al ||
+            memchr(in + off, '\0', al) != NULL) {
             return ZRAFT_EMALFORMED;
         }
         memcpy(p->addr, in + off, al);

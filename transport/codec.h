@@ -1,0 +1,278 @@
+/* codec.h - the binary wire format of the Raft RPCs (core/engine.h `msg`)
+ * between nodes: encoder, defensive decoder, snapshot chunk assembler.
+ *
+ * The format (every field, its size, the versioning rules) is specified in
+ * docs/wire.md. In short, one RPC is one frame, little-endian throughout:
+ *
+ *   header (44 bytes): magic "ZRFT" | u8 version | u8 type | u16 flags |
+ *                      u64 cluster_id | u64 from | u64 to | u64 term |
+ *                      u32 body_len
+ *   body   (body_len bytes, layout per type)
+ *   tag    (32 bytes, HMAC-SHA256 of header and body; only when flags has
+ *           CODEC_FLAG_HMAC)
+ *
+ * Framing design (the one choice the transport must know about):
+ *   A frame is a byte string; how it is cut into ZeroMQ message parts is up
+ *   to the sender and invisible to the receiver.
+ *   - codec_encode() writes it into one contiguous buffer;
+ *   - codec_encode_iov() writes it as a list of segments whose concatenation
+ *     is exactly the same bytes: fixed fields go into a caller's scratch
+ *     buffer, while entry payloads and snapshot chunk bytes of at least
+ *     CODEC_ZEROCOPY_MIN bytes are referenced where they are (send each
+ *     segment as one part of a multipart message; zmq_msg_init_data for the
+ *     referenced ones, holding a payload reference until ZeroMQ frees it);
+ *   - codec_decode() reads a contiguous frame, codec_decode_iov() reads the
+ *     concatenation of any number of segments (the parts of a received
+ *     multipart message), so both sides may cut differently.
+ *   The decoder copies each payload once into a fresh zraft_buf that the
+ *   engine and the log can keep by reference without copying again.
+ *
+ * MSG_SNAPSHOT travels as chunks. A chunk frame carries the snapshot's
+ * metadata, its total size, and one contiguous byte range (codec_chunk).
+ * codec_encode() of a MSG_SNAPSHOT sends the whole snapshot as one final
+ * chunk with snapshot id 0; codec_encode_chunk() sends any range. On the
+ * receiving side a codec_assembler collects the chunks of one transfer,
+ * keyed by (leader term, snapshot id), in order.
+ *
+ * Decoder contract: it never trusts the peer. Every length is checked
+ * against the bytes left in the frame before it is used, counts are checked
+ * against the smallest possible encoding of their items before anything is
+ * allocated, and on any error the output owns nothing. Errors:
+ *   ZRAFT_EMALFORMED  anything that a correct encoder of this version cannot
+ *                     produce (bad magic, unknown version, type or flag,
+ *                     truncated frame, trailing bytes, bad entry type,
+ *                     non-contiguous or out-of-order entry ids, membership
+ *                     that does not decode, inconsistent chunk, ...);
+ *   ZRAFT_ETOOBIG     the frame or the entry count exceeds the ctx limits;
+ *   ZRAFT_ENOTMEMBER  the frame belongs to another cluster (cluster id);
+ *   ZRAFT_EINVAL      the frame is addressed to another node (ctx.self);
+ *   ZRAFT_ECORRUPT    authentication failed: a key is configured and the tag
+ *                     is missing or wrong, or no key is configured and the
+ *                     frame carries a tag;
+ *   ZRAFT_ENOMEM      out of memory.
+ * codec_arena.why names the failed check (for logs and tests).
+ *
+ * Threads: a codec_ctx is read-only after setup and may be shared; an arena
+ * and an assembler belong to one thread at a time. */
+#ifndef ZRAFT_TRANSPORT_CODEC_H
+#define ZRAFT_TRANSPORT_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/engine.h"
+#include "transport/hmac.h"
+#include "zraft_types.h"
+
+/* ------------------------------------------------------------ constants */
+
+#define CODEC_MAGIC0      0x5a /* 'Z' */
+#define CODEC_MAGIC1      0x52 /* 'R' */
+#define CODEC_MAGIC2      0x46 /* 'F' */
+#define CODEC_MAGIC3      0x54 /* 'T' */
+#define CODEC_VERSION     1
+#define CODEC_HEADER_LEN  44
+#define CODEC_TAG_LEN     HMAC_TAG_LEN
+#define CODEC_FLAG_HMAC   0x0001u /* a 32-byte tag follows the body */
+#define CODEC_FLAGS_KNOWN CODEC_FLAG_HMAC
+
+/* Smallest encoding of one AppendEntries entry (term, type, length). */
+#define CODEC_ENTRY_MIN_LEN 13
+
+/* Defaults for codec_ctx limits. */
+#define CODEC_DEFAULT_MAX_FRAME   (64u << 20)
+#define CODEC_DEFAULT_MAX_ENTRIES 65536u
+
+/* Payloads at least this long are referenced, not copied, by
+ * codec_encode_iov() (DESIGN.md: zero-copy sends pay from about 256 B). */
+#define CODEC_ZEROCOPY_MIN 256
+
+/* ---------------------------------------------------------------- types */
+
+/* What both ends of a connection must agree on. Set up with
+ * codec_ctx_init() (and codec_ctx_set_key()), then read-only. */
+typedef struct {
+    uint64_t cluster_id;  /* frames of another cluster are rejected */
+    zraft_id self;        /* decode: reject frames whose `to` differs
+                             (0: accept any destination) */
+    uint32_t max_frame;   /* largest frame produced or accepted, tag
+                             included */
+    uint32_t max_entries; /* most entries in one AppendEntries */
+    bool auth;            /* a key is set: tag every frame, require tags */
+    hmac_key key;         /* prepared HMAC key, valid when auth */
+} codec_ctx;
+
+/* The position of one snapshot chunk within its transfer.
+ * Encode: `bytes` points at the chunk's `len` bytes (borrowed for the call).
+ * Decode: `bytes` points into the decoded msg's u.snapshot.data, borrowed
+ * until codec_msg_release() of that msg. */
+typedef struct {
+    uint64_t snapshot_id; /* sender-chosen id of the transfer */
+    uint64_t total;       /* size of the whole snapshot */
+    uint64_t offset;      /* position of bytes[0] within the snapshot */
+    const unsigned char *bytes;
+    uint32_t len; /* bytes in this chunk */
+    bool last;    /* offset + len == total */
+} codec_chunk;
+
+/* One piece of a frame. */
+typedef struct {
+    const void *base;
+    size_t len;
+} codec_iov;
+
+/* Per-receiver scratch space that decoded messages point into, reused from
+ * frame to frame so that decoding costs no allocation beyond the payloads.
+ * Everything a decoded msg borrows from the arena (the entries array, the
+ * snapshot meta) stays valid until the next decode into the same arena or
+ * codec_arena_fini(). */
+typedef struct {
+    zraft_entry *entries; /* storage for msg.u.append.entries */
+    uint32_t entries_cap;
+    snapshot_meta meta; /* storage for msg.u.snapshot.meta */
+    codec_chunk chunk;  /* position of a decoded MSG_SNAPSHOT chunk */
+    const char *why;    /* static text naming the last failed check */
+} codec_arena;
+
+/* Collects the chunks of one snapshot transfer, in order. One per receiving
+ * node (one transfer at a time: a newer one replaces an older one). */
+typedef struct {
+    uint64_t max_size;    /* largest snapshot accepted */
+    bool active;          /* a transfer is in progress or complete */
+    uint64_t term;        /* key of the transfer: leader term ... */
+    uint64_t snapshot_id; /* ... and snapshot id */
+    snapshot_meta meta;   /* as carried by the first chunk */
+    uint64_t total;       /* announced size */
+    uint64_t received;    /* bytes [0, received) are in data */
+    bool complete;        /* the last chunk arrived */
+    unsigned char *data;  /* grows with the bytes received, never beyond
+                             total */
+    size_t cap;
+} codec_assembler;
+
+/* ------------------------------------------------------------------ ctx */
+
+/* Fills `c` for `cluster_id` and node `self` (0: do not check the
+ * destination), default limits, no key. */
+void codec_ctx_init(codec_ctx *c, uint64_t cluster_id, zraft_id self);
+/* Turns on per-frame HMAC-SHA256 with a shared secret of `len` bytes (any
+ * length > 0; 32 random bytes recommended). The key is not retained.
+ * ZRAFT_EINVAL when len is 0. */
+int codec_ctx_set_key(codec_ctx *c, const void *key, size_t len);
+/* Turns authentication off and wipes the prepared key. */
+void codec_ctx_clear_key(codec_ctx *c);
+
+/* ------------------------------------------------------------- encoding */
+
+/* Size of the frame codec_encode() writes for `m` (tag included when `c`
+ * has a key); 0 when `m` cannot be encoded (see codec_encode()). */
+size_t codec_encoded_len(const codec_ctx *c, const msg *m);
+
+/* Writes `m` as one frame into `out` (`cap` bytes) and its size into
+ * *written. A MSG_SNAPSHOT becomes one final chunk holding the whole
+ * snapshot, snapshot id 0. Errors (nothing useful is written):
+ *   ZRAFT_EINVAL   `m` is not something the decoder would accept: unknown
+ *                  type, from or to 0, entry ids not contiguous after prev,
+ *                  entry terms decreasing or outside [prev.term, term], bad
+ *                  entry type, blank entry with a payload, membership
+ *                  payload or snapshot membership that does not decode;
+ *   ZRAFT_ETOOBIG  frame longer than c->max_frame, more entries than
+ *                  c->max_entries, or a field longer than its length field;
+ *   ZRAFT_ENOSPACE `cap` is too small (use codec_encoded_len()). */
+int codec_encode(const codec_ctx *c, const msg *m, unsigned char *out,
+                 size_t cap, size_t *written);
+
+/* The same for one chunk of a snapshot transfer: `m` is a MSG_SNAPSHOT
+ * whose meta is sent; its data is ignored, the bytes come from `ch`.
+ * ZRAFT_EINVAL when ch is inconsistent (offset + len > total, last not
+ * equal to offset + len == total, bytes NULL with len > 0). */
+size_t codec_chunk_encoded_len(const codec_ctx *c, const msg *m,
+                               const codec_chunk *ch);
+int codec_encode_chunk(const codec_ctx *c, const msg *m, const codec_chunk *ch,
+                       unsigned char *out, size_t cap, size_t *written);
+
+/* Zero-copy encoding. codec_iov_plan() tells how many scratch bytes and
+ * segments codec_encode_iov() needs for `m` (and `ch`, NULL unless `m` is
+ * a snapshot chunk); codec_encode_iov() fills `iov` with *n_iov segments
+ * whose concatenation equals codec_encode()'s output. Segments point into
+ * `scratch` and at payload bytes (entries' zraft_buf data or ch->bytes),
+ * which must stay unchanged and alive until the segments are sent.
+ * Errors as codec_encode(); ZRAFT_ENOSPACE when scratch or iov is short. */
+int codec_iov_plan(const codec_ctx *c, const msg *m, const codec_chunk *ch,
+                   size_t *scratch_len, size_t *n_iov);
+int codec_encode_iov(const codec_ctx *c, const msg *m, const codec_chunk *ch,
+                     unsigned char *scratch, size_t scratch_cap, codec_iov *iov,
+                     size_t iov_cap, size_t *n_iov);
+
+/* ------------------------------------------------------------- decoding */
+
+void codec_arena_init(codec_arena *a);
+/* Frees the arena's storage (not the payloads of decoded messages). */
+void codec_arena_fini(codec_arena *a);
+
+/* Decodes the frame of `len` bytes at `buf` into `out`. On success `out`
+ * owns one reference to every payload it carries (entry payloads, snapshot
+ * chunk bytes): keep them with zraft_buf_ref(), then drop the decoder's with
+ * codec_msg_release(out), which must happen before the next decode into the
+ * same arena. For MSG_SNAPSHOT, `out` is one chunk: u.snapshot.meta points
+ * at arena->meta, u.snapshot.data holds the chunk bytes, and arena->chunk
+ * says where they belong (feed it to a codec_assembler). Entries' ids are
+ * filled in (prev.index + 1, ...). Blank entries have a NULL payload,
+ * others a buffer (possibly empty). On error `out` is zeroed and owns
+ * nothing; errors are listed at the top of this header. */
+int codec_decode(const codec_ctx *c, const unsigned char *buf, size_t len,
+                 msg *out, codec_arena *arena);
+/* The same for a frame given as the concatenation of `n` segments. */
+int codec_decode_iov(const codec_ctx *c, const codec_iov *segs, size_t n,
+                     msg *out, codec_arena *arena);
+
+/* Drops the references a successful decode gave `m` and clears its payload
+ * pointers. Only for messages produced by codec_decode*(); NULL-safe and
+ * idempotent. */
+void codec_msg_release(msg *m);
+
+/* ------------------------------------------------------ snapshot chunks */
+
+/* An empty assembler accepting snapshots up to `max_size` bytes (0: no
+ * limit). Its buffer grows with the bytes actually received, never with a
+ * size announced by the peer. */
+void codec_assembler_init(codec_assembler *a, uint64_t max_size);
+/* Drops any transfer and frees the buffer. */
+void codec_assembler_fini(codec_assembler *a);
+/* Drops any transfer (keeps max_size). */
+void codec_assembler_reset(codec_assembler *a);
+
+/* Adds the chunk `ch` of the MSG_SNAPSHOT `m` (as decoded: m->term is the
+ * leader's term, m->u.snapshot.meta the snapshot's metadata; the bytes are
+ * copied from ch->bytes). The transfer is keyed by (m->term,
+ * ch->snapshot_id); a chunk at offset 0 with a key other than the current
+ * transfer's, and a term not lower, starts a new transfer and drops the
+ * old one. Returns:
+ *   0                 accepted, more chunks expected;
+ *   1                 accepted and the snapshot is complete: take it with
+ *                     codec_assembler_take();
+ *   ZRAFT_EAGAIN      out of order: a gap, an overlap, a duplicate, or a
+ *                     chunk of an unknown transfer that does not start at
+ *                     0. Nothing changed; the sender should resume at
+ *                     codec_assembler_next_offset() (0 for a new transfer);
+ *   ZRAFT_EINVAL      stale: the chunk's term is lower than the current
+ *                     transfer's, or `m` is not a MSG_SNAPSHOT. Nothing
+ *                     changed;
+ *   ZRAFT_EMALFORMED  the chunk contradicts itself or its transfer (total or
+ *                     meta differ from the first chunk's, range beyond the
+ *                     total, last flag wrong). The transfer is dropped;
+ *   ZRAFT_ETOOBIG     total exceeds max_size; the transfer is dropped;
+ *   ZRAFT_ENOMEM      the chunk was not added. */
+int codec_assembler_add(codec_assembler *a, const msg *m,
+                        const codec_chunk *ch);
+/* Hands over a complete snapshot: copies its metadata into *meta and puts
+ * a new buffer holding the whole snapshot in *data (caller owns it). The
+ * assembler is then empty. ZRAFT_EAGAIN when no snapshot is complete,
+ * ZRAFT_ENOMEM (the snapshot stays). */
+int codec_assembler_take(codec_assembler *a, snapshot_meta *meta,
+                         zraft_buf **data);
+/* Where the current transfer continues (0 when there is none). */
+uint64_t codec_assembler_next_offset(const codec_assembler *a);
+
+#endif /* ZRAFT_TRANSPORT_CODEC_H */
