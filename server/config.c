@@ -1,0 +1,489 @@
+/* config.c - zraftd configuration from JSON (cJSON), environment and flags.
+ *
+ * One table lists every key with its type and bounds; the three sources all
+ * go through s_set(), so a key means the same thing wherever it is given. */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+typedef enum { K_U64, K_U32, K_STR, K_BOOL } ktype;
+
+typedef struct {
+    const char *name;
+    ktype type;
+    size_t off;
+    size_t size; /* K_STR: capacity */
+    uint64_t min, max;
+    const char *help;
+} key;
+
+#define U64(n, lo, hi, h)                                                      \
+    {                                                                          \
+#n, K_U64, offsetof(config, n), 8, lo, hi, h                           \
+    }
+#define U32(n, lo, hi, h)                                                      \
+    {                                                                          \
+#n, K_U32, offsetof(config, n), 4, lo, hi, h                           \
+    }
+#define STR(n, h)                                                              \
+    {                                                                          \
+#n, K_STR, offsetof(config, n), sizeof(((config *)0)->n), 0, 0, h      \
+    }
+#define BOOL(n, h)                                                             \
+    {                                                                          \
+#n, K_BOOL, offsetof(config, n), 1, 0, 1, h                            \
+    }
+
+static const key keys[] = {
+    U64(id, 1, UINT64_MAX, "this node's id (non-zero)"),
+    STR(raft_addr, "host:port for Raft traffic (bind and advertise)"),
+    STR(http_addr, "host:port for the HTTP API"),
+    STR(data_dir, "directory for the log, metadata and snapshots"),
+    STR(initial_cluster, "bootstrap members: \"1=host:port,2=host:port\""),
+    U64(cluster_id, 1, UINT64_MAX, "cluster id carried in every frame"),
+    U32(election_timeout_min_ms, 10, 600000, "election timeout, lower bound"),
+    U32(election_timeout_max_ms, 11, 600000, "election timeout, upper bound"),
+    U32(heartbeat_interval_ms, 1, 60000, "leader heartbeat interval"),
+    U64(snapshot_threshold, 0, UINT64_MAX, "snapshot every N entries (0: off)"),
+    U64(snapshot_keep_entries, 0, UINT64_MAX, "entries kept below a snapshot"),
+    STR(storage, "\"disk\" or \"memory\""),
+    BOOL(fsync, "fdatasync the log (disable only for tests)"),
+    STR(secret, "shared cluster secret (HMAC on every frame); empty: off"),
+    U64(max_body_bytes, 1, 1ull << 30, "largest accepted HTTP body"),
+    STR(log_level, "debug, info, warn or error"),
+};
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int s_err(char *why, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+void config_defaults(config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->raft_addr, sizeof c->raft_addr, "127.0.0.1:7001");
+    snprintf(c->http_addr, sizeof c->http_addr, "127.0.0.1:8001");
+    snprintf(c->data_dir, sizeof c->data_dir, "./zraft-data");
+    c->cluster_id = 1;
+    c->election_timeout_min_ms = 300;
+    c->election_timeout_max_ms = 600;
+    c->heartbeat_interval_ms = 75;
+    c->snapshot_threshold = 100000;
+    c->snapshot_keep_entries = 10000;
+    snprintf(c->storage, sizeof c->storage, "disk");
+    c->fsync = true;
+    c->max_body_bytes = 1u << 20;
+    snprintf(c->log_level, sizeof c->log_level, "info");
+}
+
+static const key *s_key(const char *name, size_t len)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (strlen(keys[i].name) == len &&
+            strncmp(keys[i].name, name, len) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* Sets key `k` from its text form. `src` names the source for errors. */
+static int s_set(config *c, const key *k, const char *val, const char *src,
+                 char *why, size_t whylen)
+{
+    char *p = (char *)c + k->off;
+    switch (k->type) {
+    case K_STR:
+        if (strlen(val) >= k->size) {
+            return s_err(why, whylen, "%s: %s is too long (max %zu bytes)", src,
+                         k->name, k->size - 1);
+        }
+        memcpy(p, val, strlen(val) + 1);
+        return 0;
+    case K_BOOL:
+        if (!strcmp(val, "true") || !strcmp(val, "1") || !strcmp(val, "yes")) {
+            *(bool *)p = true;
+        } else if (!strcmp(val, "false") || !strcmp(val, "0") ||
+                   !strcmp(val, "no")) {
+            *(bool *)p = false;
+        } else {
+            return s_err(why, whylen, "%s: %s must be true or false, not '%s'",
+                         src, k->name, val);
+        }
+        return 0;
+    case K_U64:
+    case K_U32: {
+        char *end;
+        errno = 0;
+        if (*val == '-' || !isdigit((unsigned char)*val)) {
+            return s_err(why, whylen, "%s: %s must be a number, not '%s'", src,
+                         k->name, val);
+        }
+        unsigned long long v = strtoull(val, &end, 10);
+        if (errno != 0 || *end != '\0' || v < k->min || v > k->max) {
+            return s_err(why, whylen, "%s: %s must be in %llu..%llu, not '%s'",
+                         src, k->name, (unsigned long long)k->min,
+                         (unsigned long long)k->max, val);
+        }
+        if (k->type == K_U64) {
+            *(uint64_t *)p = v;
+        } else {
+            *(uint32_t *)p = (uint32_t)v;
+        }
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int config_load_json(config *c, const char *text, char *why, size_t whylen)
+{
+    cJSON *root = cJSON_Parse(text);
+    if (root == NULL) {
+        const char *at = cJSON_GetErrorPtr();
+        return s_err(why, whylen, "config file: invalid JSON near '%.20s'",
+                     at ? at : "?");
+    }
+    int rv = 0;
+    if (!cJSON_IsObject(root)) {
+        rv = s_err(why, whylen, "config file: the top level must be an object");
+    }
+    for (cJSON *it = root->child; rv == 0 && it != NULL; it = it->next) {
+        const key *k = s_key(it->string, strlen(it->string));
+        char buf[1100];
+        if (k == NULL) {
+            rv =
+                s_err(why, whylen, "config file: unknown key '%s'", it->string);
+            break;
+        }
+        if (k->type == K_STR && cJSON_IsString(it)) {
+            rv = s_set(c, k, it->valuestring, "config file", why, whylen);
+        } else if (k->type == K_BOOL && cJSON_IsBool(it)) {
+            rv = s_set(c, k, cJSON_IsTrue(it) ? "true" : "false", "config file",
+                       why, whylen);
+        } else if ((k->type == K_U64 || k->type == K_U32) &&
+                   cJSON_IsNumber(it)) {
+            double d = it->valuedouble;
+            if (d < 0 || d != (double)(uint64_t)d || d > 9.0e15) {
+                rv = s_err(why, whylen,
+                           "config file: %s must be a non-negative integer",
+                           k->name);
+                break;
+            }
+            snprintf(buf, sizeof buf, "%llu", (unsigned long long)d);
+            rv = s_set(c, k, buf, "config file", why, whylen);
+        } else if ((k->type == K_U64 || k->type == K_U32) &&
+                   cJSON_IsString(it)) {
+            rv = s_set(c, k, it->valuestring, "config file", why, whylen);
+        } else {
+            rv = s_err(why, whylen, "config file: %s has the wrong type",
+                       k->name);
+        }
+    }
+    cJSON_Delete(root);
+    return rv;
+}
+
+int config_load_env(config *c, char *const *envp, char *why, size_t whylen)
+{
+    for (; envp != NULL && *envp != NULL; envp++) {
+        const char *e = *envp;
+        if (strncmp(e, "ZRAFT_", 6) != 0) {
+            continue;
+        }
+        const char *eq = strchr(e, '=');
+        if (eq == NULL) {
+            continue;
+        }
+        char name[64];
+        size_t n = (size_t)(eq - e) - 6;
+        if (n == 0 || n >= sizeof name) {
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            name[i] = (char)tolower((unsigned char)e[6 + i]);
+        }
+        name[n] = '\0';
+        if (!strcmp(name, "config")) {
+            continue;
+        }
+        const key *k = s_key(name, n);
+        if (k == NULL) {
+            continue; /* other ZRAFT_ variables (e.g. test knobs) are fine */
+        }
+        char src[80];
+        snprintf(src, sizeof src, "environment ZRAFT_%.60s", e + 6);
+        src[strcspn(src, "=")] = '\0';
+        if (s_set(c, k, eq + 1, src, why, whylen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_load_flags(config *c, int argc, char **argv, char *why,
+                      size_t whylen)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            return s_err(why, whylen, "unexpected argument '%s'", a);
+        }
+        a += 2;
+        const char *eq = strchr(a, '=');
+        size_t n = eq ? (size_t)(eq - a) : strlen(a);
+        char name[64];
+        if (n == 0 || n >= sizeof name) {
+            return s_err(why, whylen, "unknown flag '%s'", argv[i]);
+        }
+        for (size_t j = 0; j < n; j++) {
+            name[j] = a[j] == '-' ? '_' : a[j];
+        }
+        name[n] = '\0';
+        const char *val;
+        if (eq) {
+            val = eq + 1;
+        } else if (!strcmp(name, "help")) {
+            continue;
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            return s_err(why, whylen, "flag --%s needs a value", a);
+        }
+        if (!strcmp(name, "config")) {
+            continue; /* handled by config_parse */
+        }
+        const key *k = s_key(name, n);
+        if (k == NULL) {
+            return s_err(why, whylen, "unknown flag '--%.*s'", (int)n, a);
+        }
+        char src[80];
+        snprintf(src, sizeof src, "flag --%.*s", (int)n, a);
+        if (s_set(c, k, val, src, why, whylen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int s_check_addr(const char *what, const char *a, char *why,
+                        size_t whylen)
+{
+    const char *colon = strrchr(a, ':');
+    if (colon == NULL || colon == a || colon[1] == '\0') {
+        return s_err(why, whylen, "%s '%s' must be host:port", what, a);
+    }
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || port == 0 || port > 65535) {
+        return s_err(why, whylen, "%s '%s' has an invalid port", what, a);
+    }
+    return 0;
+}
+
+int config_validate(config *c, char *why, size_t whylen)
+{
+    if (c->id == 0) {
+        return s_err(why, whylen, "id is required (a non-zero number)");
+    }
+    if (s_check_addr("raft_addr", c->raft_addr, why, whylen) != 0 ||
+        s_check_addr("http_addr", c->http_addr, why, whylen) != 0) {
+        return -1;
+    }
+    if (c->election_timeout_max_ms <= c->election_timeout_min_ms) {
+        return s_err(why, whylen,
+                     "election_timeout_max_ms (%u) must exceed "
+                     "election_timeout_min_ms (%u)",
+                     c->election_timeout_max_ms, c->election_timeout_min_ms);
+    }
+    if (c->heartbeat_interval_ms >= c->election_timeout_min_ms) {
+        return s_err(why, whylen,
+                     "heartbeat_interval_ms (%u) must be below "
+                     "election_timeout_min_ms (%u)",
+                     c->heartbeat_interval_ms, c->election_timeout_min_ms);
+    }
+    if (strcmp(c->storage, "disk") != 0 && strcmp(c->storage, "memory") != 0) {
+        return s_err(why, whylen, "storage must be \"disk\" or \"memory\"");
+    }
+    if (strcmp(c->storage, "disk") == 0 && c->data_dir[0] == '\0') {
+        return s_err(why, whylen, "data_dir is required with disk storage");
+    }
+    const char *lv[] = {"debug", "info", "warn", "error"};
+    bool ok = false;
+    for (size_t i = 0; i < 4; i++) {
+        ok |= strcmp(c->log_level, lv[i]) == 0;
+    }
+    if (!ok) {
+        return s_err(why, whylen,
+                     "log_level must be debug, info, warn or error");
+    }
+    /* initial_cluster: "id=host:port,..." */
+    c->n_peers = 0;
+    const char *p = c->initial_cluster;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char item[CONFIG_ADDR_MAX + 32];
+        if (n == 0 || n >= sizeof item) {
+            return s_err(why, whylen, "initial_cluster: bad member '%.*s'",
+                         (int)n, p);
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        char *eq = strchr(item, '=');
+        if (eq == NULL) {
+            return s_err(why, whylen,
+                         "initial_cluster: '%s' must be id=host:port", item);
+        }
+        *eq = '\0';
+        char *e2;
+        errno = 0;
+        unsigned long long id = strtoull(item, &e2, 10);
+        if (errno != 0 || *e2 != '\0' || id == 0 || item[0] == '-') {
+            return s_err(why, whylen, "initial_cluster: bad id '%s'", item);
+        }
+        if (s_check_addr("initial_cluster address", eq + 1, why, whylen) != 0) {
+            return -1;
+        }
+        if (strlen(eq + 1) >= CONFIG_ADDR_MAX) {
+            return s_err(why, whylen, "initial_cluster: address too long");
+        }
+        if (c->n_peers == CONFIG_MAX_PEERS) {
+            return s_err(why, whylen, "initial_cluster: more than %d members",
+                         CONFIG_MAX_PEERS);
+        }
+        for (uint32_t i = 0; i < c->n_peers; i++) {
+            if (c->peers[i].id == id) {
+                return s_err(why, whylen, "initial_cluster: id %llu twice", id);
+            }
+        }
+        c->peers[c->n_peers].id = id;
+        snprintf(c->peers[c->n_peers].raft_addr, CONFIG_ADDR_MAX, "%s", eq + 1);
+        c->n_peers++;
+        p += n;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    if (c->n_peers > 0) {
+        bool self = false;
+        for (uint32_t i = 0; i < c->n_peers; i++) {
+            self |= c->peers[i].id == c->id;
+        }
+        if (!self) {
+            return s_err(why, whylen,
+                         "initial_cluster does not include this node's id %llu",
+                         (unsigned long long)c->id);
+        }
+    }
+    return 0;
+}
+
+const char *config_usage(void)
+{
+    static char buf[4096];
+    if (buf[0] != '\0') {
+        return buf;
+    }
+    size_t off = (size_t)snprintf(
+        buf, sizeof buf,
+        "usage: zraftd [--config FILE] [--key value ...]\n"
+        "Every key may be given in the JSON file, as --key-name, or as the\n"
+        "environment variable ZRAFT_KEY_NAME (flags win over the environment,\n"
+        "which wins over the file).\n\nkeys:\n");
+    for (size_t i = 0; i < N_KEYS && off < sizeof buf; i++) {
+        off += (size_t)snprintf(buf + off, sizeof buf - off, "  %-26s %s\n",
+                                keys[i].name, keys[i].help);
+    }
+    return buf;
+}
+
+static char *s_read_file(const char *path, char *why, size_t whylen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        s_err(why, whylen, "config file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+        if (len + 1 == cap) {
+            if (cap >= (1u << 20)) {
+                free(buf);
+                buf = NULL;
+                s_err(why, whylen, "config file %s: larger than 1 MiB", path);
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[len] = '\0';
+    }
+    return buf;
+}
+
+int config_parse(config *c, int argc, char **argv, char *const *envp, char *why,
+                 size_t whylen)
+{
+    config_defaults(c);
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            snprintf(why, whylen, "%s", config_usage());
+            return 1;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            file = argv[i + 1];
+        } else if (!strncmp(argv[i], "--config=", 9)) {
+            file = argv[i] + 9;
+        }
+    }
+    for (char *const *e = envp; file == NULL && e && *e; e++) {
+        if (!strncmp(*e, "ZRAFT_CONFIG=", 13)) {
+            file = *e + 13;
+        }
+    }
+    if (file != NULL) {
+        char *text = s_read_file(file, why, whylen);
+        if (text == NULL) {
+            return -1;
+        }
+        int rv = config_load_json(c, text, why, whylen);
+        free(text);
+        if (rv != 0) {
+            return -1;
+        }
+    }
+    if (config_load_env(c, envp, why, whylen) != 0 ||
+        config_load_flags(c, argc, argv, why, whylen) != 0) {
+        return -1;
+    }
+    return config_validate(c, why, whylen);
+}

@@ -1,0 +1,61 @@
+/* config.h - zraftd's configuration: defaults, then a JSON file, then
+ * ZRAFT_* environment variables, then --flags (each key of the file is also
+ * a flag with '_' written '-' and an environment variable in upper case).
+ * Every value is validated; an invalid one gives one clear message. */
+#ifndef ZRAFT_SERVER_CONFIG_H
+#define ZRAFT_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_PEERS 64
+#define CONFIG_ADDR_MAX  96
+#define CONFIG_PATH_MAX  512
+
+typedef struct {
+    uint64_t id;
+    char raft_addr[CONFIG_ADDR_MAX];
+} config_peer;
+
+typedef struct {
+    uint64_t id;
+    char raft_addr[CONFIG_ADDR_MAX]; /* host:port to bind and advertise */
+    char http_addr[CONFIG_ADDR_MAX]; /* host:port of the HTTP API */
+    char data_dir[CONFIG_PATH_MAX];
+    char initial_cluster[1024];          /* "1=host:port,2=host:port" */
+    config_peer peers[CONFIG_MAX_PEERS]; /* parsed initial_cluster */
+    uint32_t n_peers;
+    uint64_t cluster_id;
+    uint32_t election_timeout_min_ms;
+    uint32_t election_timeout_max_ms;
+    uint32_t heartbeat_interval_ms;
+    uint64_t snapshot_threshold;
+    uint64_t snapshot_keep_entries;
+    char storage[16]; /* "disk" or "memory" */
+    bool fsync;
+    char secret[128]; /* shared cluster secret (HMAC), empty: off */
+    uint64_t max_body_bytes;
+    char log_level[16]; /* debug, info, warn, error */
+} config;
+
+/* Fills `c` with defaults. */
+void config_defaults(config *c);
+/* Applies a JSON document. On error returns -1 with a message in why. */
+int config_load_json(config *c, const char *text, char *why, size_t whylen);
+/* Applies ZRAFT_* variables from `envp` (NULL-terminated "K=V" strings). */
+int config_load_env(config *c, char *const *envp, char *why, size_t whylen);
+/* Applies --key value / --key=value flags; `--config FILE` must have been
+ * handled by the caller (config_parse does it all). */
+int config_load_flags(config *c, int argc, char **argv, char *why,
+                      size_t whylen);
+/* Checks the whole configuration and parses initial_cluster. */
+int config_validate(config *c, char *why, size_t whylen);
+/* Everything: defaults, --config FILE (or ZRAFT_CONFIG), env, flags,
+ * validation. Returns 0, 1 for --help (usage printed to `why`), -1. */
+int config_parse(config *c, int argc, char **argv, char *const *envp, char *why,
+                 size_t whylen);
+/* Usage text listing every key. */
+const char *config_usage(void);
+
+#endif
