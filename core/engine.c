@@ -649,7 +649,9 @@ static bool s_send_append(engine *e, progress *p, bool empty_ok)
     int err;
     uint64_t prev_index = p->next - 1;
     uint64_t prev_term = s_term_at(e, prev_index, &err);
-    if (err != 0) {
+    /* The previous entry's term may be known (index 0, or the snapshot's)
+     * while the entries after it are purged: both must be available. */
+    if (err != 0 || (e->has_snap && p->next < e->log.first)) {
         /* §7: the entries it needs are gone; send the snapshot. */
         if (!e->has_snap) {
             return false;
