@@ -775,9 +775,11 @@ static void s_apply(engine *e)
 {
     command *c = s_cmd(e, CMD_APPLY);
     c->u.apply.upto = e->committed;
-    if (e->role != ROLE_LEADER) {
-        s_wait_io_last(e); /* apply what this node has written */
-    }
+    /* Apply only what this node has durably written, leader included: a
+     * leader may learn that a quorum of followers holds an entry before its
+     * own write of it completes, and the state machine (and any snapshot of
+     * it) must never run ahead of the local log. */
+    s_wait_io_last(e);
 }
 
 static void s_step_down_if_removed(engine *e);
@@ -1289,6 +1291,15 @@ void engine_start(engine *e, uint64_t now, uint64_t applied)
     }
     if (e->committed > rlog_last(&e->log)) {
         e->committed = rlog_last(&e->log);
+    }
+    if (e->has_snap && e->log.len > 0 &&
+        rlog_last(&e->log) < e->snap.last_log_id.index) {
+        /* A tail that stops short of the snapshot cannot be continued
+         * after it: drop it (storage too). */
+        command *c = s_cmd(e, CMD_TRUNCATE);
+        c->u.truncate.since = e->log.first;
+        rlog_reset(&e->log, e->snap.last_log_id);
+        s_io(e, c, IO_TRUNCATE, c->u.truncate.since);
     }
     e->flushed_log = rlog_last_id(&e->log);
     s_mem_compact(e);

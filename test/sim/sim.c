@@ -527,8 +527,11 @@ static void maybe_react(sim *s, zraft_id id, uint32_t pm, uint64_t within)
     if (s->liveness || !rng_pm(&s->r, pm)) {
         return;
     }
-    schedule(s, rng_below(&s->r, within + 1),
-             rng_pm(&s->r, 500) ? SF_CRASH : SF_ISOLATE, id);
+    /* Two draws: sequence them, so that every compiler replays a seed the
+     * same way (argument evaluation order is unspecified). */
+    uint64_t delay = rng_below(&s->r, within + 1);
+    int kind = rng_pm(&s->r, 500) ? SF_CRASH : SF_ISOLATE;
+    schedule(s, delay, kind, id);
 }
 
 static void tr(sim *s, const char *fmt, ...)
