@@ -1,0 +1,927 @@
+/* core.c - the RaftCore actor: the one thread that owns the engine.
+ *
+ * It waits on its mailbox (log writer, state machine, replication streams),
+ * the node's ROUTER (inbound RPCs), its vote DEALERs (vote replies) and an
+ * eventfd (API requests). Every wake-up drains all of them, so a burst of
+ * client writes becomes one engine_propose(), one log append and one
+ * UpdateReplication per stream. After each event it runs the engine's
+ * commands in order:
+ *   - storage commands go to the log writer at once (the log writer keeps
+ *     io_seq order);
+ *   - the others wait in lanes (one per peer, one for the state machine)
+ *     until their wait_io is durable; a lane never overtakes itself;
+ *   - replies to a peer's requests leave through the ROUTER, requests
+ *     through the replication stream (AppendEntries, heartbeats, snapshots)
+ *     or the vote DEALER (votes, TimeoutNow).
+ * It owns: the engine, the ROUTER, the vote DEALERs, its PUSH sockets to the
+ * other actors, the replication streams' lifecycle, the table of client
+ * writes waiting for their entries (handed to the state machine with each
+ * APPLY) and the reads waiting for read-index. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "actors/node_int.h"
+
+enum { LANE_SM = 0 }; /* peer lanes use the peer id */
+
+typedef struct {
+    zraft_id lane;
+    command cmd;
+} held;
+
+typedef struct {
+    uint64_t req;
+    zraft_read_cb cb;
+    void *arg;
+} read_wait;
+
+typedef struct {
+    int type;
+    waiter *w;
+    uint64_t index;
+} admin_wait;
+
+typedef struct {
+    zraft_node *n;
+    engine *e;
+    void *push_log, *push_sm;
+    rpc_server *srv;
+    struct {
+        zraft_id id;
+        rpc_conn *c;
+    } votes[ZRAFT_MAX_MEMBERS];
+    uint32_t n_votes;
+    repl *streams[ZRAFT_MAX_MEMBERS];
+    void *stream_push[ZRAFT_MAX_MEMBERS];
+    uint32_t n_streams;
+    uint64_t streams_term;
+    held *held;
+    size_t n_held, cap_held;
+    pending_write *pw; /* sorted by index */
+    size_t n_pw, cap_pw;
+    read_wait *reads;
+    size_t n_reads, cap_reads;
+    uint64_t next_read;
+    admin_wait admins[64];
+    uint32_t n_admins;
+    uint64_t flushed;
+    int fatal;
+    uint64_t writes;
+    uint64_t mem_index; /* membership index last published */
+} core;
+
+static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) {
+        return p;
+    }
+    size_t c = *cap ? *cap * 2 : 64;
+    while (c < need) {
+        c *= 2;
+    }
+    void *q = realloc(p, c * elem);
+    if (q == NULL) {
+        abort();
+    }
+    *cap = c;
+    return q;
+}
+
+/* ---------------------------------------------------------- helpers */
+
+static void s_to_sm(core *c, amsg *m)
+{
+    actor_send(c->push_sm, m);
+}
+
+static void s_fail_writes(core *c, pending_write *ws, size_t n, int err)
+{
+    if (n == 0) {
+        return;
+    }
+    amsg m;
+    memset(&m, 0, sizeof m);
+    m.type = AM_SM_FAIL;
+    m.u.sm_fail.writes = malloc(n * sizeof(*ws));
+    if (m.u.sm_fail.writes == NULL) {
+        abort();
+    }
+    memcpy(m.u.sm_fail.writes, ws, n * sizeof(*ws));
+    m.u.sm_fail.n = n;
+    m.u.sm_fail.err = err;
+    s_to_sm(c, &m);
+}
+
+static const char *s_addr_of(core *c, zraft_id id)
+{
+    const zraft_member *mb = zraft_membership_find(engine_membership(c->e), id);
+    return mb ? mb->addr : "";
+}
+
+static rpc_conn *s_vote_conn(core *c, zraft_id id)
+{
+    for (uint32_t i = 0; i < c->n_votes; i++) {
+        if (c->votes[i].id == id) {
+            return c->votes[i].c;
+        }
+    }
+    if (c->n_votes == ZRAFT_MAX_MEMBERS) {
+        return NULL;
+    }
+    char ep[160];
+    rpc_endpoint(&c->n->rpc, id, s_addr_of(c, id), ep, sizeof ep);
+    rpc_conn *k = rpc_conn_new(c->n->zctx, &c->n->rpc, id, ep, RPC_KIND_VOTE);
+    if (k != NULL) {
+        c->votes[c->n_votes].id = id;
+        c->votes[c->n_votes].c = k;
+        c->n_votes++;
+    }
+    return k;
+}
+
+static int s_stream_index(core *c, zraft_id id)
+{
+    for (uint32_t i = 0; i < c->n_streams; i++) {
+        if (repl_target(c->streams[i]) == id) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void s_stop_stream(core *c, uint32_t i)
+{
+    zmq_close(c->stream_push[i]);
+    repl_stop(&c->streams[i]);
+    c->n_streams--;
+    c->streams[i] = c->streams[c->n_streams];
+    c->stream_push[i] = c->stream_push[c->n_streams];
+}
+
+/* CMD_STREAMS: one stream per member but us while leader. */
+static void s_sync_streams(core *c, uint64_t term)
+{
+    const zraft_membership *m = engine_membership(c->e);
+    if (term != c->streams_term) {
+        while (c->n_streams > 0) {
+            s_stop_stream(c, 0);
+        }
+        c->streams_term = term;
+    }
+    if (term == 0) {
+        return;
+    }
+    for (uint32_t i = 0; i < c->n_streams;) {
+        if (zraft_membership_find(m, repl_target(c->streams[i])) == NULL) {
+            s_stop_stream(c, i);
+        } else {
+            i++;
+        }
+    }
+    for (uint32_t i = 0; i < m->n; i++) {
+        zraft_id id = m->members[i].id;
+        if (id == c->n->cfg.id || s_stream_index(c, id) >= 0) {
+            continue;
+        }
+        repl *r = repl_start(c->n, id, m->members[i].addr);
+        if (r == NULL) {
+            continue;
+        }
+        c->streams[c->n_streams] = r;
+        c->stream_push[c->n_streams] =
+            actor_connect(c->n->zctx, repl_endpoint(r));
+        c->n_streams++;
+    }
+}
+
+static void s_to_stream(core *c, zraft_id id, amsg *m)
+{
+    int i = s_stream_index(c, id);
+    if (i >= 0) {
+        actor_send(c->stream_push[i], m);
+    }
+}
+
+/* ----------------------------------------------------- command runner */
+
+static bool s_is_io(uint8_t t)
+{
+    return t == CMD_SAVE_VOTE || t == CMD_APPEND || t == CMD_TRUNCATE ||
+           t == CMD_PURGE || t == CMD_INSTALL_SNAPSHOT;
+}
+
+static zraft_id s_lane(const command *k)
+{
+    switch (k->type) {
+    case CMD_SEND:
+        return k->u.send.to;
+    case CMD_REPLICATE:
+        return k->u.replicate.to;
+    case CMD_SEND_SNAPSHOT:
+        return k->u.send_snapshot.to;
+    default:
+        return LANE_SM;
+    }
+}
+
+static void s_apply(core *c, uint64_t upto)
+{
+    size_t k = 0;
+    while (k < c->n_pw && c->pw[k].id.index <= upto) {
+        k++;
+    }
+    amsg m;
+    memset(&m, 0, sizeof m);
+    m.type = AM_SM_APPLY;
+    m.u.sm_apply.upto = upto;
+    if (k > 0) {
+        m.u.sm_apply.writes = malloc(k * sizeof(pending_write));
+        if (m.u.sm_apply.writes == NULL) {
+            abort();
+        }
+        memcpy(m.u.sm_apply.writes, c->pw, k * sizeof(pending_write));
+        m.u.sm_apply.n = k;
+        memmove(c->pw, c->pw + k, (c->n_pw - k) * sizeof(pending_write));
+        c->n_pw -= k;
+    }
+    s_to_sm(c, &m);
+}
+
+static void s_read_done(core *c, uint64_t req, uint64_t index, int err)
+{
+    for (size_t i = 0; i < c->n_reads; i++) {
+        if (c->reads[i].req == req) {
+            amsg m;
+            memset(&m, 0, sizeof m);
+            m.type = AM_SM_READ;
+            m.u.sm_read.index = index;
+            m.u.sm_read.err = err;
+            m.u.sm_read.cb = c->reads[i].cb;
+            m.u.sm_read.arg = c->reads[i].arg;
+            s_to_sm(c, &m);
+            c->reads[i] = c->reads[--c->n_reads];
+            return;
+        }
+    }
+}
+
+/* Runs one released (non-I/O) command. */
+static void s_run(core *c, const command *k)
+{
+    amsg m;
+    memset(&m, 0, sizeof m);
+    switch (k->type) {
+    case CMD_SEND: {
+        const msg *x = &k->u.send;
+        switch (x->type) {
+        case MSG_HEARTBEAT:
+            m.type = AM_REPL_SEND;
+            m.u.repl_send.m = *x;
+            s_to_stream(c, x->to, &m);
+            break;
+        case MSG_VOTE:
+        case MSG_TIMEOUT_NOW: {
+            rpc_conn *v = s_vote_conn(c, x->to);
+            if (v != NULL) {
+                rpc_conn_send(v, x);
+            }
+            break;
+        }
+        case MSG_VOTE_RESP:
+            rpc_server_send(c->srv, x, RPC_KIND_VOTE);
+            break;
+        default:
+            rpc_server_send(c->srv, x, RPC_KIND_REPL);
+            break;
+        }
+        break;
+    }
+    case CMD_REPLICATE:
+        m.type = AM_REPL_UPDATE;
+        m.u.repl_update.term = k->u.replicate.term;
+        m.u.repl_update.prev = k->u.replicate.prev;
+        m.u.repl_update.last = k->u.replicate.last;
+        m.u.repl_update.commit = k->u.replicate.commit;
+        s_to_stream(c, k->u.replicate.to, &m);
+        break;
+    case CMD_SEND_SNAPSHOT:
+        m.type = AM_REPL_SNAPSHOT;
+        m.u.repl_snapshot.term = k->u.send_snapshot.term;
+        s_to_stream(c, k->u.send_snapshot.to, &m);
+        break;
+    case CMD_APPLY:
+        s_apply(c, k->u.apply.upto);
+        break;
+    case CMD_BUILD_SNAPSHOT:
+        m.type = AM_SM_BUILD;
+        s_to_sm(c, &m);
+        break;
+    case CMD_INSTALL_SNAPSHOT:
+        /* The state machine's half (held until the install is durable). */
+        m.type = AM_SM_INSTALL; /* takes the held copy and reference */
+        m.u.sm_install.meta = k->u.install_snapshot.meta;
+        m.u.sm_install.data = k->u.install_snapshot.data;
+        s_to_sm(c, &m);
+        break;
+    case CMD_READ_READY:
+        s_read_done(c, k->u.read.req_id, k->u.read.index, 0);
+        break;
+    case CMD_READ_FAIL:
+        s_read_done(c, k->u.read.req_id, 0, k->u.read.err);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Releases held commands whose I/O is durable, lane by lane in order. */
+static void s_release(core *c)
+{
+    zraft_id blocked[ZRAFT_MAX_MEMBERS + 1];
+    uint32_t nb = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < c->n_held; i++) {
+        held *h = &c->held[i];
+        bool lane_blocked = false;
+        for (uint32_t j = 0; j < nb; j++) {
+            lane_blocked |= blocked[j] == h->lane;
+        }
+        if (!lane_blocked && h->cmd.wait_io <= c->flushed) {
+            s_run(c, &h->cmd);
+            continue;
+        }
+        if (!lane_blocked && nb <= ZRAFT_MAX_MEMBERS) {
+            blocked[nb++] = h->lane;
+        }
+        c->held[keep++] = *h;
+    }
+    c->n_held = keep;
+}
+
+static void s_hold(core *c, const command *k)
+{
+    c->held = s_grow(c->held, &c->cap_held, c->n_held + 1, sizeof(held));
+    c->held[c->n_held].lane = s_lane(k);
+    c->held[c->n_held].cmd = *k;
+    c->n_held++;
+}
+
+static bool s_lane_busy(core *c, zraft_id lane)
+{
+    for (size_t i = 0; i < c->n_held; i++) {
+        if (c->held[i].lane == lane) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void s_io(core *c, const command *k)
+{
+    amsg m;
+    memset(&m, 0, sizeof m);
+    m.type = AM_LOG_IO;
+    m.u.log_io.cmd = *k;
+    engine_status st;
+    switch (k->type) {
+    case CMD_SAVE_VOTE:
+        engine_get_status(c->e, &st);
+        m.u.log_io.committed = st.committed;
+        break;
+    case CMD_APPEND: {
+        uint32_t n = k->u.append.n;
+        m.u.log_io.ents = malloc(n * sizeof(zraft_entry));
+        if (m.u.log_io.ents == NULL) {
+            abort();
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            m.u.log_io.ents[i] = k->u.append.entries[i];
+            zraft_buf_ref(m.u.log_io.ents[i].payload);
+        }
+        m.u.log_io.cmd.u.append.entries = NULL;
+        break;
+    }
+    case CMD_TRUNCATE: {
+        /* Client writes at or after `since` are gone with their entries. */
+        uint64_t since = k->u.truncate.since;
+        size_t cut = c->n_pw;
+        while (cut > 0 && c->pw[cut - 1].id.index >= since) {
+            cut--;
+        }
+        s_fail_writes(c, c->pw + cut, c->n_pw - cut, ZRAFT_ELEADERSHIP_LOST);
+        c->n_pw = cut;
+        break;
+    }
+    case CMD_INSTALL_SNAPSHOT:
+        m.u.log_io.meta = malloc(sizeof(snapshot_meta));
+        if (m.u.log_io.meta == NULL) {
+            abort();
+        }
+        *m.u.log_io.meta = *k->u.install_snapshot.meta;
+        m.u.log_io.data = zraft_buf_ref(k->u.install_snapshot.data);
+        m.u.log_io.cmd.u.install_snapshot.meta = NULL;
+        m.u.log_io.cmd.u.install_snapshot.data = NULL;
+        break;
+    default:
+        break;
+    }
+    actor_send(c->push_log, &m);
+}
+
+static void s_admin_check(core *c);
+static void s_publish(core *c);
+
+/* Executes everything the last event produced. */
+static void s_commands(core *c)
+{
+    size_t n;
+    const command *cmds = engine_commands(c->e, &n);
+    for (size_t i = 0; i < n; i++) {
+        const command *k = &cmds[i];
+        if (s_is_io(k->type)) {
+            s_io(c, k);
+            if (k->type != CMD_INSTALL_SNAPSHOT) {
+                continue;
+            }
+            /* ... and its state machine half, after the install. */
+            command sm = *k;
+            sm.wait_io = k->io_seq;
+            sm.u.install_snapshot.meta = malloc(sizeof(snapshot_meta));
+            if (sm.u.install_snapshot.meta == NULL) {
+                abort();
+            }
+            *sm.u.install_snapshot.meta = *k->u.install_snapshot.meta;
+            sm.u.install_snapshot.data =
+                zraft_buf_ref(k->u.install_snapshot.data);
+            s_hold(c, &sm);
+            continue;
+        }
+        if (k->type == CMD_STREAMS) {
+            s_sync_streams(c, k->u.streams.term);
+            continue;
+        }
+        if (k->type == CMD_ROLE) {
+            continue; /* published below */
+        }
+        if (k->wait_io > c->flushed || s_lane_busy(c, s_lane(k))) {
+            s_hold(c, k);
+        } else {
+            s_run(c, k);
+        }
+    }
+    engine_commands_clear(c->e);
+    s_admin_check(c);
+    s_publish(c);
+}
+
+/* ---------------------------------------------------------- metrics */
+
+typedef struct {
+    core *c;
+    engine_status st;
+    bool mem;
+} pub;
+
+static void s_pub_fn(zraft_metrics *m, void *arg)
+{
+    pub *p = arg;
+    core *c = p->c;
+    m->role_code = p->st.role;
+    m->role = engine_role_name(p->st.role);
+    m->term = p->st.term;
+    m->leader = p->st.leader;
+    m->commit_index = p->st.committed;
+    m->last_log_id = p->st.last_log_id;
+    m->snapshot_index = p->st.snapshot.index;
+    m->writes = c->writes;
+    m->fatal = c->fatal;
+    if (p->mem) {
+        m->membership = *engine_membership(c->e);
+    }
+    m->n_peers = 0;
+    if (p->st.role == ROLE_LEADER) {
+        const zraft_membership *mb = engine_membership(c->e);
+        for (uint32_t i = 0; i < mb->n; i++) {
+            m->peers[m->n_peers].id = mb->members[i].id;
+            m->peers[m->n_peers].matched =
+                engine_matched(c->e, mb->members[i].id);
+            m->n_peers++;
+        }
+    }
+}
+
+static void s_publish(core *c)
+{
+    pub p;
+    p.c = c;
+    engine_get_status(c->e, &p.st);
+    p.mem = p.st.membership_index != c->mem_index || c->mem_index == 0;
+    c->mem_index = p.st.membership_index;
+    node_metrics_update(c->n, s_pub_fn, &p);
+}
+
+/* ------------------------------------------------------------ admin */
+
+static void s_admin_add(core *c, int type, waiter *w, uint64_t index)
+{
+    if (c->n_admins == 64) {
+        waiter_done(w, ZRAFT_EBUSY);
+        return;
+    }
+    c->admins[c->n_admins++] = (admin_wait){type, w, index};
+}
+
+/* Completes admin requests once their change is committed. */
+static void s_admin_check(core *c)
+{
+    engine_status st;
+    engine_get_status(c->e, &st);
+    const zraft_membership *m = engine_membership(c->e);
+    for (uint32_t i = 0; i < c->n_admins;) {
+        admin_wait *a = &c->admins[i];
+        bool done = false;
+        int rv = 0;
+        if (st.role != ROLE_LEADER) {
+            done = true;
+            rv = ZRAFT_ENOTLEADER;
+            if (st.committed >= a->index && a->type != API_CHANGE) {
+                rv = 0;
+            }
+        } else if (a->type == API_CHANGE) {
+            done = !m->joint && st.membership_index > a->index &&
+                   st.committed >= st.membership_index;
+        } else {
+            done = st.committed >= a->index;
+        }
+        if (done) {
+            waiter_done(a->w, rv);
+            c->admins[i] = c->admins[--c->n_admins];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ events */
+
+static void s_propose(core *c, api_req **writes, size_t n)
+{
+    zraft_entry *ents = calloc(n, sizeof(zraft_entry));
+    if (ents == NULL) {
+        abort();
+    }
+    for (size_t i = 0; i < n; i++) {
+        ents[i].type = ZRAFT_ENTRY_NORMAL;
+        ents[i].payload = writes[i]->payload;
+    }
+    int rv = c->fatal ? c->fatal : engine_propose(c->e, ents, (uint32_t)n);
+    pending_write *pw = malloc(n * sizeof(*pw));
+    if (pw == NULL) {
+        abort();
+    }
+    for (size_t i = 0; i < n; i++) {
+        pw[i].id = ents[i].id;
+        pw[i].cb = writes[i]->wcb;
+        pw[i].arg = writes[i]->arg;
+    }
+    if (rv == 0) {
+        c->pw = s_grow(c->pw, &c->cap_pw, c->n_pw + n, sizeof(*pw));
+        memcpy(c->pw + c->n_pw, pw, n * sizeof(*pw));
+        c->n_pw += n;
+        c->writes += n;
+        s_commands(c); /* APPEND takes its own payload references */
+    } else {
+        s_fail_writes(c, pw, n, rv);
+    }
+    free(pw);
+    for (size_t i = 0; i < n; i++) {
+        zraft_buf_unref(ents[i].payload);
+        free(writes[i]);
+    }
+    free(ents);
+}
+
+static void s_api(core *c, api_req *r)
+{
+    int rv;
+    uint64_t index = 0;
+    switch (r->type) {
+    case API_READ:
+        c->reads =
+            s_grow(c->reads, &c->cap_reads, c->n_reads + 1, sizeof(read_wait));
+        c->reads[c->n_reads++] = (read_wait){++c->next_read, r->rcb, r->arg};
+        engine_read_index(c->e, c->next_read);
+        s_commands(c);
+        free(r);
+        return;
+    case API_INIT: {
+        zraft_membership m;
+        memset(&m, 0, sizeof m);
+        m.n = r->n;
+        memcpy(m.members, r->members, r->n * sizeof(zraft_member));
+        rv = engine_initialize(c->e, &m);
+        s_commands(c);
+        waiter_done(r->w, rv);
+        free(r);
+        return;
+    }
+    case API_ADD_LEARNER:
+        rv = engine_add_learner(c->e, r->id, r->addr, &index);
+        break;
+    case API_REMOVE_LEARNER:
+        rv = engine_remove_learner(c->e, r->id, &index);
+        break;
+    case API_CHANGE:
+        rv = engine_change_voters(c->e, r->ids, r->n, &index);
+        break;
+    case API_TRANSFER:
+        rv = engine_transfer_leader(c->e, r->id);
+        s_commands(c);
+        waiter_done(r->w, rv);
+        free(r);
+        return;
+    case API_SNAPSHOT:
+        rv = engine_trigger_snapshot(c->e);
+        s_commands(c);
+        waiter_done(r->w, rv);
+        free(r);
+        return;
+    default:
+        free(r);
+        return;
+    }
+    if (rv != 0) {
+        s_commands(c);
+        waiter_done(r->w, rv);
+    } else {
+        s_admin_add(c, r->type, r->w, index);
+        s_commands(c);
+    }
+    free(r);
+}
+
+static void s_drain_api(core *c)
+{
+    uint64_t v;
+    ssize_t rd = read(c->n->efd, &v, sizeof v);
+    (void)rd;
+    pthread_mutex_lock(&c->n->qlock);
+    api_req *r = c->n->qhead;
+    c->n->qhead = c->n->qtail = NULL;
+    pthread_mutex_unlock(&c->n->qlock);
+    api_req *batch[1024];
+    size_t nb = 0;
+    size_t max = c->n->cfg.max_batch < 1024 ? c->n->cfg.max_batch : 1024;
+    while (r != NULL) {
+        api_req *next = r->next;
+        if (r->type == API_WRITE) {
+            batch[nb++] = r;
+            if (nb == max) {
+                s_propose(c, batch, nb);
+                nb = 0;
+            }
+        } else {
+            if (nb > 0) {
+                s_propose(c, batch, nb);
+                nb = 0;
+            }
+            s_api(c, r);
+        }
+        r = next;
+    }
+    if (nb > 0) {
+        s_propose(c, batch, nb);
+    }
+}
+
+static void s_mailbox(core *c, const amsg *m)
+{
+    switch (m->type) {
+    case AM_LOG_FLUSHED:
+        if (m->u.flushed.err != 0) {
+            /* A failed write or sync cannot be retried safely: stop
+             * taking part (nothing unpersisted was acknowledged). */
+            if (c->fatal == 0) {
+                c->fatal = m->u.flushed.err;
+                fprintf(stderr,
+                        "zraft node %llu: storage failed (%s); the node "
+                        "stops accepting writes\n",
+                        (unsigned long long)c->n->cfg.id,
+                        zraft_strerror(m->u.flushed.err));
+            }
+            break;
+        }
+        if (m->u.flushed.seq > c->flushed) {
+            c->flushed = m->u.flushed.seq;
+        }
+        engine_io_flushed(c->e, c->flushed);
+        s_commands(c);
+        s_release(c);
+        break;
+    case AM_REPL_MATCHED: {
+        /* The seed's does_vote_match: a report from a replication session
+         * of another term is stale. */
+        engine_status st;
+        engine_get_status(c->e, &st);
+        if (m->u.matched.vote_term != st.term || st.role != ROLE_LEADER) {
+            break;
+        }
+        engine_recv(c->e, &m->u.matched.resp);
+        s_commands(c);
+        break;
+    }
+    case AM_REPL_UNREACHABLE: {
+        engine_status st;
+        engine_get_status(c->e, &st);
+        if (m->u.unreachable.vote_term == st.term) {
+            engine_report_unreachable(c->e, m->u.unreachable.target,
+                                      m->u.unreachable.err);
+            s_commands(c);
+        }
+        break;
+    }
+    case AM_SM_APPLIED:
+        engine_applied(c->e, m->u.sm_applied.index);
+        s_commands(c);
+        break;
+    case AM_SM_BUILT:
+        engine_snapshot_built(c->e, m->u.sm_built.meta, m->u.sm_built.err);
+        free(m->u.sm_built.meta);
+        s_commands(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static void s_drain_rpc(core *c, uint64_t now)
+{
+    msg x;
+    while (rpc_server_recv(c->srv, &x, now) == 1) {
+        if (!c->fatal) {
+            engine_recv(c->e, &x);
+            s_commands(c);
+        }
+        codec_msg_release(&x);
+    }
+    for (uint32_t i = 0; i < c->n_votes; i++) {
+        while (rpc_conn_recv(c->votes[i].c, &x, now) == 1) {
+            if (!c->fatal) {
+                engine_recv(c->e, &x);
+                s_commands(c);
+            }
+            codec_msg_release(&x);
+        }
+    }
+}
+
+static void s_shutdown(core *c)
+{
+    while (c->n_streams > 0) {
+        s_stop_stream(c, 0);
+    }
+    /* Writes still waiting: the state machine answers them in order. */
+    s_fail_writes(c, c->pw, c->n_pw, ZRAFT_ESHUTDOWN);
+    c->n_pw = 0;
+    for (size_t i = 0; i < c->n_reads; i++) {
+        amsg m;
+        memset(&m, 0, sizeof m);
+        m.type = AM_SM_READ;
+        m.u.sm_read.err = ZRAFT_ESHUTDOWN;
+        m.u.sm_read.cb = c->reads[i].cb;
+        m.u.sm_read.arg = c->reads[i].arg;
+        s_to_sm(c, &m);
+    }
+    for (uint32_t i = 0; i < c->n_admins; i++) {
+        waiter_done(c->admins[i].w, ZRAFT_ESHUTDOWN);
+    }
+    /* Held install halves own a data reference. */
+    for (size_t i = 0; i < c->n_held; i++) {
+        if (c->held[i].cmd.type == CMD_INSTALL_SNAPSHOT) {
+            zraft_buf_unref(c->held[i].cmd.u.install_snapshot.data);
+            free(c->held[i].cmd.u.install_snapshot.meta);
+        }
+    }
+    /* API requests that arrived meanwhile. */
+    pthread_mutex_lock(&c->n->qlock);
+    api_req *r = c->n->qhead;
+    c->n->qhead = c->n->qtail = NULL;
+    pthread_mutex_unlock(&c->n->qlock);
+    while (r != NULL) {
+        api_req *next = r->next;
+        if (r->type == API_WRITE) {
+            pending_write pw = {{0, 0}, r->wcb, r->arg};
+            s_fail_writes(c, &pw, 1, ZRAFT_ESHUTDOWN);
+            zraft_buf_unref(r->payload);
+        } else if (r->type == API_READ) {
+            amsg m;
+            memset(&m, 0, sizeof m);
+            m.type = AM_SM_READ;
+            m.u.sm_read.err = ZRAFT_ESHUTDOWN;
+            m.u.sm_read.cb = r->rcb;
+            m.u.sm_read.arg = r->arg;
+            s_to_sm(c, &m);
+        } else if (r->w != NULL) {
+            waiter_done(r->w, ZRAFT_ESHUTDOWN);
+        }
+        free(r);
+        r = next;
+    }
+}
+
+void core_main(actor *a, void *arg)
+{
+    zraft_node *n = arg;
+    core c;
+    memset(&c, 0, sizeof c);
+    c.n = n;
+    c.e = engine_new(&n->ecfg);
+    c.push_log = actor_connect(n->zctx, n->ep_log);
+    c.push_sm = actor_connect(n->zctx, n->ep_sm);
+    char ep[160];
+    rpc_endpoint(&n->rpc, n->cfg.id, n->cfg.listen_addr, ep, sizeof ep);
+    const char *why = NULL;
+    c.srv = rpc_server_new(n->zctx, &n->rpc, ep, &why);
+    if (c.srv == NULL || c.e == NULL) {
+        fprintf(stderr, "zraft node %llu: cannot listen on %s: %s\n",
+                (unsigned long long)n->cfg.id, ep, why ? why : "no memory");
+        c.fatal = ZRAFT_EUNAVAILABLE;
+    }
+    /* Recover the engine from storage (the same state the node probed). */
+    zraft_storage_state st;
+    if (c.e != NULL && n->st->load(n->st->ctx, &st) == 0) {
+        engine_restore_vote(c.e, st.term, st.voted_for, st.committed);
+        if (st.has_snapshot) {
+            engine_restore_snapshot(c.e, &st.snapshot);
+        }
+        uint64_t next = st.first_index;
+        zraft_entry buf[256];
+        while (st.last_log_id.index > 0 && next <= st.last_log_id.index) {
+            size_t got = 256;
+            if (n->st->get(n->st->ctx, next, st.last_log_id.index, SIZE_MAX,
+                           buf, &got) != 0 ||
+                got == 0) {
+                break;
+            }
+            engine_restore_entries(c.e, buf, got);
+            for (size_t i = 0; i < got; i++) {
+                zraft_buf_unref(buf[i].payload);
+            }
+            next += got;
+        }
+        engine_start(c.e, actor_now_ms(), n->start_applied);
+        s_commands(&c);
+    }
+    zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS];
+    bool stop = false;
+    while (!stop) {
+        int ni = 0;
+        items[ni++] = (zmq_pollitem_t){a->mailbox, 0, ZMQ_POLLIN, 0};
+        items[ni++] = (zmq_pollitem_t){NULL, n->efd, ZMQ_POLLIN, 0};
+        if (c.srv != NULL) {
+            items[ni++] =
+                (zmq_pollitem_t){rpc_server_socket(c.srv), 0, ZMQ_POLLIN, 0};
+        }
+        for (uint32_t i = 0; i < c.n_votes; i++) {
+            items[ni++] = (zmq_pollitem_t){rpc_conn_socket(c.votes[i].c), 0,
+                                           ZMQ_POLLIN, 0};
+        }
+        long timeout = 5;
+        zmq_poll(items, ni, timeout);
+        uint64_t now = actor_now_ms();
+        amsg m;
+        while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {
+            if (m.type == AM_STOP) {
+                stop = true;
+                break;
+            }
+            if (c.e != NULL) {
+                s_mailbox(&c, &m);
+            }
+        }
+        if (stop || c.e == NULL) {
+            continue;
+        }
+        if (c.srv != NULL) {
+            s_drain_rpc(&c, now);
+        }
+        s_drain_api(&c);
+        engine_tick(c.e, now);
+        s_commands(&c);
+    }
+    s_shutdown(&c);
+    for (uint32_t i = 0; i < c.n_votes; i++) {
+        rpc_conn_destroy(&c.votes[i].c);
+    }
+    rpc_server_destroy(&c.srv);
+    engine_destroy(&c.e);
+    zmq_close(c.push_log);
+    zmq_close(c.push_sm);
+    free(c.held);
+    free(c.pw);
+    free(c.reads);
+}

@@ -1,0 +1,618 @@
+/* node.c - the public API (include/zraft.h): node start-up and recovery,
+ * the request queue into the core, blocking conveniences, metrics and
+ * shutdown.
+ *
+ * API calls never touch Raft state: they queue a request for the core
+ * thread (a mutex-guarded list plus an eventfd the core polls next to its
+ * ZeroMQ sockets, because a ZeroMQ socket may not be shared between
+ * threads) and either return (async forms) or wait on a condition variable
+ * (sync forms). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "actors/node_int.h"
+
+void zraft_config_default(zraft_config *c, zraft_id id)
+{
+    engine_config e;
+    engine_config_default(&e, id);
+    memset(c, 0, sizeof(*c));
+    c->id = id;
+    c->cluster_id = 1;
+    c->election_timeout_min_ms = e.election_timeout_min_ms;
+    c->election_timeout_max_ms = e.election_timeout_max_ms;
+    c->heartbeat_interval_ms = e.heartbeat_interval_ms;
+    c->pre_vote = true;
+    c->check_quorum = true;
+    c->max_entries_per_msg = e.max_entries_per_msg;
+    c->max_bytes_per_msg = e.max_bytes_per_msg;
+    c->max_inflight_msgs = e.max_inflight_msgs;
+    c->max_inflight_bytes = e.max_inflight_bytes;
+    c->snapshot_threshold = 0;
+    c->snapshot_keep_entries = e.snapshot_keep_entries;
+    c->max_batch = 1024;
+}
+
+static void s_engine_config(const zraft_config *c, engine_config *e)
+{
+    engine_config_default(e, c->id);
+    e->seed =
+        c->seed ? c->seed : (c->id * 0x9e3779b97f4a7c15ull) ^ actor_now_us();
+    e->election_timeout_min_ms = c->election_timeout_min_ms;
+    e->election_timeout_max_ms = c->election_timeout_max_ms;
+    e->heartbeat_interval_ms = c->heartbeat_interval_ms;
+    e->pre_vote = c->pre_vote;
+    e->check_quorum = c->check_quorum;
+    e->max_entries_per_msg = c->max_entries_per_msg;
+    e->max_bytes_per_msg = c->max_bytes_per_msg;
+    e->max_inflight_msgs = c->max_inflight_msgs;
+    e->max_inflight_bytes = c->max_inflight_bytes;
+    e->snapshot_threshold = c->snapshot_threshold;
+    e->snapshot_keep_entries = c->snapshot_keep_entries;
+}
+
+int zraft_config_validate(const zraft_config *c, const char **why)
+{
+    engine_config e;
+    s_engine_config(c, &e);
+    if (engine_config_validate(&e, why) != 0) {
+        return ZRAFT_EINVAL;
+    }
+    if (c->max_batch == 0) {
+        *why = "max_batch must be positive";
+        return ZRAFT_EINVAL;
+    }
+    if (c->network == NULL && c->listen_addr[0] == '\0') {
+        *why = "listen_addr is required without an in-process network";
+        return ZRAFT_EINVAL;
+    }
+    *why = NULL;
+    return 0;
+}
+
+void waiter_done(waiter *w, int rv)
+{
+    pthread_mutex_lock(&w->lock);
+    if (!w->done && w->rv == 1) {
+        /* The caller timed out and left it to us. */
+        pthread_mutex_unlock(&w->lock);
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+        return;
+    }
+    w->rv = rv;
+    w->done = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void s_deadline(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Waits for `w`; on timeout the request stays queued and will complete
+ * into a waiter that is gone, so waiters are heap-allocated and the last
+ * of (caller, core) frees it. Here: refcount 2 via `done` handshake. */
+static int s_wait(waiter *w, int timeout_ms)
+{
+    struct timespec ts;
+    if (timeout_ms >= 0) {
+        s_deadline(&ts, timeout_ms);
+    }
+    pthread_mutex_lock(&w->lock);
+    int rv = 0;
+    while (!w->done && rv == 0) {
+        rv = timeout_ms < 0 ? pthread_cond_wait(&w->cond, &w->lock)
+                            : pthread_cond_timedwait(&w->cond, &w->lock, &ts);
+    }
+    int out = w->done ? w->rv : ZRAFT_ETIMEDOUT;
+    pthread_mutex_unlock(&w->lock);
+    return out;
+}
+
+static int s_push(zraft_node *n, api_req *r)
+{
+    if (atomic_load(&n->stopping)) {
+        return ZRAFT_ESHUTDOWN;
+    }
+    r->next = NULL;
+    pthread_mutex_lock(&n->qlock);
+    if (n->qtail) {
+        n->qtail->next = r;
+    } else {
+        n->qhead = r;
+    }
+    n->qtail = r;
+    pthread_mutex_unlock(&n->qlock);
+    uint64_t one = 1;
+    ssize_t w = write(n->efd, &one, sizeof one);
+    (void)w;
+    return 0;
+}
+
+/* ------------------------------------------------------------- start */
+
+static int s_recover(zraft_node *n, engine *e)
+{
+    zraft_storage_state st;
+    int rv = n->st->load(n->st->ctx, &st);
+    if (rv != 0) {
+        return rv;
+    }
+    engine_restore_vote(e, st.term, st.voted_for, st.committed);
+    n->start_applied = 0;
+    memset(&n->start_membership, 0, sizeof n->start_membership);
+    if (st.has_snapshot) {
+        snapshot_meta meta;
+        zraft_buf *data = NULL;
+        rv = n->st->snapshot_load(n->st->ctx, &meta, &data);
+        if (rv != 0) {
+            return rv;
+        }
+        rv = n->fsm->restore(n->fsm->ctx, data);
+        zraft_buf_unref(data);
+        if (rv != 0) {
+            return rv;
+        }
+        engine_restore_snapshot(e, &meta);
+        n->start_applied = meta.last_log_id.index;
+        n->start_applied_id = meta.last_log_id;
+        n->start_membership = meta.membership;
+    }
+    /* Read the log back in chunks. */
+    uint64_t next = st.first_index;
+    zraft_entry buf[256];
+    while (next <= st.last_log_id.index && st.last_log_id.index > 0) {
+        size_t got = 256;
+        rv = n->st->get(n->st->ctx, next, st.last_log_id.index, SIZE_MAX, buf,
+                        &got);
+        if (rv == ZRAFT_ECOMPACTED || rv == ZRAFT_ENOTFOUND) {
+            break; /* empty log after a snapshot */
+        }
+        if (rv != 0) {
+            return rv;
+        }
+        if (got == 0) {
+            break;
+        }
+        rv = engine_restore_entries(e, buf, got);
+        for (size_t i = 0; i < got; i++) {
+            zraft_buf_unref(buf[i].payload);
+        }
+        if (rv != 0) {
+            return rv;
+        }
+        next += got;
+    }
+    return 0;
+}
+
+int zraft_node_new(const zraft_config *c, zraft_storage *storage,
+                   zraft_fsm *fsm, zraft_node **out)
+{
+    const char *why;
+    if (c == NULL || storage == NULL || fsm == NULL || out == NULL ||
+        zraft_config_validate(c, &why) != 0) {
+        return ZRAFT_EINVAL;
+    }
+    zraft_node *n = calloc(1, sizeof(*n));
+    if (n == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    n->cfg = *c;
+    n->cfg.secret = NULL;
+    s_engine_config(c, &n->ecfg);
+    n->st = storage;
+    n->fsm_copy = *fsm;
+    n->fsm = &n->fsm_copy;
+    pthread_mutex_init(&n->qlock, NULL);
+    pthread_mutex_init(&n->mlock, NULL);
+    pthread_cond_init(&n->mcond, NULL);
+    n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int rv = ZRAFT_ENOMEM;
+    if (n->efd < 0) {
+        goto err_after_locks;
+    }
+    if (c->network != NULL) {
+        n->zctx = rpc_net_zctx(c->network);
+    } else {
+        n->zctx = zmq_ctx_new();
+        n->own_zctx = true;
+    }
+    if (n->zctx == NULL) {
+        goto err_after_efd;
+    }
+    codec_ctx_init(&n->rpc.codec, c->cluster_id, c->id);
+    if (c->secret != NULL && c->secret[0] != '\0') {
+        codec_ctx_set_key(&n->rpc.codec, c->secret, strlen(c->secret));
+    }
+    n->rpc.net = c->network;
+    n->rpc.self = c->id;
+    n->rpc.snapshot_chunk = 1u << 20;
+    snprintf(n->ep_core, sizeof n->ep_core, "inproc://zn-%p-core", (void *)n);
+    snprintf(n->ep_log, sizeof n->ep_log, "inproc://zn-%p-log", (void *)n);
+    snprintf(n->ep_sm, sizeof n->ep_sm, "inproc://zn-%p-sm", (void *)n);
+
+    /* Recover into a scratch engine to learn the start state; the core
+     * builds its own from the same storage. */
+    engine *probe = engine_new(&n->ecfg);
+    if (probe == NULL) {
+        goto err_after_zctx;
+    }
+    rv = s_recover(n, probe);
+    engine_destroy(&probe);
+    if (rv != 0) {
+        goto err_after_zctx;
+    }
+    n->m.id = c->id;
+    n->m.role = "follower";
+    n->m.last_applied = n->start_applied;
+
+    char name[16];
+    snprintf(name, sizeof name, "log-%llu", (unsigned long long)c->id);
+    rv = actor_start(&n->log, n->zctx, name, n->ep_log, log_main, n);
+    if (rv != 0) {
+        goto err_after_zctx;
+    }
+    snprintf(name, sizeof name, "sm-%llu", (unsigned long long)c->id);
+    rv = actor_start(&n->sm, n->zctx, name, n->ep_sm, sm_main, n);
+    if (rv != 0) {
+        goto err_after_log;
+    }
+    snprintf(name, sizeof name, "core-%llu", (unsigned long long)c->id);
+    rv = actor_start(&n->core, n->zctx, name, n->ep_core, core_main, n);
+    if (rv != 0) {
+        goto err_after_sm;
+    }
+    *out = n;
+    return 0;
+
+err_after_sm:
+    actor_stop(&n->sm);
+err_after_log:
+    actor_stop(&n->log);
+err_after_zctx:
+    if (n->own_zctx) {
+        zmq_ctx_term(n->zctx);
+    }
+err_after_efd:
+    close(n->efd);
+err_after_locks:
+    pthread_mutex_destroy(&n->qlock);
+    pthread_mutex_destroy(&n->mlock);
+    pthread_cond_destroy(&n->mcond);
+    free(n);
+    return rv;
+}
+
+void zraft_node_destroy(zraft_node **np)
+{
+    if (np == NULL || *np == NULL) {
+        return;
+    }
+    zraft_node *n = *np;
+    atomic_store(&n->stopping, true);
+    /* Core first (no new commands), then the log writer (drains its
+     * queue), then the state machine (answers what it has, fails the
+     * rest). */
+    actor_stop(&n->core);
+    actor_stop(&n->log);
+    actor_stop(&n->sm);
+    /* Requests that raced with the stop. */
+    api_req *r = n->qhead;
+    while (r != NULL) {
+        api_req *next = r->next;
+        zraft_buf_unref(r->payload);
+        if (r->w != NULL) {
+            waiter_done(r->w, ZRAFT_ESHUTDOWN);
+        }
+        free(r);
+        r = next;
+    }
+    if (n->own_zctx) {
+        zmq_ctx_term(n->zctx);
+    }
+    close(n->efd);
+    if (n->fsm->destroy) {
+        n->fsm->destroy(n->fsm->ctx);
+    }
+    zraft_storage_free(n->st);
+    pthread_mutex_destroy(&n->qlock);
+    pthread_mutex_destroy(&n->mlock);
+    pthread_cond_destroy(&n->mcond);
+    free(n);
+    *np = NULL;
+}
+
+/* -------------------------------------------------------------- calls */
+
+static int s_admin(zraft_node *n, api_req *r, int timeout_ms)
+{
+    waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        free(r);
+        return ZRAFT_ENOMEM;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    r->w = w;
+    int rv = s_push(n, r);
+    if (rv != 0) {
+        free(r);
+        free(w);
+        return rv;
+    }
+    rv = s_wait(w, timeout_ms);
+    /* The core may still complete a timed-out waiter: leak nothing and
+     * touch nothing freed - the core owns it from here when not done. */
+    pthread_mutex_lock(&w->lock);
+    bool done = w->done;
+    if (!done) {
+        w->rv = 1; /* tells the completer to free it */
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (done) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w);
+    }
+    return rv;
+}
+
+int zraft_initialize(zraft_node *n, const zraft_member *members, size_t count)
+{
+    if (count == 0 || count > ZRAFT_MAX_MEMBERS || members == NULL) {
+        return ZRAFT_EINVAL;
+    }
+    api_req *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    r->type = API_INIT;
+    r->members = (zraft_member *)members;
+    r->n = (uint32_t)count;
+    return s_admin(n, r, -1);
+}
+
+int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
+                    void *arg)
+{
+    if (payload == NULL || cb == NULL) {
+        return ZRAFT_EINVAL;
+    }
+    api_req *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    r->type = API_WRITE;
+    r->payload = payload;
+    r->wcb = cb;
+    r->arg = arg;
+    r->w = NULL;
+    int rv = s_push(n, r);
+    if (rv != 0) {
+        free(r);
+    }
+    return rv;
+}
+
+int zraft_write(zraft_node *n, const void *data, size_t len, zraft_write_cb cb,
+                void *arg)
+{
+    zraft_buf *b = zraft_buf_new(data, len);
+    if (b == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    int rv = zraft_write_buf(n, b, cb, arg);
+    if (rv != 0) {
+        zraft_buf_unref(b);
+    }
+    return rv;
+}
+
+typedef struct {
+    waiter w;
+    zraft_log_id id;
+    int refs;
+} sync_write;
+
+static void s_sync_release(sync_write *s)
+{
+    pthread_mutex_lock(&s->w.lock);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&s->w.lock);
+    if (last) {
+        pthread_mutex_destroy(&s->w.lock);
+        pthread_cond_destroy(&s->w.cond);
+        free(s);
+    }
+}
+
+static void s_sync_write_cb(void *arg, int err, zraft_log_id id,
+                            zraft_buf *result)
+{
+    sync_write *s = arg;
+    (void)result;
+    s->id = id;
+    waiter_done(&s->w, err);
+    s_sync_release(s);
+}
+
+int zraft_write_sync(zraft_node *n, const void *data, size_t len,
+                     int timeout_ms, zraft_log_id *id)
+{
+    sync_write *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    pthread_mutex_init(&s->w.lock, NULL);
+    pthread_cond_init(&s->w.cond, NULL);
+    s->refs = 2;
+    int rv = zraft_write(n, data, len, s_sync_write_cb, s);
+    if (rv != 0) {
+        free(s);
+        return rv;
+    }
+    rv = s_wait(&s->w, timeout_ms);
+    if (id != NULL && rv == 0) {
+        *id = s->id;
+    }
+    s_sync_release(s);
+    return rv;
+}
+
+int zraft_read(zraft_node *n, zraft_read_cb cb, void *arg)
+{
+    if (cb == NULL) {
+        return ZRAFT_EINVAL;
+    }
+    api_req *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    r->type = API_READ;
+    r->rcb = cb;
+    r->arg = arg;
+    int rv = s_push(n, r);
+    if (rv != 0) {
+        free(r);
+    }
+    return rv;
+}
+
+static void s_sync_read_cb(void *arg, int err)
+{
+    sync_write *s = arg;
+    waiter_done(&s->w, err);
+    s_sync_release(s);
+}
+
+int zraft_read_sync(zraft_node *n, int timeout_ms)
+{
+    sync_write *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    pthread_mutex_init(&s->w.lock, NULL);
+    pthread_cond_init(&s->w.cond, NULL);
+    s->refs = 2;
+    int rv = zraft_read(n, s_sync_read_cb, s);
+    if (rv != 0) {
+        free(s);
+        return rv;
+    }
+    rv = s_wait(&s->w, timeout_ms);
+    s_sync_release(s);
+    return rv;
+}
+
+static int s_simple(zraft_node *n, int type, zraft_id id, const char *addr,
+                    int timeout_ms)
+{
+    api_req *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    r->type = type;
+    r->id = id;
+    if (addr != NULL) {
+        if (strlen(addr) >= ZRAFT_ADDR_MAX) {
+            free(r);
+            return ZRAFT_EINVAL;
+        }
+        snprintf(r->addr, sizeof r->addr, "%s", addr);
+    }
+    return s_admin(n, r, timeout_ms);
+}
+
+int zraft_add_learner(zraft_node *n, zraft_id id, const char *addr,
+                      int timeout_ms)
+{
+    return s_simple(n, API_ADD_LEARNER, id, addr, timeout_ms);
+}
+
+int zraft_remove_learner(zraft_node *n, zraft_id id, int timeout_ms)
+{
+    return s_simple(n, API_REMOVE_LEARNER, id, NULL, timeout_ms);
+}
+
+int zraft_transfer_leader(zraft_node *n, zraft_id to)
+{
+    return s_simple(n, API_TRANSFER, to, NULL, -1);
+}
+
+int zraft_trigger_snapshot(zraft_node *n)
+{
+    return s_simple(n, API_SNAPSHOT, 0, NULL, -1);
+}
+
+int zraft_change_membership(zraft_node *n, const zraft_id *voters, size_t count,
+                            int timeout_ms)
+{
+    if (count == 0 || count > ZRAFT_MAX_MEMBERS) {
+        return ZRAFT_EINVAL;
+    }
+    api_req *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    r->type = API_CHANGE;
+    memcpy(r->ids, voters, count * sizeof(*voters));
+    r->n = (uint32_t)count;
+    return s_admin(n, r, timeout_ms);
+}
+
+/* ------------------------------------------------------------ metrics */
+
+void node_metrics_update(zraft_node *n, void (*fn)(zraft_metrics *, void *),
+                         void *arg)
+{
+    pthread_mutex_lock(&n->mlock);
+    fn(&n->m, arg);
+    pthread_cond_broadcast(&n->mcond);
+    pthread_mutex_unlock(&n->mlock);
+}
+
+int zraft_metrics_get(zraft_node *n, zraft_metrics *out)
+{
+    pthread_mutex_lock(&n->mlock);
+    *out = n->m;
+    pthread_mutex_unlock(&n->mlock);
+    return 0;
+}
+
+int zraft_wait(zraft_node *n, bool (*pred)(const zraft_metrics *, void *),
+               void *arg, int timeout_ms)
+{
+    struct timespec ts;
+    if (timeout_ms >= 0) {
+        s_deadline(&ts, timeout_ms);
+    }
+    pthread_mutex_lock(&n->mlock);
+    int rv = 0;
+    while (!pred(&n->m, arg)) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&n->mcond, &n->mlock);
+        } else if (pthread_cond_timedwait(&n->mcond, &n->mlock, &ts) ==
+                   ETIMEDOUT) {
+            rv = pred(&n->m, arg) ? 0 : ZRAFT_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&n->mlock);
+    return rv;
+}

@@ -1,0 +1,226 @@
+/* repl.c - a replication stream: one thread per follower or learner while
+ * this node leads ("repl-<id>-<target>").
+ *
+ * It owns the DEALER to its target's ROUTER. The core sends it
+ * UpdateReplication (send the entries (prev, last] with this commit index),
+ * heartbeats and snapshot requests; the stream reads the entries from
+ * storage (references, no copies), sends them without waiting for the
+ * answer (the engine bounds how many are in flight), and forwards every
+ * reply to the core as UpdateReplicationMatched tagged with the term it was
+ * sent under, so the core can drop reports of an older session. A slow or
+ * dead follower only ever fills this stream's socket: sends never block,
+ * and what cannot be sent is reported as unreachable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "actors/node_int.h"
+
+struct repl {
+    zraft_node *n;
+    zraft_id target;
+    char addr[ZRAFT_ADDR_MAX];
+    actor a;
+    char endpoint[96];
+};
+
+typedef struct {
+    repl *r;
+    rpc_conn *conn;
+    void *push_core;
+    uint64_t term; /* session: term of the last request sent */
+    zraft_entry *ents;
+    size_t cap;
+} stream;
+
+static void s_report(stream *s, int err)
+{
+    amsg m;
+    memset(&m, 0, sizeof m);
+    m.type = AM_REPL_UNREACHABLE;
+    m.u.unreachable.target = s->r->target;
+    m.u.unreachable.vote_term = s->term;
+    m.u.unreachable.err = err;
+    actor_send(s->push_core, &m);
+}
+
+static void s_update(stream *s, const amsg *u)
+{
+    zraft_node *n = s->r->n;
+    s->term = u->u.repl_update.term;
+    uint64_t from = u->u.repl_update.prev.index + 1;
+    uint64_t last = u->u.repl_update.last;
+    size_t want = last >= from ? (size_t)(last - from + 1) : 0;
+    if (want > s->cap) {
+        zraft_entry *e = realloc(s->ents, want * sizeof(*e));
+        if (e == NULL) {
+            s_report(s, ZRAFT_ENOMEM);
+            return;
+        }
+        s->ents = e;
+        s->cap = want;
+    }
+    size_t got = 0;
+    while (got < want) {
+        size_t k = want - got;
+        int rv = n->st->get(n->st->ctx, from + got, last, SIZE_MAX,
+                            s->ents + got, &k);
+        if (rv != 0 || k == 0) {
+            for (size_t i = 0; i < got; i++) {
+                zraft_buf_unref(s->ents[i].payload);
+            }
+            s_report(s, rv == 0 ? ZRAFT_ENOTFOUND : rv);
+            return;
+        }
+        got += k;
+    }
+    msg m;
+    memset(&m, 0, sizeof m);
+    m.type = MSG_APPEND;
+    m.from = n->cfg.id;
+    m.to = s->r->target;
+    m.term = s->term;
+    m.u.append.prev = u->u.repl_update.prev;
+    m.u.append.commit = u->u.repl_update.commit;
+    m.u.append.n_entries = (uint32_t)got;
+    m.u.append.entries = s->ents;
+    int rv = rpc_conn_send(s->conn, &m);
+    for (size_t i = 0; i < got; i++) {
+        zraft_buf_unref(s->ents[i].payload);
+    }
+    if (rv != 0) {
+        s_report(s, rv);
+    }
+}
+
+static void s_snapshot(stream *s, uint64_t term)
+{
+    zraft_node *n = s->r->n;
+    s->term = term;
+    snapshot_meta *meta = malloc(sizeof(*meta));
+    zraft_buf *data = NULL;
+    if (meta == NULL || n->st->snapshot_load(n->st->ctx, meta, &data) != 0) {
+        free(meta);
+        s_report(s, ZRAFT_ENOTFOUND);
+        return;
+    }
+    msg m;
+    memset(&m, 0, sizeof m);
+    m.type = MSG_SNAPSHOT;
+    m.from = n->cfg.id;
+    m.to = s->r->target;
+    m.term = term;
+    m.u.snapshot.meta = meta;
+    m.u.snapshot.data = data;
+    int rv = rpc_conn_send(s->conn, &m);
+    zraft_buf_unref(data);
+    free(meta);
+    if (rv != 0) {
+        s_report(s, rv);
+    }
+}
+
+static void s_body(actor *a, void *arg)
+{
+    repl *r = arg;
+    zraft_node *n = r->n;
+    stream s;
+    memset(&s, 0, sizeof s);
+    s.r = r;
+    s.push_core = actor_connect(n->zctx, n->ep_core);
+    char ep[160];
+    rpc_endpoint(&n->rpc, r->target, r->addr, ep, sizeof ep);
+    s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep, RPC_KIND_REPL);
+    bool stop = false;
+    while (!stop) {
+        zmq_pollitem_t items[2] = {
+            {a->mailbox, 0, ZMQ_POLLIN, 0},
+            {s.conn ? rpc_conn_socket(s.conn) : NULL, 0, ZMQ_POLLIN, 0}};
+        uint64_t due = s.conn ? rpc_conn_next_due(s.conn) : UINT64_MAX;
+        uint64_t now = actor_now_ms();
+        long timeout =
+            due == UINT64_MAX ? 100 : (due > now ? (long)(due - now) : 0);
+        zmq_poll(items, s.conn ? 2 : 1, timeout);
+        now = actor_now_ms();
+        amsg m;
+        while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {
+            if (m.type == AM_STOP) {
+                stop = true;
+                break;
+            }
+            if (s.conn == NULL) {
+                continue;
+            }
+            if (m.type == AM_REPL_UPDATE) {
+                s_update(&s, &m);
+            } else if (m.type == AM_REPL_SEND) {
+                s.term = m.u.repl_send.m.term;
+                if (rpc_conn_send(s.conn, &m.u.repl_send.m) != 0) {
+                    s_report(&s, ZRAFT_EAGAIN);
+                }
+            } else if (m.type == AM_REPL_SNAPSHOT) {
+                s_snapshot(&s, m.u.repl_snapshot.term);
+            }
+        }
+        msg resp;
+        while (!stop && s.conn && rpc_conn_recv(s.conn, &resp, now) == 1) {
+            amsg out;
+            memset(&out, 0, sizeof out);
+            out.type = AM_REPL_MATCHED;
+            out.u.matched.target = r->target;
+            out.u.matched.vote_term = s.term;
+            out.u.matched.resp = resp;
+            if (resp.type == MSG_APPEND_RESP ||
+                resp.type == MSG_HEARTBEAT_RESP ||
+                resp.type == MSG_SNAPSHOT_RESP) {
+                actor_send(s.push_core, &out);
+            }
+            codec_msg_release(&resp);
+        }
+    }
+    rpc_conn_destroy(&s.conn);
+    zmq_close(s.push_core);
+    free(s.ents);
+}
+
+repl *repl_start(zraft_node *n, zraft_id target, const char *addr)
+{
+    repl *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return NULL;
+    }
+    r->n = n;
+    r->target = target;
+    snprintf(r->addr, sizeof r->addr, "%s", addr ? addr : "");
+    snprintf(r->endpoint, sizeof r->endpoint, "inproc://zn-%p-repl-%llu",
+             (void *)n, (unsigned long long)target);
+    char name[16];
+    snprintf(name, sizeof name, "repl-%llu-%llu", (unsigned long long)n->cfg.id,
+             (unsigned long long)target);
+    if (actor_start(&r->a, n->zctx, name, r->endpoint, s_body, r) != 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void repl_stop(repl **rp)
+{
+    if (rp == NULL || *rp == NULL) {
+        return;
+    }
+    actor_stop(&(*rp)->a);
+    free(*rp);
+    *rp = NULL;
+}
+
+const char *repl_endpoint(const repl *r)
+{
+    return r->endpoint;
+}
+
+zraft_id repl_target(const repl *r)
+{
+    return r->target;
+}

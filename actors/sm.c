@@ -1,0 +1,249 @@
+/* sm.c - the state machine worker ("sm-<id>"): applies committed entries
+ * in log order and answers the clients.
+ *
+ * It reads entries from storage (payload references), passes NORMAL ones to
+ * the embedder's zraft_fsm, tracks the last applied configuration (for
+ * snapshot metadata), then calls each client's callback: success when the
+ * applied entry is the one the client proposed (same term), otherwise
+ * ZRAFT_ELEADERSHIP_LOST. Reads wait here until applied >= their
+ * read-index. Snapshots are built and installed on this thread, so the
+ * state machine is only ever touched by it. */
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "actors/node_int.h"
+
+typedef struct {
+    uint64_t index;
+    zraft_read_cb cb;
+    void *arg;
+} read_wait;
+
+typedef struct {
+    zraft_node *n;
+    void *push_core;
+    uint64_t applied;
+    zraft_log_id applied_id;
+    zraft_membership membership;
+    read_wait *reads;
+    size_t n_reads, cap_reads;
+    pending_write *late; /* callbacks whose entries were not readable */
+    size_t n_late;
+    zraft_entry buf[512];
+} smw;
+
+static void s_count(zraft_metrics *m, void *arg)
+{
+    smw *w = arg;
+    m->last_applied = w->applied;
+    m->applied++;
+}
+
+static void s_set_applied(zraft_metrics *m, void *arg)
+{
+    smw *w = arg;
+    m->last_applied = w->applied;
+}
+
+static void s_answer_reads(smw *w)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < w->n_reads; i++) {
+        if (w->reads[i].index <= w->applied) {
+            w->reads[i].cb(w->reads[i].arg, 0);
+        } else {
+            w->reads[keep++] = w->reads[i];
+        }
+    }
+    w->n_reads = keep;
+}
+
+static void s_report(smw *w)
+{
+    amsg m;
+    memset(&m, 0, sizeof m);
+    m.type = AM_SM_APPLIED;
+    m.u.sm_applied.index = w->applied;
+    actor_send(w->push_core, &m);
+    node_metrics_update(w->n, s_set_applied, w);
+    s_answer_reads(w);
+}
+
+static void s_apply(smw *w, amsg *m)
+{
+    zraft_node *n = w->n;
+    pending_write *ws = m->u.sm_apply.writes;
+    size_t nw = m->u.sm_apply.n, wi = 0;
+    uint64_t upto = m->u.sm_apply.upto;
+    while (w->applied < upto) {
+        size_t got = sizeof w->buf / sizeof w->buf[0];
+        int rv = n->st->get(n->st->ctx, w->applied + 1, upto, 4u << 20, w->buf,
+                            &got);
+        if (rv != 0 || got == 0) {
+            /* Covered by a snapshot being installed (it follows). */
+            break;
+        }
+        for (size_t i = 0; i < got; i++) {
+            zraft_entry *e = &w->buf[i];
+            zraft_buf *result = NULL;
+            if (e->type == ZRAFT_ENTRY_NORMAL) {
+                if (n->fsm->apply(n->fsm->ctx, e, &result) != 0) {
+                    /* A state machine that cannot apply a committed entry
+                     * cannot go on; stop applying (reads stall). */
+                    upto = w->applied;
+                }
+            } else if (e->type == ZRAFT_ENTRY_MEMBERSHIP && e->payload) {
+                zraft_membership mb;
+                if (zraft_membership_decode(e->payload->data, e->payload->len,
+                                            &mb) == 0) {
+                    w->membership = mb;
+                }
+            }
+            if (upto == w->applied) {
+                zraft_buf_unref(result);
+                break;
+            }
+            w->applied = e->id.index;
+            w->applied_id = e->id;
+            node_metrics_update(n, s_count, w);
+            while (wi < nw && ws[wi].id.index < e->id.index) {
+                ws[wi].cb(ws[wi].arg, ZRAFT_ELEADERSHIP_LOST, ws[wi].id, NULL);
+                wi++;
+            }
+            while (wi < nw && ws[wi].id.index == e->id.index) {
+                int err =
+                    ws[wi].id.term == e->id.term ? 0 : ZRAFT_ELEADERSHIP_LOST;
+                ws[wi].cb(ws[wi].arg, err, e->id, err ? NULL : result);
+                wi++;
+            }
+            zraft_buf_unref(result);
+        }
+        for (size_t i = 0; i < got; i++) {
+            zraft_buf_unref(w->buf[i].payload);
+        }
+    }
+    /* Anything left: its entry was not applied here (overwritten or
+     * replaced by a snapshot); the outcome is not known to this node. */
+    for (; wi < nw; wi++) {
+        ws[wi].cb(ws[wi].arg, ZRAFT_ELEADERSHIP_LOST, ws[wi].id, NULL);
+    }
+    free(ws);
+    s_report(w);
+}
+
+static void s_build(smw *w)
+{
+    zraft_node *n = w->n;
+    amsg out;
+    memset(&out, 0, sizeof out);
+    out.type = AM_SM_BUILT;
+    zraft_buf *data = NULL;
+    int rv = n->fsm->snapshot(n->fsm->ctx, &data);
+    snapshot_meta *meta = NULL;
+    if (rv == 0) {
+        meta = malloc(sizeof(*meta));
+        if (meta == NULL) {
+            rv = ZRAFT_ENOMEM;
+        } else {
+            meta->last_log_id = w->applied_id;
+            meta->membership = w->membership;
+            rv = n->st->snapshot_save(n->st->ctx, meta, data);
+        }
+    }
+    zraft_buf_unref(data);
+    if (rv != 0) {
+        free(meta);
+        meta = NULL;
+    }
+    out.u.sm_built.meta = meta;
+    out.u.sm_built.err = rv;
+    actor_send(w->push_core, &out);
+}
+
+static void s_install(smw *w, amsg *m)
+{
+    zraft_node *n = w->n;
+    if (m->u.sm_install.meta->last_log_id.index > w->applied &&
+        n->fsm->restore(n->fsm->ctx, m->u.sm_install.data) == 0) {
+        w->applied = m->u.sm_install.meta->last_log_id.index;
+        w->applied_id = m->u.sm_install.meta->last_log_id;
+        w->membership = m->u.sm_install.meta->membership;
+    }
+    zraft_buf_unref(m->u.sm_install.data);
+    free(m->u.sm_install.meta);
+    s_report(w);
+}
+
+void sm_main(actor *a, void *arg)
+{
+    smw *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return;
+    }
+    w->n = arg;
+    w->push_core = actor_connect(w->n->zctx, w->n->ep_core);
+    w->applied = w->n->start_applied;
+    w->applied_id = w->n->start_applied_id;
+    w->membership = w->n->start_membership;
+    bool stop = false;
+    while (true) {
+        amsg m;
+        int rv = actor_recv(a->mailbox, &m, stop ? ZMQ_DONTWAIT : 0);
+        if (rv != 1) {
+            if (stop) {
+                break;
+            }
+            continue;
+        }
+        switch (m.type) {
+        case AM_STOP:
+            stop = true; /* finish what is queued, then exit */
+            break;
+        case AM_SM_APPLY:
+            s_apply(w, &m);
+            break;
+        case AM_SM_BUILD:
+            s_build(w);
+            break;
+        case AM_SM_INSTALL:
+            s_install(w, &m);
+            break;
+        case AM_SM_READ:
+            if (m.u.sm_read.err != 0) {
+                m.u.sm_read.cb(m.u.sm_read.arg, m.u.sm_read.err);
+            } else if (m.u.sm_read.index <= w->applied) {
+                m.u.sm_read.cb(m.u.sm_read.arg, 0);
+            } else {
+                if (w->n_reads == w->cap_reads) {
+                    size_t cap = w->cap_reads ? w->cap_reads * 2 : 16;
+                    read_wait *r = realloc(w->reads, cap * sizeof(*r));
+                    if (r == NULL) {
+                        m.u.sm_read.cb(m.u.sm_read.arg, ZRAFT_ENOMEM);
+                        break;
+                    }
+                    w->reads = r;
+                    w->cap_reads = cap;
+                }
+                w->reads[w->n_reads++] = (read_wait){
+                    m.u.sm_read.index, m.u.sm_read.cb, m.u.sm_read.arg};
+            }
+            break;
+        case AM_SM_FAIL:
+            for (size_t i = 0; i < m.u.sm_fail.n; i++) {
+                pending_write *p = &m.u.sm_fail.writes[i];
+                p->cb(p->arg, m.u.sm_fail.err, p->id, NULL);
+            }
+            free(m.u.sm_fail.writes);
+            break;
+        default:
+            break;
+        }
+    }
+    for (size_t i = 0; i < w->n_reads; i++) {
+        w->reads[i].cb(w->reads[i].arg, ZRAFT_ESHUTDOWN);
+    }
+    free(w->reads);
+    zmq_close(w->push_core);
+    free(w);
+}

@@ -1,0 +1,186 @@
+/* zraft.h - the public API of libzraft: start a Raft node on its own threads,
+ * hand it a state machine and a storage, write, read linearizably, change
+ * membership, watch metrics, stop.
+ *
+ * Threads: every call here may be made from any thread. Callbacks run on
+ * the node's state machine thread ("sm-<id>"), in log order; they must not
+ * block for long and must not call zraft_node_destroy(). When a function
+ * that takes a callback returns an error, the callback is never called.
+ *
+ * Errors: 0 or a negative ZRAFT_E* constant (zraft_strerror()). */
+#ifndef ZRAFT_H
+#define ZRAFT_H
+
+#include "zraft_storage.h"
+#include "zraft_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ network */
+
+/* An in-process network: nodes of one process that share it talk over
+ * ZeroMQ inproc sockets, with fault controls for tests. Without one, nodes
+ * talk over ZeroMQ TCP to the addresses in the membership. */
+typedef struct zraft_network zraft_network;
+
+/* Caller owns the return value; destroy it after every node using it. */
+zraft_network *zraft_network_new(void);
+void zraft_network_destroy(zraft_network **n);
+/* Drops every message to and from `id` until zraft_network_heal(). */
+void zraft_network_isolate(zraft_network *n, zraft_id id);
+/* Drops messages from `from` to `to` (one way). */
+void zraft_network_cut(zraft_network *n, zraft_id from, zraft_id to);
+/* Drops each message from `from` to `to` with probability permille/1000,
+ * using a seeded generator (reproducible counts, not timing). */
+void zraft_network_lossy(zraft_network *n, zraft_id from, zraft_id to,
+                         uint32_t permille);
+/* Delays messages from `from` to `to` by `ms` milliseconds. */
+void zraft_network_delay(zraft_network *n, zraft_id from, zraft_id to,
+                         uint32_t ms);
+/* Removes every fault. */
+void zraft_network_heal(zraft_network *n);
+/* Messages dropped by faults so far. */
+uint64_t zraft_network_dropped(const zraft_network *n);
+
+/* ------------------------------------------------------------- config */
+
+typedef struct {
+    zraft_id id;
+    uint64_t cluster_id;
+    /* TCP only: "host:port" to bind for Raft RPCs ("*:port" binds all). */
+    char listen_addr[ZRAFT_ADDR_MAX];
+    zraft_network *network; /* NULL: ZeroMQ TCP */
+    uint32_t election_timeout_min_ms;
+    uint32_t election_timeout_max_ms;
+    uint32_t heartbeat_interval_ms;
+    bool pre_vote;
+    bool check_quorum;
+    uint32_t max_entries_per_msg;
+    uint32_t max_bytes_per_msg;
+    uint32_t max_inflight_msgs;
+    uint64_t max_inflight_bytes;
+    uint64_t snapshot_threshold;    /* entries between snapshots (0: off) */
+    uint64_t snapshot_keep_entries; /* log kept below a snapshot */
+    uint32_t max_batch;             /* client writes per engine batch */
+    const char *secret; /* shared cluster secret: HMAC every frame (NULL) */
+    uint64_t seed;      /* election PRNG seed (0: from id and time) */
+} zraft_config;
+
+/* Defaults for node `id`: 150-300 ms elections, 50 ms heartbeats,
+ * pre-vote and check-quorum on, in-process network off. */
+void zraft_config_default(zraft_config *c, zraft_id id);
+/* ZRAFT_EINVAL with a static reason in *why. */
+int zraft_config_validate(const zraft_config *c, const char **why);
+
+/* --------------------------------------------------------------- node */
+
+typedef struct zraft_node zraft_node;
+
+/* Starts node `c->id`: recovers from `storage`, restores `fsm` from the
+ * latest snapshot and starts the threads core-<id>, log-<id>, sm-<id>
+ * (and repl-<id>-<peer> while leader). Takes ownership of `storage` and
+ * `fsm` on success (their destroy callbacks run at zraft_node_destroy).
+ * ZRAFT_EINVAL, ZRAFT_ENOMEM, ZRAFT_EIO / ZRAFT_ECORRUPT from storage. */
+int zraft_node_new(const zraft_config *c, zraft_storage *storage,
+                   zraft_fsm *fsm, zraft_node **out);
+/* Stops and joins every thread, fails pending callbacks with
+ * ZRAFT_ESHUTDOWN, frees everything and sets *n to NULL. Idempotent. */
+void zraft_node_destroy(zraft_node **n);
+
+/* Bootstraps a new cluster with these members (on one node, or on every
+ * node with the same list). ZRAFT_EBUSY if the node already has state. */
+int zraft_initialize(zraft_node *n, const zraft_member *members, size_t count);
+
+/* ------------------------------------------------------------- writes */
+
+/* Called once per write: err 0 when the entry is committed and applied
+ * (`result` is the state machine's answer, a reference the callee may keep
+ * by taking its own ref; NULL if none), or an error:
+ * ZRAFT_ENOTLEADER (this node is not the leader: see zraft_metrics().leader),
+ * ZRAFT_ELEADERSHIP_LOST (the entry was overwritten by a new leader),
+ * ZRAFT_ESHUTDOWN. */
+typedef void (*zraft_write_cb)(void *arg, int err, zraft_log_id id,
+                               zraft_buf *result);
+
+/* Replicates `len` bytes (copied). Any thread; never blocks on the
+ * network. */
+int zraft_write(zraft_node *n, const void *data, size_t len, zraft_write_cb cb,
+                void *arg);
+/* Same with a buffer: takes ownership of one reference to `payload` on
+ * success (no copy anywhere in the node). */
+int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
+                    void *arg);
+/* Blocking form: waits up to timeout_ms (<0: forever). *id (optional)
+ * receives the entry's log id. */
+int zraft_write_sync(zraft_node *n, const void *data, size_t len,
+                     int timeout_ms, zraft_log_id *id);
+
+/* -------------------------------------------------------------- reads */
+
+/* Linearizable read barrier (read-index, thesis §6.4): `cb(arg, 0)` runs
+ * on the state machine thread once the state machine reflects every write
+ * acknowledged before this call; read your state machine there.
+ * ZRAFT_ENOTLEADER through the callback when this node is not the leader. */
+typedef void (*zraft_read_cb)(void *arg, int err);
+int zraft_read(zraft_node *n, zraft_read_cb cb, void *arg);
+/* Blocking form: returns 0 once the barrier passed; the state machine may
+ * then be read (it only moves forward). */
+int zraft_read_sync(zraft_node *n, int timeout_ms);
+
+/* -------------------------------------------------------------- admin */
+
+/* Each waits until the change is committed (or timeout_ms passes:
+ * ZRAFT_ETIMEDOUT; the change may still happen). */
+int zraft_add_learner(zraft_node *n, zraft_id id, const char *addr,
+                      int timeout_ms);
+int zraft_remove_learner(zraft_node *n, zraft_id id, int timeout_ms);
+/* Joint consensus to exactly `voters` (each already a member). Returns
+ * once C_new is committed. */
+int zraft_change_membership(zraft_node *n, const zraft_id *voters, size_t count,
+                            int timeout_ms);
+/* Asks the leader to hand leadership to `to` (returns once asked). */
+int zraft_transfer_leader(zraft_node *n, zraft_id to);
+/* Builds a snapshot now (returns once requested). */
+int zraft_trigger_snapshot(zraft_node *n);
+
+/* ------------------------------------------------------------ metrics */
+
+typedef struct {
+    zraft_id id;
+    uint64_t matched;
+} zraft_peer_metrics;
+
+typedef struct {
+    zraft_id id;
+    const char *role; /* "leader", "follower", "candidate", "learner", ... */
+    int role_code;    /* engine role */
+    uint64_t term;
+    zraft_id leader;
+    uint64_t commit_index;
+    uint64_t last_applied;
+    zraft_log_id last_log_id;
+    uint64_t snapshot_index;
+    zraft_membership membership; /* effective configuration */
+    uint32_t n_peers;
+    zraft_peer_metrics peers[ZRAFT_MAX_MEMBERS]; /* leader only */
+    uint64_t writes;  /* entries proposed by this node as leader */
+    uint64_t applied; /* entries applied */
+    uint64_t fsyncs;  /* storage syncs */
+    uint64_t fsync_us_total;
+    uint64_t fsync_hist[16]; /* syncs with duration < 2^(i+4) us */
+    int fatal;               /* non-zero: the node stopped on this error */
+} zraft_metrics;
+
+/* A consistent snapshot of the node's state. */
+int zraft_metrics_get(zraft_node *n, zraft_metrics *out);
+/* Waits until pred(metrics, arg) is true, re-checking on every change;
+ * ZRAFT_ETIMEDOUT after timeout_ms. */
+int zraft_wait(zraft_node *n, bool (*pred)(const zraft_metrics *, void *),
+               void *arg, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ZRAFT_H */

@@ -1,0 +1,219 @@
+/* cluster.c - the in-process test cluster (see cluster.h). */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+static int r_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
+{
+    recorder *r = ctx;
+    uint64_t wid = 0;
+    if (e->payload && e->payload->len >= 8) {
+        memcpy(&wid, e->payload->data, 8);
+    }
+    pthread_mutex_lock(&r->lock);
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 1024;
+        r->ids = realloc(r->ids, r->cap * sizeof(uint64_t));
+    }
+    r->ids[r->n++] = wid;
+    r->hash = (r->hash ^ wid) * 0x100000001b3ull;
+    pthread_mutex_unlock(&r->lock);
+    *result = NULL;
+    return 0;
+}
+
+static int r_snapshot(void *ctx, zraft_buf **out)
+{
+    recorder *r = ctx;
+    pthread_mutex_lock(&r->lock);
+    zraft_buf *b = zraft_buf_new(NULL, 16 + r->n * 8);
+    memcpy(b->data, &r->n, 8);
+    memcpy(b->data + 8, &r->hash, 8);
+    memcpy(b->data + 16, r->ids, r->n * 8);
+    pthread_mutex_unlock(&r->lock);
+    *out = b;
+    return 0;
+}
+
+static int r_restore(void *ctx, const zraft_buf *data)
+{
+    recorder *r = ctx;
+    uint64_t n;
+    if (data->len < 16) {
+        return ZRAFT_ECORRUPT;
+    }
+    memcpy(&n, data->data, 8);
+    if (data->len != 16 + n * 8) {
+        return ZRAFT_ECORRUPT;
+    }
+    pthread_mutex_lock(&r->lock);
+    free(r->ids);
+    r->cap = n > 1024 ? n : 1024;
+    r->ids = malloc(r->cap * 8);
+    memcpy(r->ids, data->data + 16, n * 8);
+    r->n = n;
+    memcpy(&r->hash, data->data + 8, 8);
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
+static void r_destroy(void *ctx)
+{
+    (void)ctx; /* recorders live as long as the cluster */
+}
+
+void cl_start_node(cluster *c, zraft_id id)
+{
+    if (c->rec[id] == NULL) {
+        c->rec[id] = calloc(1, sizeof(recorder));
+        pthread_mutex_init(&c->rec[id]->lock, NULL);
+    } else {
+        recorder *r = c->rec[id];
+        pthread_mutex_lock(&r->lock);
+        r->n = 0;
+        r->hash = 0;
+        pthread_mutex_unlock(&r->lock);
+    }
+    zraft_config cfg;
+    zraft_config_default(&cfg, id);
+    cfg.network = c->net;
+    cfg.seed = id * 7919;
+    /* Generous timeouts: the tests run on 2 loaded cores. */
+    cfg.election_timeout_min_ms = 300;
+    cfg.election_timeout_max_ms = 600;
+    cfg.heartbeat_interval_ms = 50;
+    zraft_fsm *f = calloc(1, sizeof(*f));
+    f->ctx = c->rec[id];
+    f->apply = r_apply;
+    f->snapshot = r_snapshot;
+    f->restore = r_restore;
+    f->destroy = r_destroy;
+    zraft_storage *st = zraft_storage_memory_new();
+    int rv = zraft_node_new(&cfg, st, f, &c->nodes[id]);
+    cr_assert_eq(rv, 0, "node %llu: %s", (unsigned long long)id,
+                 zraft_strerror(rv));
+    free(f); /* the node keeps its own copy of the interface */
+}
+
+void cl_start(cluster *c, uint32_t n)
+{
+    memset(c, 0, sizeof(*c));
+    c->net = zraft_network_new();
+    c->n = n;
+    zraft_member ms[CL_MAX];
+    memset(ms, 0, sizeof ms);
+    for (uint32_t i = 0; i < n; i++) {
+        ms[i].id = i + 1;
+        ms[i].roles = ZRAFT_ROLE_VOTER;
+    }
+    for (uint32_t i = 1; i <= n; i++) {
+        cl_start_node(c, i);
+    }
+    for (uint32_t i = 1; i <= n; i++) {
+        cr_assert_eq(zraft_initialize(c->nodes[i], ms, n), 0);
+    }
+}
+
+void cl_stop_node(cluster *c, zraft_id id)
+{
+    zraft_node_destroy(&c->nodes[id]);
+}
+
+void cl_stop(cluster *c)
+{
+    for (uint32_t i = 1; i <= CL_MAX; i++) {
+        if (c->nodes[i]) {
+            zraft_node_destroy(&c->nodes[i]);
+        }
+    }
+    zraft_network_destroy(&c->net);
+    for (uint32_t i = 1; i <= CL_MAX; i++) {
+        if (c->rec[i]) {
+            free(c->rec[i]->ids);
+            pthread_mutex_destroy(&c->rec[i]->lock);
+            free(c->rec[i]);
+        }
+    }
+}
+
+static bool p_leader_known(const zraft_metrics *m, void *arg)
+{
+    (void)arg;
+    return m->leader != 0;
+}
+
+zraft_id cl_leader(cluster *c)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        zraft_id seen = 0;
+        bool agree = true;
+        for (uint32_t i = 1; i <= CL_MAX; i++) {
+            if (c->nodes[i] == NULL) {
+                continue;
+            }
+            cr_assert_eq(
+                zraft_wait(c->nodes[i], p_leader_known, NULL, CL_DEADLINE_MS),
+                0, "node %u knows no leader", i);
+            zraft_metrics m;
+            zraft_metrics_get(c->nodes[i], &m);
+            if (seen == 0) {
+                seen = m.leader;
+            } else if (m.leader != seen) {
+                agree = false;
+            }
+        }
+        if (agree && seen != 0 && c->nodes[seen] != NULL) {
+            zraft_metrics m;
+            zraft_metrics_get(c->nodes[seen], &m);
+            if (m.role_code == 3) {
+                return seen;
+            }
+        }
+        /* Not settled: wait for the next metrics change anywhere. */
+        zraft_read_sync(c->nodes[seen && c->nodes[seen] ? seen : 1], 200);
+    }
+    cr_assert_fail("no agreed leader");
+    return 0;
+}
+
+typedef struct {
+    uint64_t index;
+} applied_arg;
+
+static bool p_applied(const zraft_metrics *m, void *arg)
+{
+    return m->last_applied >= ((applied_arg *)arg)->index;
+}
+
+void cl_wait_applied(cluster *c, uint64_t index)
+{
+    applied_arg a = {index};
+    for (uint32_t i = 1; i <= CL_MAX; i++) {
+        if (c->nodes[i] != NULL) {
+            int rv = zraft_wait(c->nodes[i], p_applied, &a, CL_DEADLINE_MS);
+            cr_assert_eq(rv, 0, "node %u did not apply %llu", i,
+                         (unsigned long long)index);
+        }
+    }
+}
+
+int cl_write(cluster *c, zraft_id via, uint64_t wid, zraft_log_id *id)
+{
+    unsigned char p[16];
+    memcpy(p, &wid, 8);
+    memset(p + 8, 0xab, 8);
+    return zraft_write_sync(c->nodes[via], p, sizeof p, CL_DEADLINE_MS, id);
+}
+
+uint64_t cl_applied(cluster *c, zraft_id id, uint64_t **ids)
+{
+    recorder *r = c->rec[id];
+    pthread_mutex_lock(&r->lock);
+    uint64_t n = r->n;
+    *ids = malloc((n ? n : 1) * 8);
+    memcpy(*ids, r->ids, n * 8);
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}

@@ -1,0 +1,46 @@
+/* cluster.h - an in-process cluster for integration tests: N nodes on a
+ * zraft_network with memory storage and a recording state machine. Every
+ * wait has a deadline and waits on the node's metrics condition. */
+#ifndef ZRAFT_TEST_CLUSTER_H
+#define ZRAFT_TEST_CLUSTER_H
+
+#include <pthread.h>
+
+#include "zraft.h"
+
+#define CL_MAX         8
+#define CL_DEADLINE_MS 20000
+
+/* The recording state machine: every applied payload, in order. */
+typedef struct {
+    pthread_mutex_t lock;
+    uint64_t n;
+    uint64_t cap;
+    uint64_t *ids; /* payload's first 8 bytes (a write id) */
+    uint64_t hash; /* rolling hash of the sequence */
+} recorder;
+
+typedef struct {
+    zraft_network *net;
+    uint32_t n;
+    zraft_node *nodes[CL_MAX + 1]; /* by id; NULL when stopped */
+    recorder *rec[CL_MAX + 1];
+    zraft_storage *kept[CL_MAX + 1]; /* unused for memory storage */
+} cluster;
+
+/* Starts nodes 1..n (all voters) and initializes them. */
+void cl_start(cluster *c, uint32_t n);
+/* Starts node `id` with an empty memory store (not initialized). */
+void cl_start_node(cluster *c, zraft_id id);
+void cl_stop_node(cluster *c, zraft_id id);
+void cl_stop(cluster *c);
+/* Waits for a leader that all running nodes agree on; returns its id. */
+zraft_id cl_leader(cluster *c);
+/* Waits until every running node applied at least `index`. */
+void cl_wait_applied(cluster *c, uint64_t index);
+/* Writes one entry carrying write id `wid`; returns its error. */
+int cl_write(cluster *c, zraft_id via, uint64_t wid, zraft_log_id *id);
+/* Copies node id's applied sequence (caller frees *ids). */
+uint64_t cl_applied(cluster *c, zraft_id id, uint64_t **ids);
+
+#endif

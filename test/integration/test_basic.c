@@ -1,0 +1,34 @@
+/* test_basic.c - a 3-node in-process cluster: election, replication, the
+ * same order everywhere. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+Test(cluster3, elects_a_leader_and_replicates_in_order, .timeout = 120)
+{
+    cluster c;
+    cl_start(&c, 3);
+    zraft_id l = cl_leader(&c);
+    zraft_log_id last = {0, 0};
+    for (uint64_t w = 1; w <= 100; w++) {
+        cr_assert_eq(cl_write(&c, l, w, &last), 0);
+    }
+    cl_wait_applied(&c, last.index);
+    uint64_t *a, *b;
+    uint64_t na = cl_applied(&c, 1, &a);
+    for (zraft_id i = 2; i <= 3; i++) {
+        uint64_t nb = cl_applied(&c, i, &b);
+        cr_assert_eq(na, nb);
+        cr_assert_eq(memcmp(a, b, na * 8), 0, "node %llu differs",
+                     (unsigned long long)i);
+        free(b);
+    }
+    cr_assert_eq(na, 100);
+    for (uint64_t w = 0; w < 100; w++) {
+        cr_assert_eq(a[w], w + 1);
+    }
+    free(a);
+    cl_stop(&c);
+}

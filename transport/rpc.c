@@ -1,0 +1,550 @@
+/* rpc.c - Raft RPCs over ZeroMQ ROUTER/DEALER, and the in-process
+ * network's fault table (see rpc.h).
+ *
+ * Addressing: every DEALER sets its routing id to (kind, node id), so a
+ * node's ROUTER replies to "the replication stream of node 3" without a
+ * table of connections; ROUTER_HANDOVER lets a restarted peer take its id
+ * back. Faults of an in-process network are applied where frames arrive,
+ * after decoding (the sender never blocks on them); delayed frames wait in
+ * a small per-socket queue. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "transport/rpc.h"
+
+/* ============================================================ network */
+
+typedef struct {
+    zraft_id from, to; /* 0 matches any */
+    uint8_t kind;      /* 0 cut, 1 lossy, 2 delay */
+    uint32_t value;
+} fault;
+
+struct zraft_network {
+    pthread_mutex_t lock;
+    fault *faults;
+    size_t n, cap;
+    uint64_t rng;
+    _Atomic uint64_t dropped;
+    void *zctx; /* inproc endpoints only connect within one context */
+};
+
+zraft_network *zraft_network_new(void)
+{
+    zraft_network *n = calloc(1, sizeof(*n));
+    if (n != NULL) {
+        pthread_mutex_init(&n->lock, NULL);
+        n->rng = 0x2545f4914f6cdd1dull;
+        n->zctx = zmq_ctx_new();
+        if (n->zctx == NULL) {
+            free(n);
+            return NULL;
+        }
+    }
+    return n;
+}
+
+void zraft_network_destroy(zraft_network **np)
+{
+    if (np == NULL || *np == NULL) {
+        return;
+    }
+    pthread_mutex_destroy(&(*np)->lock);
+    zmq_ctx_term((*np)->zctx);
+    free((*np)->faults);
+    free(*np);
+    *np = NULL;
+}
+
+static void s_add(zraft_network *n, zraft_id from, zraft_id to, uint8_t kind,
+                  uint32_t value)
+{
+    pthread_mutex_lock(&n->lock);
+    if (n->n == n->cap) {
+        size_t cap = n->cap ? n->cap * 2 : 16;
+        fault *f = realloc(n->faults, cap * sizeof(*f));
+        if (f == NULL) {
+            pthread_mutex_unlock(&n->lock);
+            return;
+        }
+        n->faults = f;
+        n->cap = cap;
+    }
+    n->faults[n->n++] = (fault){from, to, kind, value};
+    pthread_mutex_unlock(&n->lock);
+}
+
+void zraft_network_isolate(zraft_network *n, zraft_id id)
+{
+    s_add(n, id, 0, 0, 0);
+    s_add(n, 0, id, 0, 0);
+}
+
+void zraft_network_cut(zraft_network *n, zraft_id from, zraft_id to)
+{
+    s_add(n, from, to, 0, 0);
+}
+
+void zraft_network_lossy(zraft_network *n, zraft_id from, zraft_id to,
+                         uint32_t permille)
+{
+    s_add(n, from, to, 1, permille);
+}
+
+void zraft_network_delay(zraft_network *n, zraft_id from, zraft_id to,
+                         uint32_t ms)
+{
+    s_add(n, from, to, 2, ms);
+}
+
+void zraft_network_heal(zraft_network *n)
+{
+    pthread_mutex_lock(&n->lock);
+    n->n = 0;
+    pthread_mutex_unlock(&n->lock);
+}
+
+void *rpc_net_zctx(zraft_network *n)
+{
+    return n->zctx;
+}
+
+uint64_t zraft_network_dropped(const zraft_network *n)
+{
+    return atomic_load(&((zraft_network *)n)->dropped);
+}
+
+bool rpc_net_allow(zraft_network *n, zraft_id from, zraft_id to,
+                   uint32_t *delay_ms)
+{
+    bool ok = true;
+    *delay_ms = 0;
+    pthread_mutex_lock(&n->lock);
+    for (size_t i = 0; i < n->n && ok; i++) {
+        const fault *f = &n->faults[i];
+        if ((f->from != 0 && f->from != from) || (f->to != 0 && f->to != to)) {
+            continue;
+        }
+        if (f->kind == 0) {
+            ok = false;
+        } else if (f->kind == 1) {
+            n->rng ^= n->rng << 13;
+            n->rng ^= n->rng >> 7;
+            n->rng ^= n->rng << 17;
+            ok = n->rng % 1000 >= f->value;
+        } else if (f->value > *delay_ms) {
+            *delay_ms = f->value;
+        }
+    }
+    pthread_mutex_unlock(&n->lock);
+    if (!ok) {
+        atomic_fetch_add(&n->dropped, 1);
+    }
+    return ok;
+}
+
+void rpc_endpoint(const rpc_ctx *c, zraft_id id, const char *addr, char *out,
+                  size_t cap)
+{
+    if (c->net != NULL) {
+        snprintf(out, cap, "inproc://zraft-%p-%llu", (void *)c->net,
+                 (unsigned long long)id);
+    } else {
+        snprintf(out, cap, "tcp://%s", addr);
+    }
+}
+
+/* ======================================================= receive side */
+
+typedef struct {
+    uint64_t due;
+    unsigned char *frame;
+    size_t len;
+} delayed;
+
+/* What a server and a connection share on the receiving side. */
+typedef struct {
+    const rpc_ctx *c;
+    void *sock;
+    bool router; /* first part is the peer's routing id */
+    codec_arena arena;
+    codec_assembler snap;
+    snapshot_meta snap_meta;
+    delayed *q;
+    size_t qn, qcap;
+    uint64_t rejected;
+    const char *why;
+} inbox;
+
+static void inbox_init(inbox *in, const rpc_ctx *c, void *sock, bool router)
+{
+    memset(in, 0, sizeof(*in));
+    in->c = c;
+    in->sock = sock;
+    in->router = router;
+    codec_arena_init(&in->arena);
+    codec_assembler_init(&in->snap, 1ull << 32);
+}
+
+static void inbox_fini(inbox *in)
+{
+    for (size_t i = 0; i < in->qn; i++) {
+        free(in->q[i].frame);
+    }
+    free(in->q);
+    codec_arena_fini(&in->arena);
+    codec_assembler_fini(&in->snap);
+}
+
+static uint64_t inbox_next_due(const inbox *in)
+{
+    uint64_t d = UINT64_MAX;
+    for (size_t i = 0; i < in->qn; i++) {
+        if (in->q[i].due < d) {
+            d = in->q[i].due;
+        }
+    }
+    return d;
+}
+
+/* Decodes a frame; applies faults and snapshot assembly. 1: *out ready. */
+static int inbox_take(inbox *in, const unsigned char *f, size_t len, msg *out,
+                      uint64_t now, bool allow_delay)
+{
+    int rv = codec_decode(&in->c->codec, f, len, out, &in->arena);
+    if (rv != 0) {
+        in->rejected++;
+        in->why = in->arena.why;
+        return 0;
+    }
+    if (in->c->net != NULL && allow_delay) {
+        uint32_t delay;
+        if (!rpc_net_allow(in->c->net, out->from, in->c->self, &delay)) {
+            codec_msg_release(out);
+            return 0;
+        }
+        if (delay > 0) {
+            codec_msg_release(out);
+            if (in->qn == in->qcap) {
+                size_t cap = in->qcap ? in->qcap * 2 : 16;
+                delayed *q = realloc(in->q, cap * sizeof(*q));
+                if (q == NULL) {
+                    return 0;
+                }
+                in->q = q;
+                in->qcap = cap;
+            }
+            unsigned char *copy = malloc(len);
+            if (copy == NULL) {
+                return 0;
+            }
+            memcpy(copy, f, len);
+            in->q[in->qn++] = (delayed){now + delay, copy, len};
+            return 0;
+        }
+    }
+    if (out->type != MSG_SNAPSHOT) {
+        return 1;
+    }
+    codec_chunk ch = in->arena.chunk;
+    rv = codec_assembler_add(&in->snap, out, &ch);
+    codec_msg_release(out);
+    if (rv != 1) {
+        return 0;
+    }
+    zraft_buf *data = NULL;
+    msg head = *out;
+    if (codec_assembler_take(&in->snap, &in->snap_meta, &data) != 0) {
+        return 0;
+    }
+    *out = head;
+    out->u.snapshot.meta = &in->snap_meta;
+    out->u.snapshot.data = data;
+    return 1;
+}
+
+static int inbox_recv(inbox *in, msg *out, uint64_t now)
+{
+    /* Delayed frames first, in due order. */
+    for (size_t i = 0; i < in->qn; i++) {
+        if (in->q[i].due <= now) {
+            delayed d = in->q[i];
+            in->q[i] = in->q[--in->qn];
+            int rv = inbox_take(in, d.frame, d.len, out, now, false);
+            free(d.frame);
+            if (rv == 1) {
+                return 1;
+            }
+            i = (size_t)-1;
+        }
+    }
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (in->router) {
+            if (zmq_msg_recv(&part, in->sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&part);
+                return 0;
+            }
+            zmq_msg_close(&part); /* routing id: replies go by node id */
+            zmq_msg_init(&part);
+        }
+        if (zmq_msg_recv(&part, in->sock, in->router ? 0 : ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            return 0;
+        }
+        /* One frame is one part; drop anything after it. */
+        bool more = zmq_msg_more(&part);
+        int rv = inbox_take(in, zmq_msg_data(&part), zmq_msg_size(&part), out,
+                            now, true);
+        zmq_msg_close(&part);
+        while (more) {
+            zmq_msg_init(&part);
+            zmq_msg_recv(&part, in->sock, 0);
+            more = zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+        if (rv == 1) {
+            return 1;
+        }
+    }
+}
+
+/* ========================================================== sockets */
+
+static void s_opts(void *sock)
+{
+    int linger = 0, hwm = 20000;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+}
+
+struct rpc_server {
+    void *sock;
+    inbox in;
+    unsigned char *buf;
+    size_t cap;
+};
+
+rpc_server *rpc_server_new(void *zctx, const rpc_ctx *c, const char *endpoint,
+                           const char **why)
+{
+    rpc_server *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        *why = "out of memory";
+        return NULL;
+    }
+    s->sock = zmq_socket(zctx, ZMQ_ROUTER);
+    if (s->sock == NULL) {
+        *why = zmq_strerror(zmq_errno());
+        free(s);
+        return NULL;
+    }
+    s_opts(s->sock);
+    int one = 1;
+    int64_t maxmsg = c->codec.max_frame;
+    zmq_setsockopt(s->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(s->sock, endpoint) != 0) {
+        *why = zmq_strerror(zmq_errno());
+        zmq_close(s->sock);
+        free(s);
+        return NULL;
+    }
+    inbox_init(&s->in, c, s->sock, true);
+    return s;
+}
+
+void rpc_server_destroy(rpc_server **sp)
+{
+    if (sp == NULL || *sp == NULL) {
+        return;
+    }
+    rpc_server *s = *sp;
+    inbox_fini(&s->in);
+    zmq_close(s->sock);
+    free(s->buf);
+    free(s);
+    *sp = NULL;
+}
+
+void *rpc_server_socket(rpc_server *s)
+{
+    return s->sock;
+}
+
+int rpc_server_recv(rpc_server *s, msg *out, uint64_t now_ms)
+{
+    return inbox_recv(&s->in, out, now_ms);
+}
+
+uint64_t rpc_server_next_due(const rpc_server *s)
+{
+    return inbox_next_due(&s->in);
+}
+
+uint64_t rpc_server_rejected(const rpc_server *s, const char **why)
+{
+    if (why != NULL) {
+        *why = s->in.why;
+    }
+    return s->in.rejected;
+}
+
+/* Encodes `m` (or one chunk of it) into the reusable buffer. */
+static int s_encode(const rpc_ctx *c, unsigned char **buf, size_t *cap,
+                    const msg *m, const codec_chunk *ch, size_t *len)
+{
+    size_t need = ch ? codec_chunk_encoded_len(&c->codec, m, ch)
+                     : codec_encoded_len(&c->codec, m);
+    if (need == 0) {
+        return ZRAFT_EINVAL;
+    }
+    if (need > *cap) {
+        unsigned char *nb = realloc(*buf, need);
+        if (nb == NULL) {
+            return ZRAFT_ENOMEM;
+        }
+        *buf = nb;
+        *cap = need;
+    }
+    return ch ? codec_encode_chunk(&c->codec, m, ch, *buf, *cap, len)
+              : codec_encode(&c->codec, m, *buf, *cap, len);
+}
+
+int rpc_server_send(rpc_server *s, const msg *m, int kind)
+{
+    unsigned char rid[9];
+    rid[0] = (unsigned char)kind;
+    for (int i = 0; i < 8; i++) {
+        rid[1 + i] = (unsigned char)(m->to >> (8 * i));
+    }
+    size_t len;
+    int rv = s_encode(s->in.c, &s->buf, &s->cap, m, NULL, &len);
+    if (rv != 0) {
+        return rv;
+    }
+    if (zmq_send(s->sock, rid, sizeof rid, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        return ZRAFT_EAGAIN;
+    }
+    if (zmq_send(s->sock, s->buf, len, ZMQ_DONTWAIT) < 0) {
+        return ZRAFT_EAGAIN;
+    }
+    return 0;
+}
+
+struct rpc_conn {
+    void *sock;
+    inbox in;
+    const rpc_ctx *c;
+    unsigned char *buf;
+    size_t cap;
+    uint64_t snap_id;
+};
+
+rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
+                       const char *endpoint, int kind)
+{
+    (void)peer;
+    rpc_conn *k = calloc(1, sizeof(*k));
+    if (k == NULL) {
+        return NULL;
+    }
+    k->sock = zmq_socket(zctx, ZMQ_DEALER);
+    if (k->sock == NULL) {
+        free(k);
+        return NULL;
+    }
+    s_opts(k->sock);
+    unsigned char rid[9];
+    rid[0] = (unsigned char)kind;
+    for (int i = 0; i < 8; i++) {
+        rid[1 + i] = (unsigned char)(c->self >> (8 * i));
+    }
+    int ivl = 50, ivl_max = 1000, one = 1;
+    int64_t maxmsg = c->codec.max_frame;
+    zmq_setsockopt(k->sock, ZMQ_ROUTING_ID, rid, sizeof rid);
+    zmq_setsockopt(k->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(k->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt(k->sock, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(k->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_connect(k->sock, endpoint) != 0) {
+        zmq_close(k->sock);
+        free(k);
+        return NULL;
+    }
+    k->c = c;
+    inbox_init(&k->in, c, k->sock, false);
+    return k;
+}
+
+void rpc_conn_destroy(rpc_conn **kp)
+{
+    if (kp == NULL || *kp == NULL) {
+        return;
+    }
+    rpc_conn *k = *kp;
+    inbox_fini(&k->in);
+    zmq_close(k->sock);
+    free(k->buf);
+    free(k);
+    *kp = NULL;
+}
+
+void *rpc_conn_socket(rpc_conn *k)
+{
+    return k->sock;
+}
+
+int rpc_conn_send(rpc_conn *k, const msg *m)
+{
+    size_t len;
+    int rv;
+    if (m->type != MSG_SNAPSHOT) {
+        rv = s_encode(k->c, &k->buf, &k->cap, m, NULL, &len);
+        if (rv != 0) {
+            return rv;
+        }
+        return zmq_send(k->sock, k->buf, len, ZMQ_DONTWAIT) < 0 ? ZRAFT_EAGAIN
+                                                                : 0;
+    }
+    const zraft_buf *data = m->u.snapshot.data;
+    uint64_t total = data->len, off = 0;
+    uint32_t step = k->c->snapshot_chunk ? k->c->snapshot_chunk : (1u << 20);
+    k->snap_id++;
+    do {
+        codec_chunk ch;
+        memset(&ch, 0, sizeof ch);
+        ch.snapshot_id = k->snap_id;
+        ch.total = total;
+        ch.offset = off;
+        ch.len = (uint32_t)(total - off < step ? total - off : step);
+        ch.bytes = data->data + off;
+        ch.last = off + ch.len == total;
+        rv = s_encode(k->c, &k->buf, &k->cap, m, &ch, &len);
+        if (rv != 0) {
+            return rv;
+        }
+        if (zmq_send(k->sock, k->buf, len, ZMQ_DONTWAIT) < 0) {
+            return ZRAFT_EAGAIN;
+        }
+        off += ch.len;
+    } while (off < total);
+    return 0;
+}
+
+int rpc_conn_recv(rpc_conn *k, msg *out, uint64_t now_ms)
+{
+    return inbox_recv(&k->in, out, now_ms);
+}
+
+uint64_t rpc_conn_next_due(const rpc_conn *k)
+{
+    return inbox_next_due(&k->in);
+}

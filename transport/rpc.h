@@ -1,0 +1,78 @@
+/* rpc.h - Raft RPCs over ZeroMQ: one ROUTER per node for inbound requests,
+ * one DEALER per outbound connection (a replication stream's, or the core's
+ * vote/timeout-now sender). Replies travel back on the requester's DEALER.
+ *
+ * The same code serves both transports: the in-process one (endpoints
+ * inproc://zraft-<net>-<id>, faults from a zraft_network applied on
+ * receipt) and ZeroMQ TCP (endpoints from the members' addresses). Frames
+ * are the wire codec's (transport/codec.h) in both cases.
+ *
+ * Each rpc_server / rpc_conn belongs to the thread that created it: it owns
+ * a ZeroMQ socket. Sends never block: when a peer is slow or gone and the
+ * high-water mark is reached, the frame is dropped (Raft retries). */
+#ifndef ZRAFT_TRANSPORT_RPC_H
+#define ZRAFT_TRANSPORT_RPC_H
+
+#include "core/engine.h"
+#include "transport/codec.h"
+#include "zraft.h"
+
+/* Which DEALER of a node a reply goes to. */
+enum { RPC_KIND_REPL = 'r', RPC_KIND_VOTE = 'v' };
+
+typedef struct {
+    codec_ctx codec;
+    zraft_network *net; /* NULL: TCP */
+    zraft_id self;
+    uint32_t snapshot_chunk; /* bytes per snapshot chunk */
+} rpc_ctx;
+
+/* The endpoint of node `id`: inproc name for an in-process network, else
+ * "tcp://" + addr. `out` has ZRAFT_ADDR_MAX + 32 bytes. */
+void rpc_endpoint(const rpc_ctx *c, zraft_id id, const char *addr, char *out,
+                  size_t cap);
+
+/* ---- in-process network faults (rpc.c keeps the table) */
+/* True if a frame from `from` to `to` may be delivered now; *delay_ms is the
+ * configured delay (0: none). */
+bool rpc_net_allow(zraft_network *n, zraft_id from, zraft_id to,
+                   uint32_t *delay_ms);
+
+/* The ZeroMQ context every node of an in-process network shares. */
+void *rpc_net_zctx(zraft_network *n);
+
+typedef struct rpc_server rpc_server;
+typedef struct rpc_conn rpc_conn;
+
+/* Binds the node's ROUTER on `endpoint`. NULL on failure (errno-style
+ * reason in *why). */
+rpc_server *rpc_server_new(void *zctx, const rpc_ctx *c, const char *endpoint,
+                           const char **why);
+void rpc_server_destroy(rpc_server **s);
+void *rpc_server_socket(rpc_server *s);
+/* Receives one request if one is ready (non-blocking): 1 and *out filled
+ * (release with codec_msg_release; snapshots are assembled from chunks and
+ * then carry a complete meta and data buffer owned by *out), 0 if nothing is
+ * ready (or the frame was dropped: malformed, faulted, a partial snapshot).
+ * `now_ms` orders delayed frames. */
+int rpc_server_recv(rpc_server *s, msg *out, uint64_t now_ms);
+/* Next time a delayed frame becomes due (UINT64_MAX: none). */
+uint64_t rpc_server_next_due(const rpc_server *s);
+/* Sends a reply (or any message) to the DEALER of kind `kind` of m->to. */
+int rpc_server_send(rpc_server *s, const msg *m, int kind);
+/* Frames dropped for being malformed (and their last reason). */
+uint64_t rpc_server_rejected(const rpc_server *s, const char **why);
+
+/* A DEALER from this node to `peer` at `endpoint`. */
+rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
+                       const char *endpoint, int kind);
+void rpc_conn_destroy(rpc_conn **c);
+void *rpc_conn_socket(rpc_conn *c);
+/* Sends a request; MSG_SNAPSHOT goes out as chunks. ZRAFT_EAGAIN when the
+ * peer's queue is full (nothing, or for snapshots part, was sent). */
+int rpc_conn_send(rpc_conn *c, const msg *m);
+/* Receives one reply if ready: 1 / 0 as rpc_server_recv. */
+int rpc_conn_recv(rpc_conn *c, msg *out, uint64_t now_ms);
+uint64_t rpc_conn_next_due(const rpc_conn *c);
+
+#endif
