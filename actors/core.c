@@ -402,12 +402,15 @@ static void s_io(core *c, const command *k)
             m.u.log_io.ents[i] = k->u.append.entries[i];
             zraft_buf_ref(m.u.log_io.ents[i].payload);
         }
+        /* Streams may send these before the log writer writes them. */
+        logcache_append(&c->n->cache, m.u.log_io.ents, n);
         m.u.log_io.cmd.u.append.entries = NULL;
         break;
     }
     case CMD_TRUNCATE: {
         /* Client writes at or after `since` are gone with their entries. */
         uint64_t since = k->u.truncate.since;
+        logcache_truncate(&c->n->cache, since);
         size_t cut = c->n_pw;
         while (cut > 0 && c->pw[cut - 1].id.index >= since) {
             cut--;
@@ -417,6 +420,7 @@ static void s_io(core *c, const command *k)
         break;
     }
     case CMD_INSTALL_SNAPSHOT:
+        logcache_reset(&c->n->cache);
         m.u.log_io.meta = malloc(sizeof(snapshot_meta));
         if (m.u.log_io.meta == NULL) {
             abort();
@@ -719,6 +723,11 @@ static void s_mailbox(core *c, const amsg *m)
             c->flushed = m->u.flushed.seq;
         }
         engine_io_flushed(c->e, c->flushed);
+        {
+            engine_status fs;
+            engine_get_status(c->e, &fs);
+            logcache_durable(&c->n->cache, fs.flushed_log_id.index);
+        }
         s_commands(c);
         s_release(c);
         break;

@@ -224,7 +224,7 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
     pthread_cond_init(&n->mcond, NULL);
     n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int rv = ZRAFT_ENOMEM;
-    if (n->efd < 0) {
+    if (n->efd < 0 || logcache_init(&n->cache, 64u << 20) != 0) {
         goto err_after_locks;
     }
     if (c->network != NULL) {
@@ -292,6 +292,7 @@ err_after_zctx:
 err_after_efd:
     close(n->efd);
 err_after_locks:
+    logcache_fini(&n->cache);
     pthread_mutex_destroy(&n->qlock);
     pthread_mutex_destroy(&n->mlock);
     pthread_cond_destroy(&n->mcond);
@@ -327,6 +328,7 @@ void zraft_node_destroy(zraft_node **np)
         zmq_ctx_term(n->zctx);
     }
     close(n->efd);
+    logcache_fini(&n->cache);
     if (n->fsm->destroy) {
         n->fsm->destroy(n->fsm->ctx);
     }
@@ -336,6 +338,17 @@ void zraft_node_destroy(zraft_node **np)
     pthread_cond_destroy(&n->mcond);
     free(n);
     *np = NULL;
+}
+
+int node_get_entries(zraft_node *n, uint64_t from, uint64_t to,
+                     size_t max_bytes, zraft_entry *out, size_t *count)
+{
+    size_t got = logcache_get(&n->cache, from, to, max_bytes, out, *count);
+    if (got > 0) {
+        *count = got;
+        return 0;
+    }
+    return n->st->get(n->st->ctx, from, to, max_bytes, out, count);
 }
 
 /* -------------------------------------------------------------- calls */

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "actors/actor.h"
+#include "actors/logcache.h"
 #include "core/engine.h"
 #include "transport/rpc.h"
 #include "zraft.h"
@@ -64,6 +65,7 @@ struct zraft_node {
     zraft_fsm *fsm; /* points at fsm_copy */
     zraft_fsm fsm_copy;
     rpc_ctx rpc;
+    logcache cache; /* recent entries: core writes, streams/sm read */
     char ep_core[96], ep_log[96], ep_sm[96];
     actor core, log, sm;
 
@@ -97,6 +99,11 @@ repl *repl_start(zraft_node *n, zraft_id target, const char *addr);
 void repl_stop(repl **r);
 const char *repl_endpoint(const repl *r);
 zraft_id repl_target(const repl *r);
+
+/* Reads entries [from, to] from the cache, then storage: like
+ * zraft_storage.get (caller owns the references). */
+int node_get_entries(zraft_node *n, uint64_t from, uint64_t to,
+                     size_t max_bytes, zraft_entry *out, size_t *count);
 
 /* Completes an admin waiter. */
 void waiter_done(waiter *w, int rv);

@@ -64,8 +64,8 @@ static void s_update(stream *s, const amsg *u)
     size_t got = 0;
     while (got < want) {
         size_t k = want - got;
-        int rv = n->st->get(n->st->ctx, from + got, last, SIZE_MAX,
-                            s->ents + got, &k);
+        int rv =
+            node_get_entries(n, from + got, last, SIZE_MAX, s->ents + got, &k);
         if (rv != 0 || k == 0) {
             for (size_t i = 0; i < got; i++) {
                 zraft_buf_unref(s->ents[i].payload);

@@ -1,0 +1,371 @@
+/* zraft-bench - starts an N-node cluster in this process (in-process
+ * network, memory storage) and drives it with C concurrent clients for a
+ * duration or an op count; prints committed writes/s and latency
+ * percentiles as a table and, with --json FILE, as JSON.
+ *
+ * Clients are closed loops without threads of their own: each keeps one
+ * write outstanding and issues the next from the previous one's completion
+ * callback (which runs on the leader's state machine thread and only queues
+ * the next request). Latency is measured from zraft_write() to the
+ * callback: committed on a quorum and applied on the leader. */
+#include <dirent.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zraft.h"
+
+#define HIST_US 200000 /* 1 us buckets up to 200 ms, then one overflow */
+
+typedef struct {
+    uint32_t nodes, clients, payload;
+    double duration;
+    uint64_t ops;
+    const char *json;
+    bool threads;
+} opts;
+
+typedef struct bench bench;
+
+typedef struct {
+    bench *b;
+    uint64_t started_us;
+    uint32_t idx;
+} client;
+
+struct bench {
+    opts o;
+    zraft_network *net;
+    zraft_node *nodes[16];
+    _Atomic zraft_id leader;
+    client *clients;
+    zraft_buf *payload;
+    _Atomic uint64_t issued, done, errors;
+    _Atomic bool stop;
+    uint32_t *hist;
+    uint64_t overflow;
+    uint64_t max_us;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint32_t outstanding;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int c_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
+{
+    (void)ctx;
+    (void)e;
+    *result = NULL;
+    return 0;
+}
+
+static int c_snapshot(void *ctx, zraft_buf **out)
+{
+    (void)ctx;
+    *out = zraft_buf_new("", 0);
+    return *out ? 0 : ZRAFT_ENOMEM;
+}
+
+static int c_restore(void *ctx, const zraft_buf *data)
+{
+    (void)ctx;
+    (void)data;
+    return 0;
+}
+
+static void c_destroy(void *ctx)
+{
+    (void)ctx;
+}
+
+static void s_issue(client *c);
+
+static void s_finish(bench *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->outstanding--;
+    pthread_cond_broadcast(&b->cond);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void s_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
+{
+    client *c = arg;
+    bench *b = c->b;
+    (void)id;
+    (void)result;
+    uint64_t us = now_us() - c->started_us;
+    if (err != 0) {
+        atomic_fetch_add(&b->errors, 1);
+    } else {
+        atomic_fetch_add(&b->done, 1);
+        /* Callbacks of one leader run on one thread; the lock covers a
+         * leader change. */
+        pthread_mutex_lock(&b->lock);
+        if (us < HIST_US) {
+            b->hist[us]++;
+        } else {
+            b->overflow++;
+        }
+        if (us > b->max_us) {
+            b->max_us = us;
+        }
+        pthread_mutex_unlock(&b->lock);
+    }
+    if (atomic_load(&b->stop)) {
+        s_finish(b);
+        return;
+    }
+    s_issue(c);
+}
+
+static void s_issue(client *c)
+{
+    bench *b = c->b;
+    if (b->o.ops > 0 && atomic_fetch_add(&b->issued, 1) >= b->o.ops) {
+        atomic_store(&b->stop, true);
+        s_finish(b);
+        return;
+    }
+    zraft_id l = atomic_load(&b->leader);
+    c->started_us = now_us();
+    int rv = zraft_write_buf(b->nodes[l], zraft_buf_ref(b->payload), s_done, c);
+    if (rv != 0) {
+        zraft_buf_unref(b->payload);
+        atomic_fetch_add(&b->errors, 1);
+        s_finish(b);
+    }
+}
+
+static bool p_leader(const zraft_metrics *m, void *arg)
+{
+    (void)arg;
+    return m->leader != 0 && m->role_code == 3;
+}
+
+static uint64_t s_pct(bench *b, double p, uint64_t total)
+{
+    uint64_t want = (uint64_t)(p * (double)total);
+    if (want >= total) {
+        want = total - 1;
+    }
+    uint64_t seen = 0;
+    for (uint32_t i = 0; i < HIST_US; i++) {
+        seen += b->hist[i];
+        if (seen > want) {
+            return i;
+        }
+    }
+    return b->max_us;
+}
+
+static void s_threads(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL) {
+        return;
+    }
+    struct dirent *de;
+    fprintf(stderr, "threads:");
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            if (fgets(name, sizeof name, f) != NULL) {
+                name[strcspn(name, "\n")] = '\0';
+            }
+            fclose(f);
+        }
+        fprintf(stderr, " %s", name);
+    }
+    fprintf(stderr, "\n");
+    closedir(d);
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: zraft-bench [--nodes N] [--clients C] [--duration S]\n"
+            "                   [--ops N] [--payload BYTES] [--json FILE]\n"
+            "                   [--threads]\n"
+            "Starts an N-node cluster in this process (in-process network,\n"
+            "memory storage) and drives it with C closed-loop clients.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static struct option lo[] = {
+        {"nodes", 1, 0, 'n'},   {"clients", 1, 0, 'c'}, {"duration", 1, 0, 'd'},
+        {"ops", 1, 0, 'o'},     {"payload", 1, 0, 'p'}, {"json", 1, 0, 'j'},
+        {"threads", 0, 0, 't'}, {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+    bench *b = calloc(1, sizeof(*b));
+    b->o = (opts){3, 16, 128, 5.0, 0, NULL, false};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'n':
+            b->o.nodes = (uint32_t)atoi(optarg);
+            break;
+        case 'c':
+            b->o.clients = (uint32_t)atoi(optarg);
+            break;
+        case 'd':
+            b->o.duration = atof(optarg);
+            break;
+        case 'o':
+            b->o.ops = strtoull(optarg, NULL, 10);
+            break;
+        case 'p':
+            b->o.payload = (uint32_t)atoi(optarg);
+            break;
+        case 'j':
+            b->o.json = optarg;
+            break;
+        case 't':
+            b->o.threads = true;
+            break;
+        default:
+            usage();
+            return ch == 'h' ? 0 : 2;
+        }
+    }
+    if (b->o.nodes < 1 || b->o.nodes > 9 || b->o.clients < 1 ||
+        b->o.clients > 100000 || b->o.payload < 8 ||
+        b->o.payload > (64u << 20) || b->o.duration <= 0) {
+        fprintf(stderr, "zraft-bench: invalid arguments (nodes 1..9, clients "
+                        "1..100000, payload 8..64MiB, duration > 0)\n");
+        return 2;
+    }
+    b->hist = calloc(HIST_US, sizeof(uint32_t));
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_cond_init(&b->cond, NULL);
+    b->net = zraft_network_new();
+    zraft_member ms[16];
+    memset(ms, 0, sizeof ms);
+    for (uint32_t i = 1; i <= b->o.nodes; i++) {
+        ms[i - 1].id = i;
+        ms[i - 1].roles = ZRAFT_ROLE_VOTER;
+        zraft_config cfg;
+        zraft_config_default(&cfg, i);
+        cfg.network = b->net;
+        zraft_fsm f = {NULL, c_apply, c_snapshot, c_restore, c_destroy};
+        int rv =
+            zraft_node_new(&cfg, zraft_storage_memory_new(), &f, &b->nodes[i]);
+        if (rv != 0) {
+            fprintf(stderr, "zraft-bench: node %u: %s\n", i,
+                    zraft_strerror(rv));
+            return 1;
+        }
+    }
+    for (uint32_t i = 1; i <= b->o.nodes; i++) {
+        zraft_initialize(b->nodes[i], ms, b->o.nodes);
+    }
+    if (zraft_wait(b->nodes[1], p_leader, NULL, 0) != 0) {
+        /* Whoever it is: ask node 1 who leads. */
+    }
+    zraft_id leader = 0;
+    for (int tries = 0; tries < 100 && leader == 0; tries++) {
+        for (uint32_t i = 1; i <= b->o.nodes; i++) {
+            if (zraft_wait(b->nodes[i], p_leader, NULL, 100) == 0) {
+                leader = i;
+                break;
+            }
+        }
+    }
+    if (leader == 0) {
+        fprintf(stderr, "zraft-bench: no leader elected\n");
+        return 1;
+    }
+    atomic_store(&b->leader, leader);
+    b->payload = zraft_buf_new(NULL, b->o.payload);
+    memset(b->payload->data, 'x', b->o.payload);
+    b->clients = calloc(b->o.clients, sizeof(client));
+    b->outstanding = b->o.clients;
+    uint64_t t0 = now_us();
+    for (uint32_t i = 0; i < b->o.clients; i++) {
+        b->clients[i].b = b;
+        b->clients[i].idx = i;
+        s_issue(&b->clients[i]);
+    }
+    uint64_t last_done = 0, last_t = t0;
+    bool progress = b->o.duration > 3 || b->o.ops > 0;
+    while (!atomic_load(&b->stop)) {
+        usleep(100000);
+        uint64_t t = now_us();
+        if (b->o.ops == 0 && t - t0 >= (uint64_t)(b->o.duration * 1e6)) {
+            atomic_store(&b->stop, true);
+        }
+        if (progress && t - last_t >= 1000000) {
+            uint64_t d = atomic_load(&b->done);
+            fprintf(stderr, "  %5.1fs  %10llu ops  %10.0f writes/s\n",
+                    (double)(t - t0) / 1e6, (unsigned long long)d,
+                    (double)(d - last_done) * 1e6 / (double)(t - last_t));
+            last_done = d;
+            last_t = t;
+        }
+        if (b->o.threads && t - t0 >= 500000) {
+            s_threads();
+            b->o.threads = false;
+        }
+    }
+    pthread_mutex_lock(&b->lock);
+    while (b->outstanding > 0) {
+        pthread_cond_wait(&b->cond, &b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    uint64_t elapsed = now_us() - t0;
+    uint64_t done = atomic_load(&b->done), errors = atomic_load(&b->errors);
+    double wps = (double)done * 1e6 / (double)elapsed;
+    uint64_t total = done ? done : 1;
+    uint64_t p50 = s_pct(b, 0.50, total), p99 = s_pct(b, 0.99, total),
+             p999 = s_pct(b, 0.999, total);
+    printf("%-8s %-8s %-8s %-10s %-12s %-9s %-9s %-9s %-7s\n", "nodes",
+           "clients", "payload", "ops", "writes/s", "p50_us", "p99_us",
+           "p999_us", "errors");
+    printf("%-8u %-8u %-8u %-10llu %-12.0f %-9llu %-9llu %-9llu %-7llu\n",
+           b->o.nodes, b->o.clients, b->o.payload, (unsigned long long)done,
+           wps, (unsigned long long)p50, (unsigned long long)p99,
+           (unsigned long long)p999, (unsigned long long)errors);
+    if (b->o.json != NULL) {
+        FILE *f = fopen(b->o.json, "w");
+        if (f == NULL) {
+            perror(b->o.json);
+            return 1;
+        }
+        fprintf(f,
+                "{\"nodes\":%u,\"clients\":%u,\"payload\":%u,"
+                "\"duration_s\":%.3f,\"storage\":\"memory\","
+                "\"transport\":\"inproc\",\"ops\":%llu,\"errors\":%llu,"
+                "\"writes_per_sec\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,"
+                "\"p999_us\":%llu,\"max_us\":%llu}\n",
+                b->o.nodes, b->o.clients, b->o.payload, (double)elapsed / 1e6,
+                (unsigned long long)done, (unsigned long long)errors, wps,
+                (unsigned long long)p50, (unsigned long long)p99,
+                (unsigned long long)p999, (unsigned long long)b->max_us);
+        fclose(f);
+    }
+    for (uint32_t i = 1; i <= b->o.nodes; i++) {
+        zraft_node_destroy(&b->nodes[i]);
+    }
+    zraft_network_destroy(&b->net);
+    zraft_buf_unref(b->payload);
+    free(b->clients);
+    free(b->hist);
+    free(b);
+    return 0;
+}
