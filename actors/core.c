@@ -175,26 +175,35 @@ static void s_sync_streams(core *c, uint64_t term)
     if (term == 0) {
         return;
     }
+    /* Effective and committed members (removed ones until C_new commits,
+     * as the engine does). */
+    const zraft_membership *cm = engine_committed_membership(c->e);
     for (uint32_t i = 0; i < c->n_streams;) {
-        if (zraft_membership_find(m, repl_target(c->streams[i])) == NULL) {
+        zraft_id t = repl_target(c->streams[i]);
+        if (zraft_membership_find(m, t) == NULL &&
+            zraft_membership_find(cm, t) == NULL) {
             s_stop_stream(c, i);
         } else {
             i++;
         }
     }
-    for (uint32_t i = 0; i < m->n; i++) {
-        zraft_id id = m->members[i].id;
-        if (id == c->n->cfg.id || s_stream_index(c, id) >= 0) {
-            continue;
+    for (int pass = 0; pass < 2; pass++) {
+        const zraft_membership *x = pass == 0 ? m : cm;
+        for (uint32_t i = 0; i < x->n; i++) {
+            zraft_id id = x->members[i].id;
+            if (id == c->n->cfg.id || s_stream_index(c, id) >= 0 ||
+                c->n_streams == ZRAFT_MAX_MEMBERS) {
+                continue;
+            }
+            repl *r = repl_start(c->n, id, x->members[i].addr);
+            if (r == NULL) {
+                continue;
+            }
+            c->streams[c->n_streams] = r;
+            c->stream_push[c->n_streams] =
+                actor_connect(c->n->zctx, repl_endpoint(r));
+            c->n_streams++;
         }
-        repl *r = repl_start(c->n, id, m->members[i].addr);
-        if (r == NULL) {
-            continue;
-        }
-        c->streams[c->n_streams] = r;
-        c->stream_push[c->n_streams] =
-            actor_connect(c->n->zctx, repl_endpoint(r));
-        c->n_streams++;
     }
 }
 

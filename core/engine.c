@@ -236,17 +236,49 @@ static uint8_t s_follower_role(const engine *e)
     return s_is_voter(e, e->c.id) ? ROLE_FOLLOWER : ROLE_LEARNER;
 }
 
-/* The leader's progress set follows the effective configuration. */
+static const zraft_membership *s_committed_config(const engine *e)
+{
+    for (size_t i = e->mems_n; i > 0; i--) {
+        if (e->mems[i - 1].id.index <= e->committed) {
+            return &e->mems[i - 1].m;
+        }
+    }
+    return &e->mems[0].m;
+}
+
+/* Whom the leader replicates to: the members of the effective
+ * configuration and, until C_new commits, those of the committed one, so
+ * that removed servers learn of their removal (thesis §4.2.2). */
+static bool s_is_target(const engine *e, zraft_id id)
+{
+    return zraft_membership_find(s_config(e), id) != NULL ||
+           zraft_membership_find(s_committed_config(e), id) != NULL;
+}
+
+static void s_add_progress(engine *e, zraft_id id, bool *changed)
+{
+    if (id == e->c.id || s_progress(e, id) != NULL ||
+        e->n_prs >= ZRAFT_MAX_MEMBERS) {
+        return;
+    }
+    progress *p = &e->prs[e->n_prs++];
+    if (progress_init(p, id, rlog_last(&e->log) + 1, e->c.max_inflight_msgs) !=
+        0) {
+        abort();
+    }
+    p->recent_active = true;
+    *changed = true;
+}
+
+/* The leader's progress set follows the replication targets. */
 static void s_sync_progress(engine *e)
 {
     if (e->role != ROLE_LEADER) {
         return;
     }
-    const zraft_membership *m = s_config(e);
     bool changed = false;
-    /* Drop followers no longer in the configuration. */
     for (uint32_t i = 0; i < e->n_prs;) {
-        if (zraft_membership_find(m, e->prs[i].id) == NULL) {
+        if (!s_is_target(e, e->prs[i].id)) {
             progress_free(&e->prs[i]);
             e->prs[i] = e->prs[--e->n_prs];
             changed = true;
@@ -254,18 +286,13 @@ static void s_sync_progress(engine *e)
             i++;
         }
     }
+    const zraft_membership *m = s_config(e);
     for (uint32_t i = 0; i < m->n; i++) {
-        zraft_id id = m->members[i].id;
-        if (id == e->c.id || s_progress(e, id) != NULL) {
-            continue;
-        }
-        progress *p = &e->prs[e->n_prs++];
-        if (progress_init(p, id, rlog_last(&e->log) + 1,
-                          e->c.max_inflight_msgs) != 0) {
-            abort();
-        }
-        p->recent_active = true;
-        changed = true;
+        s_add_progress(e, m->members[i].id, &changed);
+    }
+    m = s_committed_config(e);
+    for (uint32_t i = 0; i < m->n; i++) {
+        s_add_progress(e, m->members[i].id, &changed);
     }
     if (changed) {
         s_streams(e);
@@ -799,6 +826,7 @@ static void s_maybe_commit(engine *e)
     }
     e->committed = q;
     s_mem_compact(e);
+    s_sync_progress(e);
     s_apply(e);
     s_start_waiting_reads(e);
     s_finish_joint(e);
@@ -1895,12 +1923,7 @@ const zraft_membership *engine_membership(const engine *e)
 
 const zraft_membership *engine_committed_membership(const engine *e)
 {
-    for (size_t i = e->mems_n; i > 0; i--) {
-        if (e->mems[i - 1].id.index <= e->committed) {
-            return &e->mems[i - 1].m;
-        }
-    }
-    return &e->mems[0].m;
+    return s_committed_config(e);
 }
 
 zraft_id engine_leader(const engine *e)

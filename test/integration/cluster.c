@@ -84,6 +84,10 @@ void cl_start_node(cluster *c, zraft_id id)
     cfg.election_timeout_min_ms = 300;
     cfg.election_timeout_max_ms = 600;
     cfg.heartbeat_interval_ms = 50;
+    cfg.snapshot_threshold = c->snapshot_threshold;
+    if (c->snapshot_keep) {
+        cfg.snapshot_keep_entries = c->snapshot_keep;
+    }
     zraft_fsm *f = calloc(1, sizeof(*f));
     f->ctx = c->rec[id];
     f->apply = r_apply;
@@ -99,7 +103,10 @@ void cl_start_node(cluster *c, zraft_id id)
 
 void cl_start(cluster *c, uint32_t n)
 {
+    uint64_t th = c->snapshot_threshold, keep = c->snapshot_keep;
     memset(c, 0, sizeof(*c));
+    c->snapshot_threshold = th;
+    c->snapshot_keep = keep;
     c->net = zraft_network_new();
     c->n = n;
     zraft_member ms[CL_MAX];
@@ -144,13 +151,37 @@ static bool p_leader_known(const zraft_metrics *m, void *arg)
     return m->leader != 0;
 }
 
-zraft_id cl_leader(cluster *c)
+/* A node removed from the configuration (in its own view) follows no
+ * leader any more. */
+bool cl_is_member(cluster *c, zraft_id id)
 {
-    for (int attempt = 0; attempt < 200; attempt++) {
+    zraft_metrics m;
+    zraft_metrics_get(c->nodes[id], &m);
+    if (m.membership.n == 0) {
+        return true;
+    }
+    for (uint32_t i = 0; i < m.membership.n; i++) {
+        if (m.membership.members[i].id == id) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool p_changed(const zraft_metrics *m, void *arg)
+{
+    const zraft_metrics *was = arg;
+    return m->term != was->term || m->leader != was->leader ||
+           m->role_code != was->role_code;
+}
+
+zraft_id cl_leader_except(cluster *c, zraft_id skip)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
         zraft_id seen = 0;
         bool agree = true;
         for (uint32_t i = 1; i <= CL_MAX; i++) {
-            if (c->nodes[i] == NULL) {
+            if (c->nodes[i] == NULL || i == skip || !cl_is_member(c, i)) {
                 continue;
             }
             cr_assert_eq(
@@ -164,18 +195,33 @@ zraft_id cl_leader(cluster *c)
                 agree = false;
             }
         }
-        if (agree && seen != 0 && c->nodes[seen] != NULL) {
+        if (agree && seen != 0 && seen != skip && seen <= CL_MAX &&
+            c->nodes[seen] != NULL) {
             zraft_metrics m;
             zraft_metrics_get(c->nodes[seen], &m);
             if (m.role_code == 3) {
                 return seen;
             }
         }
-        /* Not settled: wait for the next metrics change anywhere. */
-        zraft_read_sync(c->nodes[seen && c->nodes[seen] ? seen : 1], 200);
+        /* Not settled yet: wait for the next role/term/leader change of
+         * some running node (bounded; the loop re-checks). */
+        for (uint32_t i = 1; i <= CL_MAX; i++) {
+            if (c->nodes[i] != NULL && i != skip) {
+                zraft_metrics m;
+                zraft_metrics_get(c->nodes[i], &m);
+                zraft_metrics was = m;
+                zraft_wait(c->nodes[i], p_changed, &was, 500);
+                break;
+            }
+        }
     }
     cr_assert_fail("no agreed leader");
     return 0;
+}
+
+zraft_id cl_leader(cluster *c)
+{
+    return cl_leader_except(c, 0);
 }
 
 typedef struct {
@@ -189,9 +235,14 @@ static bool p_applied(const zraft_metrics *m, void *arg)
 
 void cl_wait_applied(cluster *c, uint64_t index)
 {
+    cl_wait_applied_except(c, index, 0);
+}
+
+void cl_wait_applied_except(cluster *c, uint64_t index, zraft_id skip)
+{
     applied_arg a = {index};
     for (uint32_t i = 1; i <= CL_MAX; i++) {
-        if (c->nodes[i] != NULL) {
+        if (c->nodes[i] != NULL && i != skip) {
             int rv = zraft_wait(c->nodes[i], p_applied, &a, CL_DEADLINE_MS);
             cr_assert_eq(rv, 0, "node %u did not apply %llu", i,
                          (unsigned long long)index);
@@ -216,4 +267,69 @@ uint64_t cl_applied(cluster *c, zraft_id id, uint64_t **ids)
     memcpy(*ids, r->ids, n * 8);
     pthread_mutex_unlock(&r->lock);
     return n;
+}
+
+void cl_assert_same(cluster *c)
+{
+    uint64_t *ref = NULL, nref = 0;
+    zraft_id first = 0;
+    for (uint32_t i = 1; i <= CL_MAX; i++) {
+        if (c->nodes[i] == NULL) {
+            continue;
+        }
+        uint64_t *ids;
+        uint64_t n = cl_applied(c, i, &ids);
+        if (first == 0) {
+            first = i;
+            ref = ids;
+            nref = n;
+            continue;
+        }
+        /* Applied prefixes must agree; lengths agree once caught up. */
+        uint64_t m = n < nref ? n : nref;
+        for (uint64_t k = 0; k < m; k++) {
+            cr_assert_eq(ids[k], ref[k],
+                         "node %u and node %llu differ at position %llu", i,
+                         (unsigned long long)first, (unsigned long long)k);
+        }
+        cr_assert_eq(n, nref, "node %u applied %llu entries, node %llu %llu", i,
+                     (unsigned long long)n, (unsigned long long)first,
+                     (unsigned long long)nref);
+        free(ids);
+    }
+    free(ref);
+}
+
+zraft_log_id cl_write_any(cluster *c, uint64_t wid, zraft_id skip)
+{
+    zraft_log_id id = {0, 0};
+    for (int attempt = 0; attempt < 200; attempt++) {
+        zraft_id probe = 0;
+        for (uint32_t i = 1; i <= CL_MAX; i++) {
+            if (c->nodes[i] == NULL || i == skip) {
+                continue;
+            }
+            probe = probe ? probe : i;
+            zraft_metrics m;
+            zraft_metrics_get(c->nodes[i], &m);
+            if (m.role_code != 3) {
+                continue;
+            }
+            int rv = cl_write(c, i, wid, &id);
+            if (rv == 0) {
+                return id;
+            }
+            cr_assert(rv == ZRAFT_ENOTLEADER || rv == ZRAFT_ELEADERSHIP_LOST ||
+                          rv == ZRAFT_ETIMEDOUT,
+                      "write %llu: %s", (unsigned long long)wid,
+                      zraft_strerror(rv));
+        }
+        cr_assert_neq(probe, 0, "no running node");
+        /* No leader took it: wait for a role change somewhere. */
+        zraft_metrics was;
+        zraft_metrics_get(c->nodes[probe], &was);
+        zraft_wait(c->nodes[probe], p_changed, &was, 500);
+    }
+    cr_assert_fail("write %llu never succeeded", (unsigned long long)wid);
+    return id;
 }

@@ -25,7 +25,8 @@ typedef struct {
     uint32_t n;
     zraft_node *nodes[CL_MAX + 1]; /* by id; NULL when stopped */
     recorder *rec[CL_MAX + 1];
-    zraft_storage *kept[CL_MAX + 1]; /* unused for memory storage */
+    uint64_t snapshot_threshold; /* applied to nodes started later */
+    uint64_t snapshot_keep;
 } cluster;
 
 /* Starts nodes 1..n (all voters) and initializes them. */
@@ -36,6 +37,16 @@ void cl_stop_node(cluster *c, zraft_id id);
 void cl_stop(cluster *c);
 /* Waits for a leader that all running nodes agree on; returns its id. */
 zraft_id cl_leader(cluster *c);
+/* The same among the running nodes except `skip`. */
+zraft_id cl_leader_except(cluster *c, zraft_id skip);
+/* False once node `id` sees itself outside the configuration. */
+bool cl_is_member(cluster *c, zraft_id id);
+/* Waits until every running node (but `skip`) applied at least `index`. */
+void cl_wait_applied_except(cluster *c, uint64_t index, zraft_id skip);
+/* Asserts that every running node applied the same sequence. */
+void cl_assert_same(cluster *c);
+/* Writes with retries through whoever leads now; returns the log id. */
+zraft_log_id cl_write_any(cluster *c, uint64_t wid, zraft_id skip);
 /* Waits until every running node applied at least `index`. */
 void cl_wait_applied(cluster *c, uint64_t index);
 /* Writes one entry carrying write id `wid`; returns its error. */
