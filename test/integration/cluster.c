@@ -264,7 +264,9 @@ uint64_t cl_applied(cluster *c, zraft_id id, uint64_t **ids)
     pthread_mutex_lock(&r->lock);
     uint64_t n = r->n;
     *ids = malloc((n ? n : 1) * 8);
-    memcpy(*ids, r->ids, n * 8);
+    if (n > 0) {
+        memcpy(*ids, r->ids, n * 8);
+    }
     pthread_mutex_unlock(&r->lock);
     return n;
 }
