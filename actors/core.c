@@ -126,6 +126,14 @@ static rpc_conn *s_vote_conn(core *c, zraft_id id)
 {
     for (uint32_t i = 0; i < c->n_votes; i++) {
         if (c->votes[i].id == id) {
+            if (rpc_conn_stale(c->votes[i].c, actor_now_ms(),
+                               2ull * c->n->cfg.election_timeout_max_ms)) {
+                /* Nothing heard for long: reconnect (a restarted inproc
+                 * peer is not reconnected by ZeroMQ). */
+                rpc_conn_destroy(&c->votes[i].c);
+                c->votes[i] = c->votes[--c->n_votes];
+                break;
+            }
             return c->votes[i].c;
         }
     }

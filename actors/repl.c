@@ -163,6 +163,13 @@ static void s_body(actor *a, void *arg)
                 s_snapshot(&s, m.u.repl_snapshot.term);
             }
         }
+        if (s.conn != NULL &&
+            rpc_conn_stale(s.conn, now,
+                           2ull * n->cfg.election_timeout_max_ms)) {
+            rpc_conn_destroy(&s.conn);
+            s.conn =
+                rpc_conn_new(n->zctx, &n->rpc, r->target, ep, RPC_KIND_REPL);
+        }
         msg resp;
         while (!stop && s.conn && rpc_conn_recv(s.conn, &resp, now) == 1) {
             amsg out;

@@ -966,7 +966,9 @@ static int s_recover(disk *d, char *why, size_t whylen)
         firsts[nf++] = f;
     }
     closedir(dh);
-    qsort(firsts, nf, sizeof(uint64_t), s_cmp_u64);
+    if (nf > 0) {
+        qsort(firsts, nf, sizeof(uint64_t), s_cmp_u64);
+    }
     int rv = 0;
     for (size_t i = 0; i < nf && rv == 0; i++) {
         seg *s = s_seg_new(d, firsts[i], false, &rv);

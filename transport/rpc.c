@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "transport/rpc.h"
@@ -446,7 +447,22 @@ struct rpc_conn {
     unsigned char *buf;
     size_t cap;
     uint64_t snap_id;
+    uint64_t created_ms, last_send_ms, last_recv_ms;
 };
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool rpc_conn_stale(const rpc_conn *k, uint64_t now_ms, uint64_t timeout_ms)
+{
+    uint64_t heard =
+        k->last_recv_ms > k->created_ms ? k->last_recv_ms : k->created_ms;
+    return k->last_send_ms > heard && now_ms - heard > timeout_ms;
+}
 
 rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
                        const char *endpoint, int kind)
@@ -480,6 +496,7 @@ rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
         return NULL;
     }
     k->c = c;
+    k->created_ms = s_now_ms();
     inbox_init(&k->in, c, k->sock, false);
     return k;
 }
@@ -506,6 +523,7 @@ int rpc_conn_send(rpc_conn *k, const msg *m)
 {
     size_t len;
     int rv;
+    k->last_send_ms = s_now_ms();
     if (m->type != MSG_SNAPSHOT) {
         rv = s_encode(k->c, &k->buf, &k->cap, m, NULL, &len);
         if (rv != 0) {
@@ -541,7 +559,11 @@ int rpc_conn_send(rpc_conn *k, const msg *m)
 
 int rpc_conn_recv(rpc_conn *k, msg *out, uint64_t now_ms)
 {
-    return inbox_recv(&k->in, out, now_ms);
+    int rv = inbox_recv(&k->in, out, now_ms);
+    if (rv == 1) {
+        k->last_recv_ms = s_now_ms();
+    }
+    return rv;
 }
 
 uint64_t rpc_conn_next_due(const rpc_conn *k)

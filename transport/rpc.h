@@ -74,5 +74,9 @@ int rpc_conn_send(rpc_conn *c, const msg *m);
 /* Receives one reply if ready: 1 / 0 as rpc_server_recv. */
 int rpc_conn_recv(rpc_conn *c, msg *out, uint64_t now_ms);
 uint64_t rpc_conn_next_due(const rpc_conn *c);
+/* True when requests went out for longer than `timeout_ms` without any
+ * reply: the owner should replace the connection (an inproc peer that
+ * restarted is not reconnected by ZeroMQ). */
+bool rpc_conn_stale(const rpc_conn *c, uint64_t now_ms, uint64_t timeout_ms);
 
 #endif

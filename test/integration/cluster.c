@@ -1,9 +1,11 @@
 /* cluster.c - the in-process test cluster (see cluster.h). */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster.h"
+#include "zraft_disk.h"
 
 static int r_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
 {
@@ -94,7 +96,22 @@ void cl_start_node(cluster *c, zraft_id id)
     f->snapshot = r_snapshot;
     f->restore = r_restore;
     f->destroy = r_destroy;
-    zraft_storage *st = zraft_storage_memory_new();
+    zraft_storage *st;
+    if (c->disk_dir != NULL) {
+        /* Every stop is a power cut: unsynced bytes are dropped. */
+        char path[256], why[256];
+        snprintf(path, sizeof path, "%s/node-%llu", c->disk_dir,
+                 (unsigned long long)id);
+        zraft_disk_options o;
+        zraft_disk_options_default(&o);
+        o.segment_bytes = 64 * 1024;
+        o.crash_on_destroy = true;
+        int err;
+        st = zraft_storage_disk_new(path, &o, &err, why, sizeof why);
+        cr_assert_not_null(st, "disk: %s", why);
+    } else {
+        st = zraft_storage_memory_new();
+    }
     int rv = zraft_node_new(&cfg, st, f, &c->nodes[id]);
     cr_assert_eq(rv, 0, "node %llu: %s", (unsigned long long)id,
                  zraft_strerror(rv));
@@ -104,9 +121,11 @@ void cl_start_node(cluster *c, zraft_id id)
 void cl_start(cluster *c, uint32_t n)
 {
     uint64_t th = c->snapshot_threshold, keep = c->snapshot_keep;
+    const char *dd = c->disk_dir;
     memset(c, 0, sizeof(*c));
     c->snapshot_threshold = th;
     c->snapshot_keep = keep;
+    c->disk_dir = dd;
     c->net = zraft_network_new();
     c->n = n;
     zraft_member ms[CL_MAX];

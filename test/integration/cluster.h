@@ -25,6 +25,7 @@ typedef struct {
     uint32_t n;
     zraft_node *nodes[CL_MAX + 1]; /* by id; NULL when stopped */
     recorder *rec[CL_MAX + 1];
+    const char *disk_dir;        /* NULL: memory storage; else DIR/node-<id> */
     uint64_t snapshot_threshold; /* applied to nodes started later */
     uint64_t snapshot_keep;
 } cluster;

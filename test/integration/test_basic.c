@@ -9,6 +9,7 @@
 Test(cluster3, elects_a_leader_and_replicates_in_order, .timeout = 120)
 {
     cluster c;
+    memset(&c, 0, sizeof c);
     cl_start(&c, 3);
     zraft_id l = cl_leader(&c);
     zraft_log_id last = {0, 0};
