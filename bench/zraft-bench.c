@@ -9,6 +9,9 @@
  * the next request). Latency is measured from zraft_write() to the
  * callback: committed on a quorum and applied on the leader. */
 #include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include "zraft.h"
+#include "zraft_disk.h"
 
 #define HIST_US 200000 /* 1 us buckets up to 200 ms, then one overflow */
 
@@ -28,6 +32,8 @@ typedef struct {
     uint64_t ops;
     const char *json;
     bool threads;
+    const char *storage; /* "memory" or "disk" */
+    const char *dir;
 } opts;
 
 typedef struct bench bench;
@@ -197,24 +203,41 @@ static void s_threads(void)
     closedir(d);
 }
 
+static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
+{
+    (void)s;
+    (void)f;
+    (void)w;
+    return remove(p);
+}
+
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: zraft-bench [--nodes N] [--clients C] [--duration S]\n"
-            "                   [--ops N] [--payload BYTES] [--json FILE]\n"
-            "                   [--threads]\n"
-            "Starts an N-node cluster in this process (in-process network,\n"
-            "memory storage) and drives it with C closed-loop clients.\n");
+    fprintf(
+        stderr,
+        "usage: zraft-bench [--nodes N] [--clients C] [--duration S]\n"
+        "                   [--ops N] [--payload BYTES] [--json FILE]\n"
+        "                   [--threads] [--storage memory|disk] [--dir DIR]\n"
+        "Starts an N-node cluster in this process (in-process network,\n"
+        "memory storage, or the durable log with fsync under DIR) and\n"
+        "drives it with C closed-loop clients.\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {
-        {"nodes", 1, 0, 'n'},   {"clients", 1, 0, 'c'}, {"duration", 1, 0, 'd'},
-        {"ops", 1, 0, 'o'},     {"payload", 1, 0, 'p'}, {"json", 1, 0, 'j'},
-        {"threads", 0, 0, 't'}, {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+    static struct option lo[] = {{"nodes", 1, 0, 'n'},
+                                 {"clients", 1, 0, 'c'},
+                                 {"duration", 1, 0, 'd'},
+                                 {"ops", 1, 0, 'o'},
+                                 {"payload", 1, 0, 'p'},
+                                 {"json", 1, 0, 'j'},
+                                 {"threads", 0, 0, 't'},
+                                 {"help", 0, 0, 'h'},
+                                 {"storage", 1, 0, 's'},
+                                 {"dir", 1, 0, 'D'},
+                                 {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
-    b->o = (opts){3, 16, 128, 5.0, 0, NULL, false};
+    b->o = (opts){3, 16, 128, 5.0, 0, NULL, false, "memory", NULL};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -239,6 +262,12 @@ int main(int argc, char **argv)
         case 't':
             b->o.threads = true;
             break;
+        case 's':
+            b->o.storage = optarg;
+            break;
+        case 'D':
+            b->o.dir = optarg;
+            break;
         default:
             usage();
             return ch == 'h' ? 0 : 2;
@@ -250,6 +279,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "zraft-bench: invalid arguments (nodes 1..9, clients "
                         "1..100000, payload 8..64MiB, duration > 0)\n");
         return 2;
+    }
+    bool disk = strcmp(b->o.storage, "disk") == 0;
+    if (!disk && strcmp(b->o.storage, "memory") != 0) {
+        fprintf(stderr, "zraft-bench: --storage must be memory or disk\n");
+        return 2;
+    }
+    char run[512] = "";
+    if (disk) {
+        const char *base = b->o.dir ? b->o.dir : "/tmp";
+        snprintf(run, sizeof run, "%s/zraft-bench-%d", base, (int)getpid());
+        if (mkdir(base, 0755) != 0 && errno != EEXIST) {
+            perror(base);
+            return 2;
+        }
+        if (mkdir(run, 0755) != 0) {
+            perror(run);
+            return 2;
+        }
     }
     b->hist = calloc(HIST_US, sizeof(uint32_t));
     pthread_mutex_init(&b->lock, NULL);
@@ -264,8 +311,19 @@ int main(int argc, char **argv)
         zraft_config_default(&cfg, i);
         cfg.network = b->net;
         zraft_fsm f = {NULL, c_apply, c_snapshot, c_restore, c_destroy};
-        int rv =
-            zraft_node_new(&cfg, zraft_storage_memory_new(), &f, &b->nodes[i]);
+        zraft_storage *st = zraft_storage_memory_new();
+        if (disk) {
+            char path[600], why[256];
+            snprintf(path, sizeof path, "%s/node-%u", run, i);
+            int err;
+            zraft_storage_free(st);
+            st = zraft_storage_disk_new(path, NULL, &err, why, sizeof why);
+            if (st == NULL) {
+                fprintf(stderr, "zraft-bench: %s\n", why);
+                return 1;
+            }
+        }
+        int rv = zraft_node_new(&cfg, st, &f, &b->nodes[i]);
         if (rv != 0) {
             fprintf(stderr, "zraft-bench: node %u: %s\n", i,
                     zraft_strerror(rv));
@@ -349,20 +407,24 @@ int main(int argc, char **argv)
         }
         fprintf(f,
                 "{\"nodes\":%u,\"clients\":%u,\"payload\":%u,"
-                "\"duration_s\":%.3f,\"storage\":\"memory\","
+                "\"duration_s\":%.3f,\"storage\":\"%s\","
                 "\"transport\":\"inproc\",\"ops\":%llu,\"errors\":%llu,"
                 "\"writes_per_sec\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,"
                 "\"p999_us\":%llu,\"max_us\":%llu}\n",
                 b->o.nodes, b->o.clients, b->o.payload, (double)elapsed / 1e6,
-                (unsigned long long)done, (unsigned long long)errors, wps,
-                (unsigned long long)p50, (unsigned long long)p99,
-                (unsigned long long)p999, (unsigned long long)b->max_us);
+                b->o.storage, (unsigned long long)done,
+                (unsigned long long)errors, wps, (unsigned long long)p50,
+                (unsigned long long)p99, (unsigned long long)p999,
+                (unsigned long long)b->max_us);
         fclose(f);
     }
     for (uint32_t i = 1; i <= b->o.nodes; i++) {
         zraft_node_destroy(&b->nodes[i]);
     }
     zraft_network_destroy(&b->net);
+    if (disk) {
+        nftw(run, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    }
     zraft_buf_unref(b->payload);
     free(b->clients);
     free(b->hist);
