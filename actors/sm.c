@@ -33,11 +33,16 @@ typedef struct {
     zraft_entry buf[512];
 } smw;
 
+typedef struct {
+    smw *w;
+    uint64_t count;
+} count_arg;
+
 static void s_count(zraft_metrics *m, void *arg)
 {
-    smw *w = arg;
-    m->last_applied = w->applied;
-    m->applied++;
+    count_arg *a = arg;
+    m->last_applied = a->w->applied;
+    m->applied += a->count;
 }
 
 static void s_set_applied(zraft_metrics *m, void *arg)
@@ -76,6 +81,7 @@ static void s_apply(smw *w, amsg *m)
     pending_write *ws = m->u.sm_apply.writes;
     size_t nw = m->u.sm_apply.n, wi = 0;
     uint64_t upto = m->u.sm_apply.upto;
+    uint64_t batch = 0;
     while (w->applied < upto) {
         size_t got = sizeof w->buf / sizeof w->buf[0];
         int rv = n->st->get(n->st->ctx, w->applied + 1, upto, 4u << 20, w->buf,
@@ -106,7 +112,7 @@ static void s_apply(smw *w, amsg *m)
             }
             w->applied = e->id.index;
             w->applied_id = e->id;
-            node_metrics_update(n, s_count, w);
+            batch++;
             while (wi < nw && ws[wi].id.index < e->id.index) {
                 ws[wi].cb(ws[wi].arg, ZRAFT_ELEADERSHIP_LOST, ws[wi].id, NULL);
                 wi++;
@@ -122,6 +128,9 @@ static void s_apply(smw *w, amsg *m)
         for (size_t i = 0; i < got; i++) {
             zraft_buf_unref(w->buf[i].payload);
         }
+        count_arg ca = {w, batch};
+        node_metrics_update(n, s_count, &ca); /* once per chunk */
+        batch = 0;
     }
     /* Anything left: its entry was not applied here (overwritten or
      * replaced by a snapshot); the outcome is not known to this node. */
