@@ -1,0 +1,431 @@
+/* main.c - zraftd: a replicated key-value store served over HTTP/JSON,
+ * one Raft node per process, nodes talking over ZeroMQ TCP.
+ *
+ * Threads: main (waits for SIGTERM/SIGINT with sigwait; every other thread
+ * has the signals blocked), libmicrohttpd's connection threads (block in
+ * the backend below), the node's own threads, and a registrar that, while
+ * this node leads, records its HTTP address in the replicated store under a
+ * reserved key so that followers can redirect clients to it (user keys come
+ * from URL paths and can never contain the NUL that starts reserved ones).
+ *
+ * Shutdown: stop accepting HTTP, let in-flight requests finish, stop the
+ * node (joins its threads), exit 0. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "http.h"
+#include "kv.h"
+#include "zraft.h"
+#include "zraft_disk.h"
+
+extern char **environ;
+
+#define OP_TIMEOUT_MS 10000
+
+typedef struct {
+    config cfg;
+    kv *store;
+    zraft_node *node;
+    http_server *http;
+    atomic_bool stop;
+    int level;
+} daemon_t;
+
+static daemon_t D;
+
+/* ------------------------------------------------------------- logging */
+
+static void logf_(int level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void logf_(int level, const char *fmt, ...)
+{
+    static const char *const names[] = {"debug", "info", "warn", "error"};
+    if (level < D.level) {
+        return;
+    }
+    char when[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    uint64_t term = 0;
+    if (D.node != NULL) {
+        zraft_metrics m;
+        zraft_metrics_get(D.node, &m);
+        term = m.term;
+    }
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s level=%s node=%llu term=%llu %s\n", when, names[level],
+            (unsigned long long)D.cfg.id, (unsigned long long)term, msg);
+}
+
+enum { L_DEBUG, L_INFO, L_WARN, L_ERROR };
+
+/* ------------------------------------------------ reserved HTTP keys */
+
+static size_t s_http_key(zraft_id id, char *out)
+{
+    out[0] = '\0';
+    return 1 +
+           (size_t)sprintf(out + 1, "zraft/http/%llu", (unsigned long long)id);
+}
+
+/* -------------------------------------------------------------- backend */
+
+static int b_write(void *ctx, uint8_t op, const char *key, size_t klen,
+                   const void *val, size_t vlen)
+{
+    (void)ctx;
+    zraft_buf *cmd;
+    int rv = kv_encode(op, key, klen, val, vlen, &cmd);
+    if (rv != 0) {
+        return rv;
+    }
+    /* Blocking form over the buffer: one copy less than zraft_write_sync. */
+    rv = zraft_write_sync(D.node, cmd->data, cmd->len, OP_TIMEOUT_MS, NULL);
+    zraft_buf_unref(cmd);
+    return rv;
+}
+
+static int b_read(void *ctx, bool stale, const char *key, size_t klen,
+                  zraft_buf **val, size_t *off, size_t *len)
+{
+    (void)ctx;
+    if (!stale) {
+        int rv = zraft_read_sync(D.node, OP_TIMEOUT_MS);
+        if (rv != 0) {
+            return rv;
+        }
+    }
+    return kv_get(D.store, key, klen, val, off, len);
+}
+
+static int b_leader_http(void *ctx, char *out, size_t cap)
+{
+    (void)ctx;
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    if (m.leader == 0) {
+        return ZRAFT_ENOTFOUND;
+    }
+    if (m.leader == D.cfg.id) {
+        return ZRAFT_EINVAL;
+    }
+    char key[64];
+    size_t kl = s_http_key(m.leader, key);
+    zraft_buf *v;
+    size_t off, len;
+    if (kv_get(D.store, key, kl, &v, &off, &len) != 0) {
+        return ZRAFT_ENOTFOUND;
+    }
+    int rv = len + 1 <= cap ? 0 : ZRAFT_ENOTFOUND;
+    if (rv == 0) {
+        memcpy(out, v->data + off, len);
+        out[len] = '\0';
+    }
+    zraft_buf_unref(v);
+    return rv;
+}
+
+static cJSON *s_ids(const zraft_membership *m, uint8_t role)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (uint32_t i = 0; i < m->n; i++) {
+        if (m->members[i].roles & role) {
+            cJSON_AddItemToArray(a,
+                                 cJSON_CreateNumber((double)m->members[i].id));
+        }
+    }
+    return a;
+}
+
+static char *b_status(void *ctx)
+{
+    (void)ctx;
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)m.id);
+    const char *role = m.role_code == 3   ? "leader"
+                       : m.role_code == 4 ? "learner"
+                       : m.role_code == 0 ? "follower"
+                                          : "candidate";
+    cJSON_AddStringToObject(o, "role", role);
+    cJSON_AddNumberToObject(o, "term", (double)m.term);
+    if (m.leader) {
+        cJSON_AddNumberToObject(o, "leader", (double)m.leader);
+    } else {
+        cJSON_AddNullToObject(o, "leader");
+    }
+    cJSON_AddNumberToObject(o, "commit_index", (double)m.commit_index);
+    cJSON_AddNumberToObject(o, "last_applied", (double)m.last_applied);
+    cJSON_AddNumberToObject(o, "last_log_index", (double)m.last_log_id.index);
+    cJSON_AddNumberToObject(o, "snapshot_index", (double)m.snapshot_index);
+    cJSON_AddItemToObject(
+        o, "voters",
+        s_ids(&m.membership, ZRAFT_ROLE_VOTER | ZRAFT_ROLE_VOTER_OLD));
+    cJSON_AddItemToObject(o, "learners",
+                          s_ids(&m.membership, ZRAFT_ROLE_LEARNER));
+    cJSON_AddBoolToObject(o, "joint", m.membership.joint);
+    cJSON_AddStringToObject(o, "http_addr", D.cfg.http_addr);
+    if (m.role_code == 3) {
+        cJSON *mt = cJSON_CreateObject();
+        for (uint32_t i = 0; i < m.n_peers; i++) {
+            char k[32];
+            snprintf(k, sizeof k, "%llu", (unsigned long long)m.peers[i].id);
+            cJSON_AddNumberToObject(mt, k, (double)m.peers[i].matched);
+        }
+        cJSON_AddItemToObject(o, "matched", mt);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *b_metrics(void *ctx)
+{
+    (void)ctx;
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    size_t cap = 8192, off = 0;
+    char *s = malloc(cap);
+    if (s == NULL) {
+        return NULL;
+    }
+#define P(...) off += (size_t)snprintf(s + off, cap - off, __VA_ARGS__)
+    P("# TYPE zraft_is_leader gauge\nzraft_is_leader %d\n", m.role_code == 3);
+    P("# TYPE zraft_term gauge\nzraft_term %llu\n", (unsigned long long)m.term);
+    P("# TYPE zraft_commit_index gauge\nzraft_commit_index %llu\n",
+      (unsigned long long)m.commit_index);
+    P("# TYPE zraft_last_applied gauge\nzraft_last_applied %llu\n",
+      (unsigned long long)m.last_applied);
+    P("# TYPE zraft_writes_total counter\nzraft_writes_total %llu\n",
+      (unsigned long long)m.writes);
+    P("# TYPE zraft_applied_total counter\nzraft_applied_total %llu\n",
+      (unsigned long long)m.applied);
+    P("# TYPE zraft_keys gauge\nzraft_keys %zu\n", kv_count(D.store));
+    P("# TYPE zraft_replication_lag gauge\n");
+    for (uint32_t i = 0; i < m.n_peers && off < cap - 256; i++) {
+        if (m.peers[i].id == m.id) {
+            continue;
+        }
+        uint64_t lag = m.last_log_id.index > m.peers[i].matched
+                           ? m.last_log_id.index - m.peers[i].matched
+                           : 0;
+        P("zraft_replication_lag{peer=\"%llu\"} %llu\n",
+          (unsigned long long)m.peers[i].id, (unsigned long long)lag);
+    }
+    P("# TYPE zraft_fsync_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int b = 0; b < 16; b++) {
+        cum += m.fsync_hist[b];
+        P("zraft_fsync_seconds_bucket{le=\"%g\"} %llu\n",
+          (double)(1ull << (b + 4)) / 1e6, (unsigned long long)cum);
+    }
+    P("zraft_fsync_seconds_bucket{le=\"+Inf\"} %llu\n",
+      (unsigned long long)m.fsyncs);
+    P("zraft_fsync_seconds_sum %g\n", (double)m.fsync_us_total / 1e6);
+    P("zraft_fsync_seconds_count %llu\n", (unsigned long long)m.fsyncs);
+#undef P
+    return s;
+}
+
+static int b_add_learner(void *ctx, uint64_t id, const char *raft_addr,
+                         const char *http_addr)
+{
+    (void)ctx;
+    int rv = zraft_add_learner(D.node, id, raft_addr, OP_TIMEOUT_MS);
+    if (rv == 0 && http_addr != NULL && http_addr[0] != '\0') {
+        char key[64];
+        size_t kl = s_http_key(id, key);
+        rv = b_write(NULL, KV_OP_PUT, key, kl, http_addr, strlen(http_addr));
+    }
+    logf_(L_INFO, "add learner %llu at %s: %s", (unsigned long long)id,
+          raft_addr, zraft_strerror(rv));
+    return rv;
+}
+
+static int b_membership(void *ctx, const uint64_t *voters, size_t n)
+{
+    (void)ctx;
+    int rv = zraft_change_membership(D.node, voters, n, OP_TIMEOUT_MS);
+    logf_(L_INFO, "change membership to %zu voters: %s", n, zraft_strerror(rv));
+    return rv;
+}
+
+static int b_transfer(void *ctx, uint64_t to)
+{
+    (void)ctx;
+    int rv = zraft_transfer_leader(D.node, to);
+    logf_(L_INFO, "transfer leadership to %llu: %s", (unsigned long long)to,
+          zraft_strerror(rv));
+    return rv;
+}
+
+static int b_snapshot(void *ctx)
+{
+    (void)ctx;
+    return zraft_trigger_snapshot(D.node);
+}
+
+/* ------------------------------------------------------------ registrar */
+
+static bool p_role_change(const zraft_metrics *m, void *arg)
+{
+    const zraft_metrics *was = arg;
+    return m->term != was->term || m->role_code != was->role_code ||
+           m->leader != was->leader;
+}
+
+/* While leader: make sure our HTTP address is in the store. */
+static void *registrar(void *arg)
+{
+    (void)arg;
+    uint64_t done_term = 0;
+    zraft_metrics was;
+    memset(&was, 0, sizeof was);
+    while (!atomic_load(&D.stop)) {
+        zraft_wait(D.node, p_role_change, &was, 1000);
+        zraft_metrics_get(D.node, &was);
+        if (was.role_code != 3 || was.term == done_term) {
+            if (was.role_code != 3) {
+                done_term = 0;
+            }
+            continue;
+        }
+        logf_(L_INFO, "became leader");
+        char key[64];
+        size_t kl = s_http_key(D.cfg.id, key);
+        zraft_buf *v;
+        size_t off, len;
+        bool same = false;
+        if (kv_get(D.store, key, kl, &v, &off, &len) == 0) {
+            same = len == strlen(D.cfg.http_addr) &&
+                   memcmp(v->data + off, D.cfg.http_addr, len) == 0;
+            zraft_buf_unref(v);
+        }
+        if (same || b_write(NULL, KV_OP_PUT, key, kl, D.cfg.http_addr,
+                            strlen(D.cfg.http_addr)) == 0) {
+            done_term = was.term;
+        }
+    }
+    return NULL;
+}
+
+/* ----------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+    char why[4096];
+    int rv = config_parse(&D.cfg, argc, argv, environ, why, sizeof why);
+    if (rv == 1) {
+        fputs(why, stdout);
+        return 0;
+    }
+    if (rv != 0) {
+        fprintf(stderr, "zraftd: %s\n", why);
+        return 2;
+    }
+    const char *lv[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(D.cfg.log_level, lv[i]) == 0) {
+            D.level = i;
+        }
+    }
+    /* Signals go to main's sigwait only: block them before any thread. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    zraft_storage *st;
+    if (strcmp(D.cfg.storage, "disk") == 0) {
+        zraft_disk_options o;
+        zraft_disk_options_default(&o);
+        o.fsync = D.cfg.fsync;
+        int err;
+        st = zraft_storage_disk_new(D.cfg.data_dir, &o, &err, why, sizeof why);
+        if (st == NULL) {
+            fprintf(stderr, "zraftd: storage: %s (%s)\n", why,
+                    zraft_strerror(err));
+            return 1;
+        }
+    } else {
+        st = zraft_storage_memory_new();
+    }
+    D.store = kv_new();
+    zraft_fsm fsm = kv_fsm(D.store);
+    zraft_config zc;
+    zraft_config_default(&zc, D.cfg.id);
+    zc.cluster_id = D.cfg.cluster_id;
+    const char *colon = strrchr(D.cfg.raft_addr, ':');
+    snprintf(zc.listen_addr, sizeof zc.listen_addr, "*:%s", colon + 1);
+    zc.election_timeout_min_ms = D.cfg.election_timeout_min_ms;
+    zc.election_timeout_max_ms = D.cfg.election_timeout_max_ms;
+    zc.heartbeat_interval_ms = D.cfg.heartbeat_interval_ms;
+    zc.snapshot_threshold = D.cfg.snapshot_threshold;
+    zc.snapshot_keep_entries = D.cfg.snapshot_keep_entries;
+    zc.secret = D.cfg.secret[0] ? D.cfg.secret : NULL;
+    rv = zraft_node_new(&zc, st, &fsm, &D.node);
+    if (rv != 0) {
+        fprintf(stderr, "zraftd: cannot start the node: %s\n",
+                zraft_strerror(rv));
+        return 1;
+    }
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    if (m.term == 0 && m.last_log_id.index == 0 && D.cfg.n_peers > 0) {
+        zraft_member ms[CONFIG_MAX_PEERS];
+        memset(ms, 0, sizeof ms);
+        for (uint32_t i = 0; i < D.cfg.n_peers; i++) {
+            ms[i].id = D.cfg.peers[i].id;
+            ms[i].roles = ZRAFT_ROLE_VOTER;
+            snprintf(ms[i].addr, sizeof ms[i].addr, "%s",
+                     D.cfg.peers[i].raft_addr);
+        }
+        rv = zraft_initialize(D.node, ms, D.cfg.n_peers);
+        logf_(L_INFO, "bootstrapped a %u-member cluster: %s", D.cfg.n_peers,
+              zraft_strerror(rv));
+    }
+    http_backend b = {NULL,       b_write,   b_read,        b_leader_http,
+                      b_status,   b_metrics, b_add_learner, b_membership,
+                      b_transfer, b_snapshot};
+    D.http =
+        http_start(D.cfg.http_addr, &b, D.cfg.max_body_bytes, why, sizeof why);
+    if (D.http == NULL) {
+        fprintf(stderr, "zraftd: %s\n", why);
+        zraft_node_destroy(&D.node);
+        return 1;
+    }
+    pthread_t reg;
+    pthread_create(&reg, NULL, registrar, NULL);
+    logf_(L_INFO, "serving raft on %s, http on %s, data in %s (%s)",
+          D.cfg.raft_addr, D.cfg.http_addr, D.cfg.data_dir, D.cfg.storage);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    logf_(L_INFO, "signal %d: shutting down", sig);
+    atomic_store(&D.stop, true);
+    http_stop(&D.http); /* finishes in-flight requests */
+    pthread_join(reg, NULL);
+    zraft_node_destroy(&D.node);
+    kv_destroy(&D.store);
+    fprintf(stderr, "zraftd: stopped\n");
+    return 0;
+}
