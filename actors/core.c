@@ -564,19 +564,19 @@ static void s_admin_check(core *c)
     const zraft_membership *m = engine_membership(c->e);
     for (uint32_t i = 0; i < c->n_admins;) {
         admin_wait *a = &c->admins[i];
-        bool done = false;
+        /* Success first: a leader that removes itself steps down in the
+         * very step that commits C_new. */
+        bool done;
         int rv = 0;
-        if (st.role != ROLE_LEADER) {
-            done = true;
-            rv = ZRAFT_ENOTLEADER;
-            if (st.committed >= a->index && a->type != API_CHANGE) {
-                rv = 0;
-            }
-        } else if (a->type == API_CHANGE) {
+        if (a->type == API_CHANGE) {
             done = !m->joint && st.membership_index > a->index &&
                    st.committed >= st.membership_index;
         } else {
             done = st.committed >= a->index;
+        }
+        if (!done && st.role != ROLE_LEADER) {
+            done = true;
+            rv = ZRAFT_ENOTLEADER;
         }
         if (done) {
             waiter_done(a->w, rv);
@@ -877,6 +877,11 @@ void core_main(actor *a, void *arg)
                 (unsigned long long)n->cfg.id, ep, why ? why : "no memory");
         c.fatal = ZRAFT_EUNAVAILABLE;
     }
+    /* Tell zraft_node_new() whether the node could start. */
+    pthread_mutex_lock(&n->slock);
+    n->started = c.fatal ? c.fatal : 1;
+    pthread_cond_broadcast(&n->scond);
+    pthread_mutex_unlock(&n->slock);
     /* Recover the engine from storage (the same state the node probed). */
     zraft_storage_state st;
     if (c.e != NULL && n->st->load(n->st->ctx, &st) == 0) {

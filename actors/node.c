@@ -222,6 +222,8 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
     pthread_mutex_init(&n->qlock, NULL);
     pthread_mutex_init(&n->mlock, NULL);
     pthread_cond_init(&n->mcond, NULL);
+    pthread_mutex_init(&n->slock, NULL);
+    pthread_cond_init(&n->scond, NULL);
     n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     int rv = ZRAFT_ENOMEM;
     if (n->efd < 0 || logcache_init(&n->cache, 64u << 20) != 0) {
@@ -278,6 +280,17 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
     if (rv != 0) {
         goto err_after_sm;
     }
+    pthread_mutex_lock(&n->slock);
+    while (n->started == 0) {
+        pthread_cond_wait(&n->scond, &n->slock);
+    }
+    rv = n->started < 0 ? n->started : 0;
+    pthread_mutex_unlock(&n->slock);
+    if (rv != 0) {
+        /* The core could not listen: stop everything, report why. */
+        actor_stop(&n->core);
+        goto err_after_sm;
+    }
     *out = n;
     return 0;
 
@@ -296,6 +309,8 @@ err_after_locks:
     pthread_mutex_destroy(&n->qlock);
     pthread_mutex_destroy(&n->mlock);
     pthread_cond_destroy(&n->mcond);
+    pthread_mutex_destroy(&n->slock);
+    pthread_cond_destroy(&n->scond);
     free(n);
     return rv;
 }
@@ -336,6 +351,8 @@ void zraft_node_destroy(zraft_node **np)
     pthread_mutex_destroy(&n->qlock);
     pthread_mutex_destroy(&n->mlock);
     pthread_cond_destroy(&n->mcond);
+    pthread_mutex_destroy(&n->slock);
+    pthread_cond_destroy(&n->scond);
     free(n);
     *np = NULL;
 }

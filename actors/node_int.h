@@ -85,6 +85,11 @@ struct zraft_node {
     zraft_log_id start_applied_id;
     zraft_membership start_membership;
 
+    /* Start-up result of the core (0 pending, 1 listening, <0 error). */
+    pthread_mutex_t slock;
+    pthread_cond_t scond;
+    int started;
+
     /* Core-thread state lives in core.c (struct core_state). */
     void *core_state;
 };

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# System test: real zraftd processes on 127.0.0.1 over ZeroMQ TCP.
+#   bootstrap 3 nodes; writes through any node (redirects) and reads;
+#   kill -9 the leader -> a new leader, every acknowledged write readable;
+#   restart it -> it catches up; SIGSTOP a follower and resume it;
+#   an old leader that was paused never serves a stale linearizable read;
+#   add node 4 as a learner, promote it, remove node 1; SIGTERM exits 0.
+# Every wait polls a condition with a deadline. Processes are always
+# stopped at the end, also when a check fails.
+# Usage: run.sh PATH/TO/zraftd
+set -euo pipefail
+ZRAFTD=${1:?usage: run.sh PATH/TO/zraftd}
+# Below the ephemeral range (32768+), so client sockets never take ours.
+base=$((10000 + RANDOM % 20000))
+work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-system.XXXXXX")
+declare -A pids=()
+pass=0
+fail=0
+
+cleanup() {
+  for id in "${!pids[@]}"; do
+    kill -CONT "${pids[$id]}" 2>/dev/null || true
+    kill -KILL "${pids[$id]}" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+raft() { echo "127.0.0.1:$((base + $1))"; }
+http() { echo "127.0.0.1:$((base + 100 + $1))"; }
+cluster="1=$(raft 1),2=$(raft 2),3=$(raft 3)"
+
+start() { # id [initial_cluster]
+  local id=$1 ic=${2-$cluster}
+  "$ZRAFTD" --id "$id" --raft-addr "$(raft "$id")" --http-addr "$(http "$id")" \
+    --data-dir "$work/n$id" --initial-cluster "$ic" \
+    --election-timeout-min-ms 300 --election-timeout-max-ms 600 \
+    >>"$work/log$id" 2>&1 &
+  pids[$id]=$!
+}
+
+check() { # name command...
+  local name=$1
+  shift
+  if "$@"; then
+    echo "ok   $name"
+    pass=$((pass + 1))
+  else
+    echo "FAIL $name"
+    fail=$((fail + 1))
+    for f in "$work"/log*; do echo "--- $f"; tail -5 "$f"; done
+    echo "$pass passed, $fail failed"
+    exit 1
+  fi
+}
+
+field() { # id field -> value from /cluster/status ("" if unreachable)
+  curl -s --max-time 2 "http://$(http "$1")/cluster/status" |
+    python3 -c "import sys,json; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)" 2>/dev/null || true
+}
+
+wait_for() { # deadline_s command... : polls until the command succeeds
+  local deadline=$(($(date +%s) + $1))
+  shift
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
+
+leader() { # waits (deadline) for the given nodes to agree; prints the id
+  wait_for 20 has_leader "$@" && leader_of "$@"
+}
+
+leader_of() { # prints the leader id agreed by the given nodes
+  local l="" x
+  for id in "$@"; do
+    x=$(field "$id" leader)
+    [ -n "$x" ] || return 1
+    [ -z "$l" ] || [ "$l" = "$x" ] || return 1
+    l=$x
+  done
+  [ "$(field "$l" role)" = leader ] || return 1
+  echo "$l"
+}
+
+has_leader() { leader_of "$@" >/dev/null; }
+put() { curl -s -L --max-time 10 -o /dev/null -w '%{http_code}' -X PUT --data-binary "$3" "http://$(http "$1")/kv/$2"; }
+get() { curl -s -L --max-time 10 "http://$(http "$1")/kv/$2"; }
+applied_at_least() { local a; a=$(field "$1" last_applied); [ -n "$a" ] && [ "$a" -ge "$2" ]; }
+
+for id in 1 2 3; do start "$id"; done
+check "a leader is elected" wait_for 20 has_leader 1 2 3
+L=$(leader 1 2 3)
+
+for i in $(seq 1 30); do
+  via=$((i % 3 + 1))
+  code=$(put "$via" "k$i" "v$i")
+  [ "$code" = 204 ] || { echo "PUT k$i via $via: $code"; false; }
+done
+check "30 writes through every node (redirects followed)" true
+check "reads through every node see them" \
+  bash -c "[ \"\$(curl -s -L http://$(http 1)/kv/k7)\" = v7 ] && [ \"\$(curl -s -L http://$(http 2)/kv/k30)\" = v30 ] && [ \"\$(curl -s -L http://$(http 3)/kv/k1)\" = v1 ]"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$(http 1)/kv/missing" -L)
+check "a missing key is 404" [ "$code" = 404 ]
+
+# kill -9 the leader
+kill -KILL "${pids[$L]}"
+wait "${pids[$L]}" 2>/dev/null || true
+unset "pids[$L]"
+others=()
+for id in 1 2 3; do [ "$id" = "$L" ] || others+=("$id"); done
+t0=$(date +%s%N)
+check "kill -9 leader $L: a new leader" wait_for 20 has_leader "${others[@]}"
+echo "     (new leader after $((($(date +%s%N) - t0) / 1000000)) ms)"
+lost=0
+for i in $(seq 1 30); do
+  [ "$(get "${others[0]}" "k$i")" = "v$i" ] || lost=$((lost + 1))
+done
+check "every acknowledged write survives the leader's death" [ "$lost" = 0 ]
+code=$(put "${others[1]}" after-kill yes)
+check "writes continue" [ "$code" = 204 ]
+
+# restart it: it catches up
+start "$L"
+target=$(field "${others[0]}" commit_index)
+check "the restarted node catches up" wait_for 20 applied_at_least "$L" "$target"
+check "and serves the data (stale read)" \
+  bash -c "[ \"\$(curl -s 'http://$(http "$L")/kv/after-kill?consistency=stale')\" = yes ]"
+
+# SIGSTOP a follower, write, resume: it catches up
+L=$(leader 1 2 3)
+F=${others[0]}
+[ "$F" != "$L" ] || F=${others[1]}
+kill -STOP "${pids[$F]}"
+for i in $(seq 31 40); do put "$L" "k$i" "v$i" >/dev/null; done
+code=$(put "$L" paused-write 1)
+check "writes commit while a follower is paused" [ "$code" = 204 ]
+kill -CONT "${pids[$F]}"
+target=$(field "$L" commit_index)
+check "the resumed follower catches up" wait_for 20 applied_at_least "$F" "$target"
+
+# A paused old leader must not serve a stale linearizable read.
+L=$(leader 1 2 3)
+put "$L" fresh old >/dev/null
+kill -STOP "${pids[$L]}"
+rest=()
+for id in 1 2 3; do [ "$id" = "$L" ] || rest+=("$id"); done
+check "while leader $L is paused, another is elected" wait_for 20 has_leader "${rest[@]}"
+code=$(put "${rest[0]}" fresh new)
+check "and takes writes" [ "$code" = 204 ]
+kill -CONT "${pids[$L]}"
+# Without following redirects: the old leader answers new, 307 or 503.
+out=$(curl -s --max-time 10 -w ' %{http_code}' "http://$(http "$L")/kv/fresh")
+check "the old leader never returns the stale value ($out)" \
+  bash -c "[ '$out' = 'new 200' ] || [[ '$out' == *' 307' ]] || [[ '$out' == *' 503' ]]"
+
+# Membership: add node 4 as a learner, promote it, remove node 1.
+L=$(leader 1 2 3)
+start 4 ""
+code=$(curl -s -L -o /dev/null -w '%{http_code}' -X POST \
+  -d "{\"id\":4,\"raft_addr\":\"$(raft 4)\",\"http_addr\":\"$(http 4)\"}" \
+  "http://$(http "$L")/cluster/learners")
+check "add node 4 as a learner" [ "$code" = 200 ]
+target=$(field "$L" commit_index)
+check "the learner catches up" wait_for 20 applied_at_least 4 "$target"
+code=$(curl -s -L -o /dev/null -w '%{http_code}' -X POST -d '{"voters":[1,2,3,4]}' \
+  "http://$(http "$L")/cluster/membership")
+check "promote it to voter" [ "$code" = 200 ]
+L=$(leader 1 2 3 4)
+code=$(curl -s -L -o /dev/null -w '%{http_code}' -X POST -d '{"voters":[2,3,4]}' \
+  "http://$(http "$L")/cluster/membership")
+check "remove node 1" [ "$code" = 200 ]
+check "a leader among 2 3 4" wait_for 20 has_leader 2 3 4
+L=$(leader 2 3 4)
+voters=$(field "$L" voters)
+check "voters are now [2, 3, 4] ($voters)" [ "$voters" = "[2, 3, 4]" ]
+code=$(put 4 on-four yes)
+check "writes through the new member" [ "$code" = 204 ]
+
+# SIGTERM: clean exit 0
+ok=1
+for id in "${!pids[@]}"; do
+  kill -TERM "${pids[$id]}"
+  if ! wait "${pids[$id]}"; then ok=0; fi
+  unset "pids[$id]"
+done
+check "SIGTERM stops every node with exit 0" [ "$ok" = 1 ]
+echo "$pass passed, $fail failed"
