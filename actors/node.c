@@ -460,6 +460,18 @@ typedef struct {
     int refs;
 } sync_write;
 
+/* A completion shared by a blocked caller and the callback (2 refs). */
+static sync_write *s_sync_new(void)
+{
+    sync_write *s = calloc(1, sizeof(*s));
+    if (s != NULL) {
+        pthread_mutex_init(&s->w.lock, NULL);
+        pthread_cond_init(&s->w.cond, NULL);
+        s->refs = 2;
+    }
+    return s;
+}
+
 static void s_sync_release(sync_write *s)
 {
     pthread_mutex_lock(&s->w.lock);
@@ -485,13 +497,10 @@ static void s_sync_write_cb(void *arg, int err, zraft_log_id id,
 int zraft_write_sync(zraft_node *n, const void *data, size_t len,
                      int timeout_ms, zraft_log_id *id)
 {
-    sync_write *s = calloc(1, sizeof(*s));
+    sync_write *s = s_sync_new();
     if (s == NULL) {
         return ZRAFT_ENOMEM;
     }
-    pthread_mutex_init(&s->w.lock, NULL);
-    pthread_cond_init(&s->w.cond, NULL);
-    s->refs = 2;
     int rv = zraft_write(n, data, len, s_sync_write_cb, s);
     if (rv != 0) {
         free(s);
@@ -533,13 +542,10 @@ static void s_sync_read_cb(void *arg, int err)
 
 int zraft_read_sync(zraft_node *n, int timeout_ms)
 {
-    sync_write *s = calloc(1, sizeof(*s));
+    sync_write *s = s_sync_new();
     if (s == NULL) {
         return ZRAFT_ENOMEM;
     }
-    pthread_mutex_init(&s->w.lock, NULL);
-    pthread_cond_init(&s->w.cond, NULL);
-    s->refs = 2;
     int rv = zraft_read(n, s_sync_read_cb, s);
     if (rv != 0) {
         free(s);
