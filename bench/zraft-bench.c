@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/http_load.h"
 #include "zraft.h"
 #include "zraft_disk.h"
 
@@ -34,6 +35,7 @@ typedef struct {
     bool threads;
     const char *storage; /* "memory" or "disk" */
     const char *dir;
+    const char *http; /* host:port of a running zraftd cluster */
 } opts;
 
 typedef struct bench bench;
@@ -211,6 +213,74 @@ static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
     return remove(p);
 }
 
+static uint64_t s_hist_pct(const uint32_t *h, uint32_t n, uint64_t total,
+                           double p, uint64_t max)
+{
+    uint64_t want = (uint64_t)(p * (double)total), seen = 0;
+    if (want >= total) {
+        want = total - 1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        seen += h[i];
+        if (seen > want) {
+            return i;
+        }
+    }
+    return max;
+}
+
+static void s_report(const opts *o, const char *transport, uint64_t done,
+                     uint64_t errors, uint64_t elapsed, uint64_t p50,
+                     uint64_t p99, uint64_t p999, uint64_t max)
+{
+    double wps = (double)done * 1e6 / (double)elapsed;
+    printf("%-8s %-8s %-8s %-10s %-12s %-9s %-9s %-9s %-7s\n", "nodes",
+           "clients", "payload", "ops", "writes/s", "p50_us", "p99_us",
+           "p999_us", "errors");
+    printf("%-8u %-8u %-8u %-10llu %-12.0f %-9llu %-9llu %-9llu %-7llu\n",
+           o->nodes, o->clients, o->payload, (unsigned long long)done, wps,
+           (unsigned long long)p50, (unsigned long long)p99,
+           (unsigned long long)p999, (unsigned long long)errors);
+    if (o->json == NULL) {
+        return;
+    }
+    FILE *f = fopen(o->json, "w");
+    if (f == NULL) {
+        perror(o->json);
+        return;
+    }
+    fprintf(f,
+            "{\"nodes\":%u,\"clients\":%u,\"payload\":%u,"
+            "\"duration_s\":%.3f,\"storage\":\"%s\","
+            "\"transport\":\"%s\",\"ops\":%llu,\"errors\":%llu,"
+            "\"writes_per_sec\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,"
+            "\"p999_us\":%llu,\"max_us\":%llu}\n",
+            o->nodes, o->clients, o->payload, (double)elapsed / 1e6,
+            o->http ? "server" : o->storage, transport,
+            (unsigned long long)done, (unsigned long long)errors, wps,
+            (unsigned long long)p50, (unsigned long long)p99,
+            (unsigned long long)p999, (unsigned long long)max);
+    fclose(f);
+}
+
+static int s_http_mode(opts *o)
+{
+    http_load_opts ho = {o->http, o->clients, o->payload, o->duration, o->ops};
+    http_load_result r;
+    if (http_load_run(&ho, &r) != 0) {
+        return 2;
+    }
+    uint64_t total = r.done ? r.done : 1;
+    o->nodes = 0; /* unknown: an existing cluster */
+    s_report(o, "http+zmq-tcp", r.done, r.errors, r.elapsed_us,
+             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.50, r.max_us),
+             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.99, r.max_us),
+             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.999, r.max_us),
+             r.max_us);
+    free(r.hist);
+    return r.done > 0 ? 0 : 1;
+}
+
 static void usage(void)
 {
     fprintf(
@@ -218,6 +288,9 @@ static void usage(void)
         "usage: zraft-bench [--nodes N] [--clients C] [--duration S]\n"
         "                   [--ops N] [--payload BYTES] [--json FILE]\n"
         "                   [--threads] [--storage memory|disk] [--dir DIR]\n"
+        "                   [--http HOST:PORT]\n"
+        "--http drives a running zraftd cluster (any node; redirects to\n"
+        "the leader are followed) with C keep-alive HTTP clients.\n"
         "Starts an N-node cluster in this process (in-process network,\n"
         "memory storage, or the durable log with fsync under DIR) and\n"
         "drives it with C closed-loop clients.\n");
@@ -225,19 +298,13 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {{"nodes", 1, 0, 'n'},
-                                 {"clients", 1, 0, 'c'},
-                                 {"duration", 1, 0, 'd'},
-                                 {"ops", 1, 0, 'o'},
-                                 {"payload", 1, 0, 'p'},
-                                 {"json", 1, 0, 'j'},
-                                 {"threads", 0, 0, 't'},
-                                 {"help", 0, 0, 'h'},
-                                 {"storage", 1, 0, 's'},
-                                 {"dir", 1, 0, 'D'},
-                                 {0, 0, 0, 0}};
+    static struct option lo[] = {
+        {"nodes", 1, 0, 'n'},   {"clients", 1, 0, 'c'}, {"duration", 1, 0, 'd'},
+        {"ops", 1, 0, 'o'},     {"payload", 1, 0, 'p'}, {"json", 1, 0, 'j'},
+        {"threads", 0, 0, 't'}, {"help", 0, 0, 'h'},    {"storage", 1, 0, 's'},
+        {"dir", 1, 0, 'D'},     {"http", 1, 0, 'H'},    {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
-    b->o = (opts){3, 16, 128, 5.0, 0, NULL, false, "memory", NULL};
+    b->o = (opts){3, 16, 128, 5.0, 0, NULL, false, "memory", NULL, NULL};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -268,6 +335,9 @@ int main(int argc, char **argv)
         case 'D':
             b->o.dir = optarg;
             break;
+        case 'H':
+            b->o.http = optarg;
+            break;
         default:
             usage();
             return ch == 'h' ? 0 : 2;
@@ -279,6 +349,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "zraft-bench: invalid arguments (nodes 1..9, clients "
                         "1..100000, payload 8..64MiB, duration > 0)\n");
         return 2;
+    }
+    if (b->o.http != NULL) {
+        return s_http_mode(&b->o);
     }
     bool disk = strcmp(b->o.storage, "disk") == 0;
     if (!disk && strcmp(b->o.storage, "memory") != 0) {

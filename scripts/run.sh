@@ -1,20 +1,52 @@
 #!/usr/bin/env bash
-# The main job: builds zraft, starts a local 3-node cluster (in this process:
-# each node is its own set of threads talking over ZeroMQ inproc) and runs a
-# short benchmark against it, first on memory storage, then on the durable
-# log with fdatasync. Prints the bench tables; the cluster stops at the end.
+# The main job: builds zraft, starts a local 3-node cluster of zraftd
+# processes on 127.0.0.1 (ZeroMQ TCP between them, durable log with
+# fdatasync), shows a write and a read with curl, runs a short zraft-bench
+# against it over HTTP, then the in-process bench, and stops the cluster
+# (SIGTERM; exit codes checked). Everything is stopped even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "${JOBS:-2}" --target zraft-bench
+cmake --build build -j "${JOBS:-2}" --target zraftd zraft-bench
 dir=$(mktemp -d "${TMPDIR:-/tmp}/zraft-run.XXXXXX")
-trap 'rm -rf "$dir"' EXIT
-echo "== 3-node cluster, memory storage, 16 clients, 3 s"
-build/bench/zraft-bench --nodes 3 --clients 16 --duration 3 --threads \
-  --json "$dir/memory.json"
-echo "== 3-node cluster, durable log (fdatasync), 16 clients, 3 s"
-build/bench/zraft-bench --nodes 3 --clients 16 --duration 3 \
-  --storage disk --dir "$dir" --json "$dir/disk.json"
-echo "== JSON"
-cat "$dir/memory.json" "$dir/disk.json"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+base=${ZRAFT_PORT_BASE:-17100}
+ic="1=127.0.0.1:$((base + 1)),2=127.0.0.1:$((base + 2)),3=127.0.0.1:$((base + 3))"
+for i in 1 2 3; do
+  build/server/zraftd --id "$i" --raft-addr "127.0.0.1:$((base + i))" \
+    --http-addr "127.0.0.1:$((base + 10 + i))" --data-dir "$dir/n$i" \
+    --initial-cluster "$ic" 2>"$dir/log$i" &
+  pids+=($!)
+done
+h1=127.0.0.1:$((base + 11))
+echo "== waiting for a leader"
+for _ in $(seq 1 200); do
+  leader=$(curl -s "http://$h1/cluster/status" |
+    python3 -c 'import sys,json; print(json.load(sys.stdin).get("leader") or "")' 2>/dev/null || true)
+  [ -n "$leader" ] && break
+  sleep 0.05
+done
+[ -n "$leader" ] || { echo "no leader"; cat "$dir"/log*; exit 1; }
+echo "leader: node $leader"
+echo "== curl: write through node 2, read through node 3"
+(set -x
+ curl -s -L -X PUT --data-binary 'hello zraft' "http://127.0.0.1:$((base + 12))/kv/greeting" -w '%{http_code}\n'
+ curl -s -L "http://127.0.0.1:$((base + 13))/kv/greeting" -w '\n'
+ curl -s "http://$h1/cluster/status" -w '\n')
+echo "== zraft-bench over HTTP + ZeroMQ TCP (disk, fdatasync), 16 clients, 3 s"
+build/bench/zraft-bench --http "$h1" --clients 16 --duration 3 --json "$dir/tcp.json"
+echo "== zraft-bench in one process (memory), 16 clients, 3 s"
+build/bench/zraft-bench --nodes 3 --clients 16 --duration 3 --threads --json "$dir/mem.json"
+cat "$dir/tcp.json" "$dir/mem.json"
+echo "== stopping the cluster (SIGTERM)"
+for p in "${pids[@]}"; do kill -TERM "$p"; done
+rc=0
+for p in "${pids[@]}"; do wait "$p" || rc=1; done
+pids=()
+[ "$rc" = 0 ] && echo "all nodes exited 0" || { echo "a node failed to stop cleanly"; exit 1; }

@@ -1,0 +1,25 @@
+/* http_load.h - zraft-bench's --http mode (drive a running zraftd cluster). */
+#ifndef ZRAFT_BENCH_HTTP_LOAD_H
+#define ZRAFT_BENCH_HTTP_LOAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HTTP_HIST_US 2000000 /* 1 us buckets up to 2 s */
+
+typedef struct {
+    const char *target; /* host:port of any node */
+    uint32_t clients, payload;
+    double duration;
+    uint64_t ops;
+} http_load_opts;
+
+typedef struct {
+    uint64_t done, errors, elapsed_us, max_us;
+    uint32_t *hist; /* caller frees */
+} http_load_result;
+
+/* Runs the load; 0, or -1 on bad options. */
+int http_load_run(const http_load_opts *o, http_load_result *r);
+
+#endif
