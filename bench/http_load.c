@@ -102,7 +102,7 @@ static int s_response(hclient *c, char *location, size_t cap)
         if (strncasecmp(l + 2, "Content-Length:", 15) == 0) {
             clen = (size_t)strtoul(l + 17, NULL, 10);
         } else if (strncasecmp(l + 2, "Location:", 9) == 0 && location) {
-            const char *v = l + 11;
+            const char *v = l + 12; /* after "\r\nLocation: " */
             size_t n = strcspn(v, "\r");
             snprintf(location, cap, "%.*s", (int)n, v);
         }
