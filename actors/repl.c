@@ -163,7 +163,10 @@ static void s_body(actor *a, void *arg)
                 s_snapshot(&s, m.u.repl_snapshot.term);
             }
         }
-        if (s.conn != NULL &&
+        /* A connection that hears nothing back is recreated (a restarted
+         * inproc peer, a peer that came back under another address); one
+         * that could not be created at all is retried at every turn. */
+        if (s.conn == NULL ||
             rpc_conn_stale(s.conn, now,
                            2ull * n->cfg.election_timeout_max_ms)) {
             rpc_conn_destroy(&s.conn);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds zraft and runs every test: unit, simulation and integration tests in
 # a gcc build; the same under ASan+UBSan in a clang build; the format check;
-# a short fuzz run of the wire decoder. Exits non-zero on the first failure.
+# a short fuzz run of the wire decoder; the Docker image and a 3-node compose
+# cluster under faults. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
@@ -35,6 +36,16 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if [ -x scripts/fuzz.sh ]; then
   step "fuzz (wire decoder, fixed time)"
   ./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+fi
+
+step "docker: image, compose cluster, faults (test/docker/run.sh)"
+# Installs docker.io, docker-compose and debootstrap when missing and runs a
+# private dockerd; skips (exit 0, says why) only where no engine can run.
+# ZRAFT_DOCKER_TEST=0 leaves it out.
+if [ "${ZRAFT_DOCKER_TEST:-1}" != 0 ]; then
+  ./test/docker/run.sh
+else
+  echo "docker: left out (ZRAFT_DOCKER_TEST=0)"
 fi
 
 step "all tests passed"

@@ -43,7 +43,8 @@ typedef struct {
 static const key keys[] = {
     U64(id, 1, UINT64_MAX, "this node's id (non-zero)"),
     STR(raft_addr, "host:port for Raft traffic (bind and advertise)"),
-    STR(http_addr, "host:port for the HTTP API"),
+    STR(http_addr, "host:port of the HTTP API, as clients reach it"),
+    STR(http_listen, "host:port the HTTP server binds (default: http_addr)"),
     STR(data_dir, "directory for the log, metadata and snapshots"),
     STR(initial_cluster, "bootstrap members: \"1=host:port,2=host:port\""),
     U64(cluster_id, 1, UINT64_MAX, "cluster id carried in every frame"),
@@ -299,7 +300,9 @@ int config_validate(config *c, char *why, size_t whylen)
         return s_err(why, whylen, "id is required (a non-zero number)");
     }
     if (s_check_addr("raft_addr", c->raft_addr, why, whylen) != 0 ||
-        s_check_addr("http_addr", c->http_addr, why, whylen) != 0) {
+        s_check_addr("http_addr", c->http_addr, why, whylen) != 0 ||
+        (c->http_listen[0] != '\0' &&
+         s_check_addr("http_listen", c->http_listen, why, whylen) != 0)) {
         return -1;
     }
     if (c->election_timeout_max_ms <= c->election_timeout_min_ms) {

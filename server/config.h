@@ -22,6 +22,10 @@ typedef struct {
     uint64_t id;
     char raft_addr[CONFIG_ADDR_MAX]; /* host:port to bind and advertise */
     char http_addr[CONFIG_ADDR_MAX]; /* host:port of the HTTP API */
+    /* host:port the HTTP server binds; empty: http_addr. Set when the
+     * address clients are redirected to is not one this host can bind
+     * (a container name, a load balancer, NAT). */
+    char http_listen[CONFIG_ADDR_MAX];
     char data_dir[CONFIG_PATH_MAX];
     char initial_cluster[1024];          /* "1=host:port,2=host:port" */
     config_peer peers[CONFIG_MAX_PEERS]; /* parsed initial_cluster */

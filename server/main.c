@@ -164,6 +164,7 @@ static char *b_status(void *ctx)
     const char *role = m.role_code == 3   ? "leader"
                        : m.role_code == 4 ? "learner"
                        : m.role_code == 0 ? "follower"
+                       : m.role_code == 1 ? "precandidate"
                                           : "candidate";
     cJSON_AddStringToObject(o, "role", role);
     cJSON_AddNumberToObject(o, "term", (double)m.term);
@@ -407,8 +408,9 @@ int main(int argc, char **argv)
     http_backend b = {NULL,       b_write,   b_read,        b_leader_http,
                       b_status,   b_metrics, b_add_learner, b_membership,
                       b_transfer, b_snapshot};
-    D.http =
-        http_start(D.cfg.http_addr, &b, D.cfg.max_body_bytes, why, sizeof why);
+    const char *listen =
+        D.cfg.http_listen[0] ? D.cfg.http_listen : D.cfg.http_addr;
+    D.http = http_start(listen, &b, D.cfg.max_body_bytes, why, sizeof why);
     if (D.http == NULL) {
         fprintf(stderr, "zraftd: %s\n", why);
         zraft_node_destroy(&D.node);
@@ -416,8 +418,10 @@ int main(int argc, char **argv)
     }
     pthread_t reg;
     pthread_create(&reg, NULL, registrar, NULL);
-    logf_(L_INFO, "serving raft on %s, http on %s, data in %s (%s)",
-          D.cfg.raft_addr, D.cfg.http_addr, D.cfg.data_dir, D.cfg.storage);
+    logf_(L_INFO,
+          "serving raft on %s, http on %s (bound to %s), data in %s (%s)",
+          D.cfg.raft_addr, D.cfg.http_addr, listen, D.cfg.data_dir,
+          D.cfg.storage);
     int sig = 0;
     sigwait(&sigs, &sig);
     logf_(L_INFO, "signal %d: shutting down", sig);

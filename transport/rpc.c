@@ -483,11 +483,18 @@ rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
     for (int i = 0; i < 8; i++) {
         rid[1 + i] = (unsigned char)(c->self >> (8 * i));
     }
-    int ivl = 50, ivl_max = 1000, one = 1;
+    /* A connect that got no answer in 500 ms is abandoned and retried
+     * (after ivl, backing off to ivl_max) rather than left to the kernel's
+     * SYN retransmissions at 1, 3, 7 s...: a peer whose host was unreachable
+     * (a partition, a container off its network) is reached within about a
+     * second once it is back. */
+    int ivl = 50, ivl_max = 1000, one = 1, connect_timeout = 500;
     int64_t maxmsg = c->codec.max_frame;
     zmq_setsockopt(k->sock, ZMQ_ROUTING_ID, rid, sizeof rid);
     zmq_setsockopt(k->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
     zmq_setsockopt(k->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    zmq_setsockopt(k->sock, ZMQ_CONNECT_TIMEOUT, &connect_timeout,
+                   sizeof connect_timeout);
     zmq_setsockopt(k->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(k->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (zmq_connect(k->sock, endpoint) != 0) {

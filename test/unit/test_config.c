@@ -67,6 +67,8 @@ Test(config, mistakes_get_one_clear_message)
     expect_error("{}", "id is required");
     expect_error("{\"id\":1,\"raft_addr\":\"nocolon\"}", "host:port");
     expect_error("{\"id\":1,\"http_addr\":\"h:99999\"}", "invalid port");
+    expect_error("{\"id\":1,\"http_listen\":\"0.0.0.0:0\"}",
+                 "http_listen '0.0.0.0:0' has an invalid port");
     expect_error("{\"id\":1,\"election_timeout_min_ms\":500,"
                  "\"election_timeout_max_ms\":400}",
                  "must exceed");
@@ -108,4 +110,19 @@ Test(config, parse_reads_the_file_named_by_flag)
     cr_assert_eq(c.id, 7);
     cr_assert_eq(c.n_peers, 1);
     cr_assert_str_eq(c.http_addr, "0.0.0.0:9");
+}
+
+Test(config, http_listen_is_optional_and_separate_from_http_addr)
+{
+    config c;
+    config_defaults(&c);
+    c.id = 1;
+    cr_assert_eq(config_validate(&c, why, sizeof why), 0, "%s", why);
+    cr_assert_str_eq(c.http_listen, "", "unset: zraftd binds http_addr");
+    char *env[] = {"ZRAFT_HTTP_ADDR=node1:8001",
+                   "ZRAFT_HTTP_LISTEN=0.0.0.0:8001", NULL};
+    cr_assert_eq(config_load_env(&c, env, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(config_validate(&c, why, sizeof why), 0, "%s", why);
+    cr_assert_str_eq(c.http_addr, "node1:8001");
+    cr_assert_str_eq(c.http_listen, "0.0.0.0:8001");
 }
