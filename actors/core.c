@@ -53,6 +53,7 @@ typedef struct {
     struct {
         zraft_id id;
         rpc_conn *c;
+        char ep[160]; /* what c connects to */
     } votes[ZRAFT_MAX_MEMBERS];
     uint32_t n_votes;
     repl *streams[ZRAFT_MAX_MEMBERS];
@@ -124,28 +125,38 @@ static const char *s_addr_of(core *c, zraft_id id)
 
 static rpc_conn *s_vote_conn(core *c, zraft_id id)
 {
+    char ep[160];
+    bool refresh = false;
     for (uint32_t i = 0; i < c->n_votes; i++) {
         if (c->votes[i].id == id) {
-            if (rpc_conn_stale(c->votes[i].c, actor_now_ms(),
-                               2ull * c->n->cfg.election_timeout_max_ms)) {
-                /* Nothing heard for long: reconnect (a restarted inproc
-                 * peer is not reconnected by ZeroMQ). */
-                rpc_conn_destroy(&c->votes[i].c);
-                c->votes[i] = c->votes[--c->n_votes];
-                break;
+            bool stale =
+                rpc_conn_stale(c->votes[i].c, actor_now_ms(),
+                               2ull * c->n->cfg.election_timeout_max_ms);
+            /* Nothing heard for long: reconnect (a restarted inproc peer is
+             * not reconnected by ZeroMQ; a peer may have moved, so its name
+             * is looked up again). Also when its name now resolves to
+             * another address. The lookup never blocks this thread. */
+            if (!stale && (rpc_peer_endpoint(&c->n->rpc, id, s_addr_of(c, id),
+                                             false, ep, sizeof ep) != 0 ||
+                           strcmp(ep, c->votes[i].ep) == 0)) {
+                return c->votes[i].c;
             }
-            return c->votes[i].c;
+            refresh = stale;
+            rpc_conn_destroy(&c->votes[i].c);
+            c->votes[i] = c->votes[--c->n_votes];
+            break;
         }
     }
-    if (c->n_votes == ZRAFT_MAX_MEMBERS) {
-        return NULL;
+    if (c->n_votes == ZRAFT_MAX_MEMBERS ||
+        rpc_peer_endpoint(&c->n->rpc, id, s_addr_of(c, id), refresh, ep,
+                          sizeof ep) != 0) {
+        return NULL; /* no address yet: this request is lost, Raft retries */
     }
-    char ep[160];
-    rpc_endpoint(&c->n->rpc, id, s_addr_of(c, id), ep, sizeof ep);
     rpc_conn *k = rpc_conn_new(c->n->zctx, &c->n->rpc, id, ep, RPC_KIND_VOTE);
     if (k != NULL) {
         c->votes[c->n_votes].id = id;
         c->votes[c->n_votes].c = k;
+        memcpy(c->votes[c->n_votes].ep, ep, sizeof ep);
         c->n_votes++;
     }
     return k;

@@ -245,6 +245,12 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
     n->rpc.net = c->network;
     n->rpc.self = c->id;
     n->rpc.snapshot_chunk = 1u << 20;
+    if (c->network == NULL) {
+        n->rpc.res = resolver_new(1000);
+        if (n->rpc.res == NULL) {
+            goto err_after_zctx;
+        }
+    }
     snprintf(n->ep_core, sizeof n->ep_core, "inproc://zn-%p-core", (void *)n);
     snprintf(n->ep_log, sizeof n->ep_log, "inproc://zn-%p-log", (void *)n);
     snprintf(n->ep_sm, sizeof n->ep_sm, "inproc://zn-%p-sm", (void *)n);
@@ -299,6 +305,7 @@ err_after_sm:
 err_after_log:
     actor_stop(&n->log);
 err_after_zctx:
+    resolver_destroy(&n->rpc.res);
     if (n->own_zctx) {
         zmq_ctx_term(n->zctx);
     }
@@ -342,6 +349,7 @@ void zraft_node_destroy(zraft_node **np)
     if (n->own_zctx) {
         zmq_ctx_term(n->zctx);
     }
+    resolver_destroy(&n->rpc.res);
     close(n->efd);
     logcache_fini(&n->cache);
     if (n->fsm->destroy) {

@@ -130,8 +130,12 @@ static void s_body(actor *a, void *arg)
     s.r = r;
     s.push_core = actor_connect(n->zctx, n->ep_core);
     char ep[160];
-    rpc_endpoint(&n->rpc, r->target, r->addr, ep, sizeof ep);
-    s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep, RPC_KIND_REPL);
+    s.conn = NULL;
+    if (rpc_peer_endpoint(&n->rpc, r->target, r->addr, false, ep, sizeof ep) ==
+        0) {
+        s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep, RPC_KIND_REPL);
+    }
+    uint64_t next_addr_check = 0;
     bool stop = false;
     while (!stop) {
         zmq_pollitem_t items[2] = {
@@ -164,14 +168,31 @@ static void s_body(actor *a, void *arg)
             }
         }
         /* A connection that hears nothing back is recreated (a restarted
-         * inproc peer, a peer that came back under another address); one
-         * that could not be created at all is retried at every turn. */
-        if (s.conn == NULL ||
-            rpc_conn_stale(s.conn, now,
-                           2ull * n->cfg.election_timeout_max_ms)) {
+         * inproc peer; a peer that may have moved: its name is looked up
+         * again), as is one whose peer's name now resolves elsewhere; one
+         * that could not be made (no address yet) is retried every turn. */
+        bool stale =
+            s.conn == NULL ||
+            rpc_conn_stale(s.conn, now, 2ull * n->cfg.election_timeout_max_ms);
+        char ep2[sizeof ep];
+        if (stale) {
             rpc_conn_destroy(&s.conn);
-            s.conn =
-                rpc_conn_new(n->zctx, &n->rpc, r->target, ep, RPC_KIND_REPL);
+            if (rpc_peer_endpoint(&n->rpc, r->target, r->addr, true, ep,
+                                  sizeof ep) == 0) {
+                s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep,
+                                      RPC_KIND_REPL);
+            }
+            next_addr_check = now + 100;
+        } else if (now >= next_addr_check) {
+            next_addr_check = now + 100;
+            if (rpc_peer_endpoint(&n->rpc, r->target, r->addr, false, ep2,
+                                  sizeof ep2) == 0 &&
+                strcmp(ep2, ep) != 0) {
+                memcpy(ep, ep2, sizeof ep);
+                rpc_conn_destroy(&s.conn);
+                s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep,
+                                      RPC_KIND_REPL);
+            }
         }
         msg resp;
         while (!stop && s.conn && rpc_conn_recv(s.conn, &resp, now) == 1) {

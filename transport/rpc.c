@@ -160,6 +160,16 @@ void rpc_endpoint(const rpc_ctx *c, zraft_id id, const char *addr, char *out,
     }
 }
 
+int rpc_peer_endpoint(const rpc_ctx *c, zraft_id id, const char *addr,
+                      bool refresh, char *out, size_t cap)
+{
+    if (c->net != NULL || c->res == NULL) {
+        rpc_endpoint(c, id, addr, out, cap);
+        return 0;
+    }
+    return resolver_endpoint(c->res, addr, refresh, out, cap);
+}
+
 /* ======================================================= receive side */
 
 typedef struct {

@@ -15,6 +15,7 @@
 
 #include "core/engine.h"
 #include "transport/codec.h"
+#include "transport/resolver.h"
 #include "zraft.h"
 
 /* Which DEALER of a node a reply goes to. */
@@ -25,12 +26,21 @@ typedef struct {
     zraft_network *net; /* NULL: TCP */
     zraft_id self;
     uint32_t snapshot_chunk; /* bytes per snapshot chunk */
+    resolver *res;           /* TCP: peer host names (NULL: inproc) */
 } rpc_ctx;
 
-/* The endpoint of node `id`: inproc name for an in-process network, else
+/* The endpoint node `id` binds: inproc name for an in-process network, else
  * "tcp://" + addr. `out` has ZRAFT_ADDR_MAX + 32 bytes. */
 void rpc_endpoint(const rpc_ctx *c, zraft_id id, const char *addr, char *out,
                   size_t cap);
+/* The endpoint to connect to peer `id` at `addr`: its inproc name, or for
+ * TCP "tcp://IP:port" from c->res, so that ZeroMQ never blocks its I/O
+ * thread on a name server. 0, or (resolver_endpoint) ZRAFT_EAGAIN /
+ * ZRAFT_ENOTFOUND while the name has no address yet (ask again later),
+ * ZRAFT_EINVAL. `refresh`: the peer stopped answering, look its name up
+ * again. */
+int rpc_peer_endpoint(const rpc_ctx *c, zraft_id id, const char *addr,
+                      bool refresh, char *out, size_t cap);
 
 /* ---- in-process network faults (rpc.c keeps the table) */
 /* True if a frame from `from` to `to` may be delivered now; *delay_ms is the
