@@ -301,7 +301,8 @@ static void *registrar(void *arg)
     zraft_metrics was;
     memset(&was, 0, sizeof was);
     while (!atomic_load(&D.stop)) {
-        zraft_wait(D.node, p_role_change, &was, 1000);
+        /* 100 ms: how long SIGTERM waits for this thread at most. */
+        zraft_wait(D.node, p_role_change, &was, 100);
         zraft_metrics_get(D.node, &was);
         if (was.role_code != 3 || was.term == done_term) {
             if (was.role_code != 3) {
