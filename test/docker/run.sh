@@ -122,15 +122,6 @@ step() { # name command... : a set-up step; its output goes to a log
   fi
 }
 
-wait_for() { # seconds command... : polls until the command succeeds
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.1
-  done
-}
-
 # -------------------------------------------------------- the cluster
 
 port() { echo $((18000 + $1)); }
@@ -145,26 +136,9 @@ cid() {
   echo "${CIDS[$1]}"
 }
 
-field() { # node key -> the key's value in /cluster/status, "" if unreachable
-  curl -s --max-time 2 "http://127.0.0.1:$(port "$1")/cluster/status" 2>/dev/null |
-    python3 -c 'import json, sys
-v = json.load(sys.stdin).get(sys.argv[1])
-print("" if v is None else json.dumps(v) if isinstance(v, list) else v)' "$2" \
-      2>/dev/null || true
-}
-
-leader_of() { # nodes... -> prints the leader they all name, which says so
-  local l="" x n
-  for n in "$@"; do
-    x=$(field "$n" leader)
-    [ -n "$x" ] || return 1
-    [ -z "$l" ] || [ "$l" = "$x" ] || return 1
-    l=$x
-  done
-  [ "$(field "$l" role)" = leader ] || return 1
-  echo "$l"
-}
-has_leader() { leader_of "$@" >/dev/null; }
+status_url() { echo "http://127.0.0.1:$(port "$1")/cluster/status"; }
+# shellcheck source=../lib/cluster.sh
+. "$here/../lib/cluster.sh"
 leader() { # var nodes... : waits for the nodes to agree on a leader, sets var
   local var=$1 l deadline=$((SECONDS + 30))
   shift
@@ -230,12 +204,6 @@ writer() { # node log stop
 }
 
 lines_at_least() { [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ]; }
-
-applied_at_least() { # node index
-  local a
-  a=$(field "$1" last_applied)
-  [ -n "$a" ] && [ "$a" -ge "$2" ]
-}
 
 caught_up() { # node leader : node's last_applied reaches the leader's commit
   local c deadline=$((SECONDS + 30))

@@ -55,40 +55,16 @@ check() { # name command...
   fi
 }
 
-field() { # id field -> value from /cluster/status ("" if unreachable)
-  curl -s --max-time 2 "http://$(http "$1")/cluster/status" |
-    python3 -c "import sys,json; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)" 2>/dev/null || true
-}
-
-wait_for() { # deadline_s command... : polls until the command succeeds
-  local deadline=$(($(date +%s) + $1))
-  shift
-  until "$@"; do
-    [ "$(date +%s)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
+status_url() { echo "http://$(http "$1")/cluster/status"; }
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
 
 leader() { # waits (deadline) for the given nodes to agree; prints the id
   wait_for 20 has_leader "$@" && leader_of "$@"
 }
 
-leader_of() { # prints the leader id agreed by the given nodes
-  local l="" x
-  for id in "$@"; do
-    x=$(field "$id" leader)
-    [ -n "$x" ] || return 1
-    [ -z "$l" ] || [ "$l" = "$x" ] || return 1
-    l=$x
-  done
-  [ "$(field "$l" role)" = leader ] || return 1
-  echo "$l"
-}
-
-has_leader() { leader_of "$@" >/dev/null; }
 put() { curl -s -L --max-time 10 -o /dev/null -w '%{http_code}' -X PUT --data-binary "$3" "http://$(http "$1")/kv/$2"; }
 get() { curl -s -L --max-time 10 "http://$(http "$1")/kv/$2"; }
-applied_at_least() { local a; a=$(field "$1" last_applied); [ -n "$a" ] && [ "$a" -ge "$2" ]; }
 
 for id in 1 2 3; do start "$id"; done
 check "a leader is elected" wait_for 20 has_leader 1 2 3

@@ -1,0 +1,48 @@
+# cluster.sh - shell helpers the process-level tests share (test/system,
+# test/docker). Source it after defining
+#   status_url N   -> the URL of node N's GET /cluster/status
+# Needs curl and python3.
+
+# field N KEY: KEY's value in node N's /cluster/status ("" if unreachable;
+# lists as JSON).
+field() {
+  curl -s --max-time 2 "$(status_url "$1")" 2>/dev/null |
+    python3 -c 'import json, sys
+v = json.load(sys.stdin).get(sys.argv[1])
+print("" if v is None else json.dumps(v) if isinstance(v, list) else v)' "$2" \
+      2>/dev/null || true
+}
+
+# wait_for SECONDS COMMAND...: polls the command until it succeeds; 1 when
+# the deadline passes first.
+wait_for() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
+
+# leader_of N...: prints the leader every given node names, if they agree
+# and that node says it leads.
+leader_of() {
+  local l="" x n
+  for n in "$@"; do
+    x=$(field "$n" leader)
+    [ -n "$x" ] || return 1
+    [ -z "$l" ] || [ "$l" = "$x" ] || return 1
+    l=$x
+  done
+  [ "$(field "$l" role)" = leader ] || return 1
+  echo "$l"
+}
+
+has_leader() { leader_of "$@" >/dev/null; }
+
+# applied_at_least N INDEX: node N has applied INDEX.
+applied_at_least() {
+  local a
+  a=$(field "$1" last_applied)
+  [ -n "$a" ] && [ "$a" -ge "$2" ]
+}
