@@ -3,35 +3,14 @@
  * re-applies from snapshot + log and converges; a follower far behind is
  * caught up by a snapshot. */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "test/tmpdir.h"
 #include "cluster.h"
 
-static char dir[64];
-
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-    (void)s;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
-
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/zraft-it-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(disk3, .init = setup, .fini = teardown);
+TestSuite(disk3, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 Test(disk3, crashed_node_restarts_from_disk_and_converges, .timeout = 300)
 {

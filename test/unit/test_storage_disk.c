@@ -4,7 +4,6 @@
  * loss of exactly the unsynced suffix after a simulated power cut. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,30 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "test/tmpdir.h"
 #include "zraft_disk.h"
 
-static char dir[64];
-
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-    (void)s;
-    (void)f;
-    (void)w;
-    return remove(p);
-}
-
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/zraft-disk-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(disk, .init = setup, .fini = teardown);
+TestSuite(disk, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
 static zraft_storage *open_disk(uint64_t seg_bytes, int *err, char *why)
 {
