@@ -93,7 +93,14 @@ void *actor_connect(void *zctx, const char *endpoint)
 
 int actor_send(void *push, const amsg *m)
 {
-    return zmq_send(push, m, sizeof(*m), 0) == (int)sizeof(*m) ? 0 : -1;
+    /* A PUSH socket blocks in zmq_send() while it has no peer, which is
+     * the case for good once the receiving actor closed its mailbox (a
+     * state machine reporting to a core that already stopped): never wait
+     * for one. With an unlimited queue, EAGAIN means exactly that. */
+    if (zmq_send(push, m, sizeof(*m), ZMQ_DONTWAIT) == (int)sizeof(*m)) {
+        return 0;
+    }
+    return ZRAFT_ESHUTDOWN;
 }
 
 int actor_recv(void *pull, amsg *m, int flags)

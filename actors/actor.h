@@ -40,7 +40,11 @@ void actor_stop(actor *a);
 
 /* A PUSH socket connected to `endpoint`, for the calling thread only. */
 void *actor_connect(void *zctx, const char *endpoint);
-/* Sends an envelope (never blocks: unbounded inproc queue). */
+/* Sends an envelope without ever blocking: the inproc queue has no limit
+ * (SNDHWM 0), and a send to an actor that has stopped (its mailbox is
+ * closed, so the PUSH has no peer) fails at once instead of waiting for one.
+ * 0, or ZRAFT_ESHUTDOWN when the receiver is gone (the envelope was not
+ * sent: the caller still owns what it points to). */
 int actor_send(void *push, const amsg *m);
 /* Receives one envelope: 1, 0 if none ready (flags ZMQ_DONTWAIT), -1. */
 int actor_recv(void *pull, amsg *m, int flags);

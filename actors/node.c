@@ -124,13 +124,17 @@ static int s_wait(waiter *w, int timeout_ms)
     return out;
 }
 
+/* Queues `r` for the core. The stopping flag is read under the queue lock
+ * that zraft_node_destroy() takes to set it, so a request is either
+ * refused here or queued before the core's last drain (which answers it). */
 static int s_push(zraft_node *n, api_req *r)
 {
-    if (atomic_load(&n->stopping)) {
-        return ZRAFT_ESHUTDOWN;
-    }
     r->next = NULL;
     pthread_mutex_lock(&n->qlock);
+    if (atomic_load(&n->stopping)) {
+        pthread_mutex_unlock(&n->qlock);
+        return ZRAFT_ESHUTDOWN;
+    }
     if (n->qtail) {
         n->qtail->next = r;
     } else {
@@ -328,21 +332,33 @@ void zraft_node_destroy(zraft_node **np)
         return;
     }
     zraft_node *n = *np;
-    atomic_store(&n->stopping, true);
-    /* Core first (no new commands), then the log writer (drains its
-     * queue), then the state machine (answers what it has, fails the
-     * rest). */
+    pthread_mutex_lock(&n->qlock);
+    atomic_store(&n->stopping, true); /* no request is queued after this */
+    pthread_mutex_unlock(&n->qlock);
+    /* Core first (no new commands; it hands every waiting write and read
+     * to the state machine to fail, including what is still queued), then
+     * the log writer (drains its queue), then the state machine (answers
+     * what it has, fails the rest). No send between them blocks on an
+     * actor that is gone (actor_send), so each join is bounded by the work
+     * already queued. */
     actor_stop(&n->core);
     actor_stop(&n->log);
     actor_stop(&n->sm);
-    /* Requests that raced with the stop. */
+    /* Only when the core never ran its drain: answer here, on this
+     * thread. */
     api_req *r = n->qhead;
+    n->qhead = n->qtail = NULL;
     while (r != NULL) {
         api_req *next = r->next;
-        zraft_buf_unref(r->payload);
-        if (r->w != NULL) {
+        if (r->type == API_WRITE) {
+            zraft_log_id none = {0, 0};
+            r->wcb(r->arg, ZRAFT_ESHUTDOWN, none, NULL);
+        } else if (r->type == API_READ) {
+            r->rcb(r->arg, ZRAFT_ESHUTDOWN);
+        } else if (r->w != NULL) {
             waiter_done(r->w, ZRAFT_ESHUTDOWN);
         }
+        zraft_buf_unref(r->payload);
         free(r);
         r = next;
     }

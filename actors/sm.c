@@ -70,7 +70,7 @@ static void s_report(smw *w)
     memset(&m, 0, sizeof m);
     m.type = AM_SM_APPLIED;
     m.u.sm_applied.index = w->applied;
-    actor_send(w->push_core, &m);
+    actor_send(w->push_core, &m); /* fails only once the core stopped */
     node_metrics_update(w->n, s_set_applied, w);
     s_answer_reads(w);
 }
@@ -167,7 +167,9 @@ static void s_build(smw *w)
     }
     out.u.sm_built.meta = meta;
     out.u.sm_built.err = rv;
-    actor_send(w->push_core, &out);
+    if (actor_send(w->push_core, &out) != 0) {
+        free(meta); /* the core has stopped */
+    }
 }
 
 static void s_install(smw *w, amsg *m)
