@@ -542,11 +542,16 @@ static void s_pub_fn(zraft_metrics *m, void *arg)
     m->snapshot_index = p->st.snapshot.index;
     m->writes = c->writes;
     m->fatal = c->fatal;
+    if (c->fatal != 0) {
+        m->role_code = -1;
+        m->role = "failed";
+        m->leader = 0;
+    }
     if (p->mem) {
         m->membership = *engine_membership(c->e);
     }
     m->n_peers = 0;
-    if (p->st.role == ROLE_LEADER) {
+    if (p->st.role == ROLE_LEADER && c->fatal == 0) {
         const zraft_membership *mb = engine_membership(c->e);
         for (uint32_t i = 0; i < mb->n; i++) {
             m->peers[m->n_peers].id = mb->members[i].id;
@@ -707,6 +712,28 @@ static void s_api(core *c, api_req *r)
     free(r);
 }
 
+/* Answers a request without the engine (after a fatal error, or at
+ * shutdown): writes and reads through the state machine, in order. */
+static void s_refuse(core *c, api_req *r, int err)
+{
+    if (r->type == API_WRITE) {
+        pending_write pw = {{0, 0}, r->wcb, r->arg};
+        s_fail_writes(c, &pw, 1, err);
+        zraft_buf_unref(r->payload);
+    } else if (r->type == API_READ) {
+        amsg m;
+        memset(&m, 0, sizeof m);
+        m.type = AM_SM_READ;
+        m.u.sm_read.err = err;
+        m.u.sm_read.cb = r->rcb;
+        m.u.sm_read.arg = r->arg;
+        s_to_sm(c, &m);
+    } else if (r->w != NULL) {
+        waiter_done(r->w, err);
+    }
+    free(r);
+}
+
 static void s_drain_api(core *c)
 {
     uint64_t v;
@@ -716,6 +743,14 @@ static void s_drain_api(core *c)
     api_req *r = c->n->qhead;
     c->n->qhead = c->n->qtail = NULL;
     pthread_mutex_unlock(&c->n->qlock);
+    if (c->fatal != 0) {
+        while (r != NULL) {
+            api_req *next = r->next;
+            s_refuse(c, r, c->fatal);
+            r = next;
+        }
+        return;
+    }
     api_req *batch[1024];
     size_t nb = 0;
     size_t max = c->n->cfg.max_batch < 1024 ? c->n->cfg.max_batch : 1024;
@@ -741,21 +776,77 @@ static void s_drain_api(core *c)
     }
 }
 
+static void s_drop_held(core *c)
+{
+    for (size_t i = 0; i < c->n_held; i++) {
+        if (c->held[i].cmd.type == CMD_INSTALL_SNAPSHOT) {
+            zraft_buf_unref(c->held[i].cmd.u.install_snapshot.data);
+            free(c->held[i].cmd.u.install_snapshot.meta);
+        }
+    }
+    c->n_held = 0;
+}
+
+static void s_fail_reads(core *c, int err)
+{
+    while (c->n_reads > 0) {
+        s_read_done(c, c->reads[0].req, 0, err);
+    }
+}
+
+/* A fatal error (storage write or sync failed, the state machine could not
+ * apply or restore): the node stops taking part in the cluster at once, so
+ * that the others elect a leader with a working disk. A failed fsync cannot
+ * be retried safely (the kernel may have dropped the dirty pages), and a
+ * vote or an acknowledgement that is not durable must never leave.
+ *
+ * From here the engine gets no more events: no ticks (so no heartbeats and
+ * no elections), no RPCs (so no votes granted, nothing acknowledged), and
+ * the commands it holds are dropped unsent - among them replies that wait
+ * for the write that failed. Replication streams stop. Waiting writes,
+ * reads and admin calls fail with the error (a write's outcome is unknown:
+ * a new leader may still commit it), and so does every later call. The
+ * metrics say "failed" with the error; a restart recovers from what is
+ * durable. */
+static void s_fatal(core *c, int err, const char *what)
+{
+    if (c->fatal != 0) {
+        return;
+    }
+    c->fatal = err;
+    fprintf(stderr,
+            "zraft node %llu: FATAL: %s failed (%s): the node leaves the "
+            "cluster's work (no leadership, no votes, no writes) until it is "
+            "restarted\n",
+            (unsigned long long)c->n->cfg.id, what, zraft_strerror(err));
+    while (c->n_streams > 0) {
+        s_stop_stream(c, 0);
+    }
+    s_drop_held(c);
+    s_fail_writes(c, c->pw, c->n_pw, err);
+    c->n_pw = 0;
+    s_fail_reads(c, err);
+    for (uint32_t i = 0; i < c->n_admins; i++) {
+        waiter_done(c->admins[i].w, err);
+    }
+    c->n_admins = 0;
+    engine_commands_clear(c->e);
+    s_publish(c);
+}
+
 static void s_mailbox(core *c, const amsg *m)
 {
+    if (c->fatal != 0) {
+        if (m->type == AM_SM_BUILT) {
+            free(m->u.sm_built.meta);
+        }
+        return; /* the engine takes no more events */
+    }
     switch (m->type) {
     case AM_LOG_FLUSHED:
         if (m->u.flushed.err != 0) {
-            /* A failed write or sync cannot be retried safely: stop
-             * taking part (nothing unpersisted was acknowledged). */
-            if (c->fatal == 0) {
-                c->fatal = m->u.flushed.err;
-                fprintf(stderr,
-                        "zraft node %llu: storage failed (%s); the node "
-                        "stops accepting writes\n",
-                        (unsigned long long)c->n->cfg.id,
-                        zraft_strerror(m->u.flushed.err));
-            }
+            /* Nothing unpersisted was acknowledged; nothing will be. */
+            s_fatal(c, m->u.flushed.err, "storage");
             break;
         }
         if (m->u.flushed.seq > c->flushed) {
@@ -793,6 +884,10 @@ static void s_mailbox(core *c, const amsg *m)
         break;
     }
     case AM_SM_APPLIED:
+        if (m->u.sm_applied.err != 0) {
+            s_fatal(c, m->u.sm_applied.err, "the state machine");
+            break;
+        }
         engine_applied(c->e, m->u.sm_applied.index);
         s_commands(c);
         break;
@@ -847,13 +942,7 @@ static void s_shutdown(core *c)
     for (uint32_t i = 0; i < c->n_admins; i++) {
         waiter_done(c->admins[i].w, ZRAFT_ESHUTDOWN);
     }
-    /* Held install halves own a data reference. */
-    for (size_t i = 0; i < c->n_held; i++) {
-        if (c->held[i].cmd.type == CMD_INSTALL_SNAPSHOT) {
-            zraft_buf_unref(c->held[i].cmd.u.install_snapshot.data);
-            free(c->held[i].cmd.u.install_snapshot.meta);
-        }
-    }
+    s_drop_held(c); /* install halves own a data reference */
     /* API requests that arrived meanwhile. */
     pthread_mutex_lock(&c->n->qlock);
     api_req *r = c->n->qhead;
@@ -861,22 +950,7 @@ static void s_shutdown(core *c)
     pthread_mutex_unlock(&c->n->qlock);
     while (r != NULL) {
         api_req *next = r->next;
-        if (r->type == API_WRITE) {
-            pending_write pw = {{0, 0}, r->wcb, r->arg};
-            s_fail_writes(c, &pw, 1, ZRAFT_ESHUTDOWN);
-            zraft_buf_unref(r->payload);
-        } else if (r->type == API_READ) {
-            amsg m;
-            memset(&m, 0, sizeof m);
-            m.type = AM_SM_READ;
-            m.u.sm_read.err = ZRAFT_ESHUTDOWN;
-            m.u.sm_read.cb = r->rcb;
-            m.u.sm_read.arg = r->arg;
-            s_to_sm(c, &m);
-        } else if (r->w != NULL) {
-            waiter_done(r->w, ZRAFT_ESHUTDOWN);
-        }
-        free(r);
+        s_refuse(c, r, ZRAFT_ESHUTDOWN);
         r = next;
     }
 }
@@ -963,8 +1037,10 @@ void core_main(actor *a, void *arg)
             s_drain_rpc(&c, now);
         }
         s_drain_api(&c);
-        engine_tick(c.e, now);
-        s_commands(&c);
+        if (c.fatal == 0) {
+            engine_tick(c.e, now);
+            s_commands(&c);
+        }
     }
     s_shutdown(&c);
     for (uint32_t i = 0; i < c.n_votes; i++) {

@@ -88,6 +88,7 @@ typedef struct {
         } sm_apply;
         struct {
             uint64_t index;
+            int err; /* the state machine failed: the node stops */
         } sm_applied;
         struct {
             snapshot_meta *meta; /* owned (NULL on error) */

@@ -31,6 +31,7 @@ typedef struct {
     pending_write *late; /* callbacks whose entries were not readable */
     size_t n_late;
     zraft_entry buf[512];
+    int fatal; /* apply or restore failed: nothing more is applied */
 } smw;
 
 typedef struct {
@@ -55,7 +56,9 @@ static void s_answer_reads(smw *w)
 {
     size_t keep = 0;
     for (size_t i = 0; i < w->n_reads; i++) {
-        if (w->reads[i].index <= w->applied) {
+        if (w->fatal != 0) {
+            w->reads[i].cb(w->reads[i].arg, w->fatal);
+        } else if (w->reads[i].index <= w->applied) {
             w->reads[i].cb(w->reads[i].arg, 0);
         } else {
             w->reads[keep++] = w->reads[i];
@@ -70,6 +73,7 @@ static void s_report(smw *w)
     memset(&m, 0, sizeof m);
     m.type = AM_SM_APPLIED;
     m.u.sm_applied.index = w->applied;
+    m.u.sm_applied.err = w->fatal;
     actor_send(w->push_core, &m); /* fails only once the core stopped */
     node_metrics_update(w->n, s_set_applied, w);
     s_answer_reads(w);
@@ -82,7 +86,7 @@ static void s_apply(smw *w, amsg *m)
     size_t nw = m->u.sm_apply.n, wi = 0;
     uint64_t upto = m->u.sm_apply.upto;
     uint64_t batch = 0;
-    while (w->applied < upto) {
+    while (w->applied < upto && w->fatal == 0) {
         size_t got = sizeof w->buf / sizeof w->buf[0];
         int rv = n->st->get(n->st->ctx, w->applied + 1, upto, 4u << 20, w->buf,
                             &got);
@@ -94,9 +98,13 @@ static void s_apply(smw *w, amsg *m)
             zraft_entry *e = &w->buf[i];
             zraft_buf *result = NULL;
             if (e->type == ZRAFT_ENTRY_NORMAL) {
-                if (n->fsm->apply(n->fsm->ctx, e, &result) != 0) {
+                int rv = n->fsm->apply(n->fsm->ctx, e, &result);
+                if (rv != 0) {
                     /* A state machine that cannot apply a committed entry
-                     * cannot go on; stop applying (reads stall). */
+                     * cannot go on (zraft_storage.h): skipping it would
+                     * fork this replica, retrying it is the embedder's
+                     * business. The node stops (s_report tells the core). */
+                    w->fatal = rv < 0 ? rv : ZRAFT_EIO;
                     upto = w->applied;
                 }
             } else if (e->type == ZRAFT_ENTRY_MEMBERSHIP && e->payload) {
@@ -133,9 +141,11 @@ static void s_apply(smw *w, amsg *m)
         batch = 0;
     }
     /* Anything left: its entry was not applied here (overwritten or
-     * replaced by a snapshot); the outcome is not known to this node. */
+     * replaced by a snapshot, or the state machine failed); the outcome is
+     * not known to this node. */
     for (; wi < nw; wi++) {
-        ws[wi].cb(ws[wi].arg, ZRAFT_ELEADERSHIP_LOST, ws[wi].id, NULL);
+        ws[wi].cb(ws[wi].arg, w->fatal ? w->fatal : ZRAFT_ELEADERSHIP_LOST,
+                  ws[wi].id, NULL);
     }
     free(ws);
     s_report(w);
@@ -148,7 +158,7 @@ static void s_build(smw *w)
     memset(&out, 0, sizeof out);
     out.type = AM_SM_BUILT;
     zraft_buf *data = NULL;
-    int rv = n->fsm->snapshot(n->fsm->ctx, &data);
+    int rv = w->fatal ? w->fatal : n->fsm->snapshot(n->fsm->ctx, &data);
     snapshot_meta *meta = NULL;
     if (rv == 0) {
         meta = malloc(sizeof(*meta));
@@ -175,11 +185,16 @@ static void s_build(smw *w)
 static void s_install(smw *w, amsg *m)
 {
     zraft_node *n = w->n;
-    if (m->u.sm_install.meta->last_log_id.index > w->applied &&
-        n->fsm->restore(n->fsm->ctx, m->u.sm_install.data) == 0) {
-        w->applied = m->u.sm_install.meta->last_log_id.index;
-        w->applied_id = m->u.sm_install.meta->last_log_id;
-        w->membership = m->u.sm_install.meta->membership;
+    if (w->fatal == 0 && m->u.sm_install.meta->last_log_id.index > w->applied) {
+        int rv = n->fsm->restore(n->fsm->ctx, m->u.sm_install.data);
+        if (rv == 0) {
+            w->applied = m->u.sm_install.meta->last_log_id.index;
+            w->applied_id = m->u.sm_install.meta->last_log_id;
+            w->membership = m->u.sm_install.meta->membership;
+        } else {
+            /* The state may be half replaced: the node stops. */
+            w->fatal = rv < 0 ? rv : ZRAFT_EIO;
+        }
     }
     zraft_buf_unref(m->u.sm_install.data);
     free(m->u.sm_install.meta);
@@ -221,8 +236,9 @@ void sm_main(actor *a, void *arg)
             s_install(w, &m);
             break;
         case AM_SM_READ:
-            if (m.u.sm_read.err != 0) {
-                m.u.sm_read.cb(m.u.sm_read.arg, m.u.sm_read.err);
+            if (m.u.sm_read.err != 0 || w->fatal != 0) {
+                m.u.sm_read.cb(m.u.sm_read.arg,
+                               m.u.sm_read.err ? m.u.sm_read.err : w->fatal);
             } else if (m.u.sm_read.index <= w->applied) {
                 m.u.sm_read.cb(m.u.sm_read.arg, 0);
             } else {

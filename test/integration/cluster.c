@@ -10,6 +10,10 @@
 static int r_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
 {
     recorder *r = ctx;
+    int fail = atomic_load(&r->fail_apply);
+    if (fail != 0) {
+        return fail;
+    }
     uint64_t wid = 0;
     if (e->payload && e->payload->len >= 8) {
         memcpy(&wid, e->payload->data, 8);
@@ -66,6 +70,101 @@ static void r_destroy(void *ctx)
     (void)ctx; /* recorders live as long as the cluster */
 }
 
+/* A storage that fails its writes on demand (cluster.storage_fail). */
+typedef struct {
+    zraft_storage *in;
+    _Atomic int *fail;
+} faulty;
+
+static int f_load(void *ctx, zraft_storage_state *out)
+{
+    faulty *f = ctx;
+    return f->in->load(f->in->ctx, out);
+}
+
+static int f_save_state(void *ctx, uint64_t term, zraft_id vote, uint64_t ci)
+{
+    faulty *f = ctx;
+    int e = atomic_load(f->fail);
+    return e ? e : f->in->save_state(f->in->ctx, term, vote, ci);
+}
+
+static int f_append(void *ctx, const zraft_entry *ents, size_t n)
+{
+    faulty *f = ctx;
+    int e = atomic_load(f->fail);
+    return e ? e : f->in->append(f->in->ctx, ents, n);
+}
+
+static int f_sync(void *ctx)
+{
+    faulty *f = ctx;
+    int e = atomic_load(f->fail);
+    return e ? e : f->in->sync(f->in->ctx);
+}
+
+static int f_truncate(void *ctx, uint64_t since)
+{
+    faulty *f = ctx;
+    int e = atomic_load(f->fail);
+    return e ? e : f->in->truncate(f->in->ctx, since);
+}
+
+static int f_purge(void *ctx, uint64_t upto)
+{
+    faulty *f = ctx;
+    return f->in->purge(f->in->ctx, upto);
+}
+
+static int f_get(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
+                 zraft_entry *out, size_t *n)
+{
+    faulty *f = ctx;
+    return f->in->get(f->in->ctx, from, to, max_bytes, out, n);
+}
+
+static int f_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
+                           zraft_buf *data)
+{
+    faulty *f = ctx;
+    int e = atomic_load(f->fail);
+    return e ? e : f->in->snapshot_save(f->in->ctx, meta, data);
+}
+
+static int f_snapshot_load(void *ctx, zraft_snapshot_meta *meta,
+                           zraft_buf **data)
+{
+    faulty *f = ctx;
+    return f->in->snapshot_load(f->in->ctx, meta, data);
+}
+
+static int f_reset(void *ctx, zraft_log_id last)
+{
+    faulty *f = ctx;
+    int e = atomic_load(f->fail);
+    return e ? e : f->in->reset(f->in->ctx, last);
+}
+
+static void f_destroy(void *ctx)
+{
+    faulty *f = ctx;
+    zraft_storage_free(f->in);
+    free(f);
+}
+
+static zraft_storage *s_faulty(zraft_storage *in, _Atomic int *fail)
+{
+    faulty *f = calloc(1, sizeof(*f));
+    zraft_storage *s = calloc(1, sizeof(*s));
+    cr_assert(f != NULL && s != NULL);
+    f->in = in;
+    f->fail = fail;
+    *s = (zraft_storage){
+        f,       f_load, f_save_state,    f_append,        f_sync,  f_truncate,
+        f_purge, f_get,  f_snapshot_save, f_snapshot_load, f_reset, f_destroy};
+    return s;
+}
+
 void cl_start_node(cluster *c, zraft_id id)
 {
     if (c->rec[id] == NULL) {
@@ -112,6 +211,9 @@ void cl_start_node(cluster *c, zraft_id id)
     } else {
         st = zraft_storage_memory_new();
     }
+    atomic_store(&c->storage_fail[id], 0);
+    atomic_store(&c->rec[id]->fail_apply, 0);
+    st = s_faulty(st, &c->storage_fail[id]);
     int rv = zraft_node_new(&cfg, st, f, &c->nodes[id]);
     cr_assert_eq(rv, 0, "node %llu: %s", (unsigned long long)id,
                  zraft_strerror(rv));

@@ -5,6 +5,7 @@
 #define ZRAFT_TEST_CLUSTER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "zraft.h"
 
@@ -16,8 +17,9 @@ typedef struct {
     pthread_mutex_t lock;
     uint64_t n;
     uint64_t cap;
-    uint64_t *ids; /* payload's first 8 bytes (a write id) */
-    uint64_t hash; /* rolling hash of the sequence */
+    uint64_t *ids;          /* payload's first 8 bytes (a write id) */
+    uint64_t hash;          /* rolling hash of the sequence */
+    _Atomic int fail_apply; /* non-zero: apply() returns it */
 } recorder;
 
 typedef struct {
@@ -28,6 +30,9 @@ typedef struct {
     const char *disk_dir;        /* NULL: memory storage; else DIR/node-<id> */
     uint64_t snapshot_threshold; /* applied to nodes started later */
     uint64_t snapshot_keep;
+    /* Storage faults: while non-zero, node id's append, sync and
+     * save_state return this error (a disk that filled up or failed). */
+    _Atomic int storage_fail[CL_MAX + 1];
 } cluster;
 
 /* Starts nodes 1..n (all voters) and initializes them. */

@@ -1,0 +1,133 @@
+/* test_fatal.c - a node whose storage or state machine fails stops taking
+ * part at once: a leader whose disk fails steps down (no heartbeats, so the
+ * others elect a new leader), a failed node grants no votes and
+ * acknowledges nothing, every waiting and later call fails with the error,
+ * the metrics say so, and nothing acknowledged is lost. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+
+static bool p_failed(const zraft_metrics *m, void *arg)
+{
+    (void)arg;
+    return m->fatal != 0;
+}
+
+/* The failed node: metrics, writes and reads all say why. */
+static void s_assert_failed(cluster *c, zraft_id id, int err)
+{
+    cr_assert_eq(zraft_wait(c->nodes[id], p_failed, NULL, CL_DEADLINE_MS), 0,
+                 "node %llu never reported the failure",
+                 (unsigned long long)id);
+    zraft_metrics m;
+    zraft_metrics_get(c->nodes[id], &m);
+    cr_assert_eq(m.fatal, err, "fatal %d", m.fatal);
+    cr_assert_str_eq(m.role, "failed");
+    cr_assert_neq(m.role_code, 3, "a failed node still reports leadership");
+    cr_assert_eq(m.leader, 0);
+    zraft_log_id id_out;
+    int rv = cl_write(c, id, 999, &id_out);
+    cr_assert_eq(rv, err, "write on the failed node: %s", zraft_strerror(rv));
+    cr_assert_eq(zraft_read_sync(c->nodes[id], CL_DEADLINE_MS), err);
+}
+
+Test(fatal, leader_with_failed_disk_steps_down_and_is_replaced, .timeout = 300)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    cl_start(&c, 3);
+    zraft_id l = cl_leader(&c);
+    zraft_log_id last = {0, 0};
+    for (uint64_t w = 1; w <= 20; w++) {
+        last = cl_write_any(&c, w, 0);
+    }
+    cl_wait_applied(&c, last.index);
+    /* A write is waiting when the disk fills up. */
+    atomic_store(&c.storage_fail[l], ZRAFT_ENOSPACE);
+    unsigned char p[16] = {0};
+    zraft_log_id waiting;
+    int rv =
+        zraft_write_sync(c.nodes[l], p, sizeof p, CL_DEADLINE_MS, &waiting);
+    cr_assert_eq(rv, ZRAFT_ENOSPACE, "write on the failing leader: %s",
+                 zraft_strerror(rv));
+    s_assert_failed(&c, l, ZRAFT_ENOSPACE);
+    /* The others elect a leader among themselves: the failed node sends
+     * no heartbeats any more (before the fix it kept leadership). */
+    zraft_id nl = cl_leader_except(&c, l);
+    cr_assert_neq(nl, l);
+    for (uint64_t w = 21; w <= 40; w++) {
+        last = cl_write_any(&c, w, l);
+    }
+    cl_wait_applied_except(&c, last.index, l);
+    /* Nothing acknowledged is lost; the failed node's state is frozen. */
+    uint64_t *ids;
+    uint64_t n = cl_applied(&c, nl, &ids);
+    uint64_t want = 1;
+    for (uint64_t k = 0; k < n; k++) {
+        if (ids[k] == want) {
+            want++;
+        }
+    }
+    cr_assert_eq(want, 41, "acknowledged write %llu missing from %llu",
+                 (unsigned long long)want, (unsigned long long)nl);
+    free(ids);
+    cl_stop(&c);
+}
+
+Test(fatal, failed_follower_grants_no_votes_and_acks_nothing, .timeout = 300)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    cl_start(&c, 3);
+    zraft_id l = cl_leader(&c);
+    zraft_id f = l == 1 ? 2 : 1;
+    zraft_id o = 6 - l - f;
+    atomic_store(&c.storage_fail[f], ZRAFT_EIO);
+    /* The follower fails on its next append. */
+    cl_write_any(&c, 1, 0);
+    s_assert_failed(&c, f, ZRAFT_EIO);
+    zraft_metrics fm;
+    zraft_metrics_get(c.nodes[f], &fm);
+    /* Writes still commit with the other follower... */
+    for (uint64_t w = 2; w <= 10; w++) {
+        cl_write_any(&c, w, f);
+    }
+    /* ... but not once that one is gone too: the failed node acknowledges
+     * nothing and grants no vote, so no leader can be elected. */
+    cl_stop_node(&c, o);
+    unsigned char p[16] = {0};
+    int rv = zraft_write_sync(c.nodes[l], p, sizeof p, 1500, NULL);
+    cr_assert_neq(rv, 0, "a write committed with only the failed node");
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[f], &m);
+    cr_assert_eq(m.term, fm.term, "the failed node moved to term %llu",
+                 (unsigned long long)m.term);
+    cr_assert_eq(m.last_log_id.index, fm.last_log_id.index);
+    cl_stop(&c);
+}
+
+Test(fatal, state_machine_apply_error_stops_the_node, .timeout = 300)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    cl_start(&c, 3);
+    zraft_id l = cl_leader(&c);
+    zraft_id f = l == 1 ? 2 : 1;
+    atomic_store(&c.rec[f]->fail_apply, ZRAFT_ECORRUPT);
+    zraft_log_id last = cl_write_any(&c, 1, 0);
+    s_assert_failed(&c, f, ZRAFT_ECORRUPT);
+    /* It applied nothing after the failure, and stays failed. */
+    uint64_t *ids;
+    uint64_t n = cl_applied(&c, f, &ids);
+    free(ids);
+    cr_assert_eq(n, 0);
+    for (uint64_t w = 2; w <= 10; w++) {
+        last = cl_write_any(&c, w, f);
+    }
+    cl_wait_applied_except(&c, last.index, f);
+    cr_assert_eq(cl_applied(&c, f, &ids), 0);
+    free(ids);
+    cl_stop(&c);
+}
