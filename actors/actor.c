@@ -1,22 +1,13 @@
 /* actor.c - the actor primitive: thread, named, with an inproc PULL
  * mailbox, a start handshake and a STOP message (see actor.h). */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
 #include "actors/actor.h"
-
-const char *actor_msg_name(int type)
-{
-    static const char *const names[] = {
-#define X_(name) #name,
-        ACTOR_MSGS(X_)
-#undef X_
-    };
-    return type >= 0 && type < AM__COUNT ? names[type] : "UNKNOWN";
-}
 
 static void *s_main(void *p)
 {
@@ -26,15 +17,22 @@ static void *s_main(void *p)
     int hwm = 0, linger = 0;
     zmq_setsockopt(a->mailbox, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(a->mailbox, ZMQ_LINGER, &linger, sizeof linger);
-    int rv = zmq_bind(a->mailbox, a->endpoint);
+    int rv = a->mailbox != NULL ? zmq_bind(a->mailbox, a->endpoint) : -1;
+    if (rv != 0 && a->mailbox != NULL) {
+        zmq_close(a->mailbox);
+        a->mailbox = NULL;
+    }
     pthread_mutex_lock(&a->lock);
+    a->bound = rv == 0;
     a->ready = true;
     pthread_cond_signal(&a->cond);
     pthread_mutex_unlock(&a->lock);
     if (rv == 0) {
         a->body(a, a->arg);
     }
-    zmq_close(a->mailbox);
+    /* The mailbox stays open (actor_close): messages sent to this actor
+     * from now on are queued, not lost and never blocking, until the owner
+     * closes it and releases what they carry. */
     return NULL;
 }
 
@@ -56,8 +54,17 @@ int actor_start(actor *a, void *zctx, const char *name, const char *endpoint,
     while (!a->ready) {
         pthread_cond_wait(&a->cond, &a->lock);
     }
+    bool bound = a->bound;
     pthread_mutex_unlock(&a->lock);
+    if (!bound) {
+        /* No mailbox, no actor: the thread has nothing to wait for. */
+        pthread_join(a->thread, NULL);
+        pthread_mutex_destroy(&a->lock);
+        pthread_cond_destroy(&a->cond);
+        return ZRAFT_EIO;
+    }
     a->running = true;
+    a->open = true;
     return 0;
 }
 
@@ -70,12 +77,34 @@ void actor_stop(actor *a)
     amsg m;
     memset(&m, 0, sizeof m);
     m.type = AM_STOP;
-    actor_send(push, &m);
+    int rv = push != NULL ? actor_send(push, &m) : ZRAFT_ENOMEM;
     zmq_close(push);
+    if (rv != 0) {
+        /* Cannot happen while the mailbox is open; joining would hang. */
+        fprintf(stderr, "zraft: cannot stop actor %s: %s\n", a->name,
+                zraft_strerror(rv));
+        abort();
+    }
     pthread_join(a->thread, NULL);
+    a->running = false;
+}
+
+void actor_close(actor *a)
+{
+    actor_stop(a);
+    if (!a->open) {
+        return;
+    }
+    /* The thread is joined (a full barrier): its socket may be used here. */
+    amsg m;
+    while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {
+        amsg_release(&m);
+    }
+    zmq_close(a->mailbox);
+    a->mailbox = NULL;
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->cond);
-    a->running = false;
+    a->open = false;
 }
 
 void *actor_connect(void *zctx, const char *endpoint)

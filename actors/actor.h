@@ -5,7 +5,15 @@
  * handshake). The body receives amsg envelopes until AM_STOP; actor_stop()
  * sends AM_STOP from the calling thread (over a socket of its own) and
  * joins. Senders connect their own PUSH socket with actor_connect(): a
- * ZeroMQ socket is never shared between threads. */
+ * ZeroMQ socket is never shared between threads, except that the mailbox
+ * passes to the thread that joined its actor (actor_close).
+ *
+ * Stopping is two steps so that nothing sent between actors is lost or
+ * leaked and no send ever waits: after actor_stop() the mailbox stays open
+ * and keeps queueing what other actors still send; actor_close(), once
+ * every actor that could send to it is stopped too, releases what is left
+ * (amsg_release: owned memory freed, callbacks answered ZRAFT_ESHUTDOWN)
+ * and closes it. */
 #ifndef ZRAFT_ACTORS_ACTOR_H
 #define ZRAFT_ACTORS_ACTOR_H
 
@@ -25,18 +33,25 @@ struct actor {
     void *mailbox;     /* PULL, owned by the actor's thread */
     actor_body body;
     void *arg;
-    bool running;
+    bool running; /* thread started and not joined */
+    bool open;    /* mailbox bound and not closed */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool ready;
+    bool bound;
 };
 
 /* Starts `body(a, arg)` on a new thread named `name`, with its mailbox at
- * `endpoint`. Returns once the mailbox is bound. ZRAFT_ENOMEM. */
+ * `endpoint`. Returns once the mailbox is bound. ZRAFT_ENOMEM (no thread),
+ * ZRAFT_EIO (the mailbox could not be bound; no thread is left running). */
 int actor_start(actor *a, void *zctx, const char *name, const char *endpoint,
                 actor_body body, void *arg);
-/* Sends STOP and joins (no-op if not running). */
+/* Sends STOP and joins (no-op if not running). The mailbox stays open. */
 void actor_stop(actor *a);
+/* Stops if running, then releases every message left in the mailbox
+ * (amsg_release) and closes it. Call it once no other actor can send to
+ * this one any more. Idempotent. */
+void actor_close(actor *a);
 
 /* A PUSH socket connected to `endpoint`, for the calling thread only. */
 void *actor_connect(void *zctx, const char *endpoint);

@@ -462,16 +462,7 @@ static void s_io(core *c, const command *k)
         break;
     }
     if (actor_send(c->push_log, &m) != 0) {
-        /* Only if the log writer died first: drop what the envelope owns
-         * (the command is never reported durable). */
-        if (m.u.log_io.ents != NULL) {
-            for (uint32_t i = 0; i < k->u.append.n; i++) {
-                zraft_buf_unref(m.u.log_io.ents[i].payload);
-            }
-            free(m.u.log_io.ents);
-        }
-        free(m.u.log_io.meta);
-        zraft_buf_unref(m.u.log_io.data);
+        amsg_release(&m); /* never reported durable */
     }
 }
 

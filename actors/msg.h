@@ -112,4 +112,9 @@ typedef struct {
     } u;
 } amsg;
 
+/* Releases what an envelope that will never be handled owns: references
+ * and arrays freed, client callbacks answered with ZRAFT_ESHUTDOWN (on the
+ * calling thread), admin waiters completed. Used by actor_close(). */
+void amsg_release(amsg *m);
+
 #endif

@@ -299,15 +299,18 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
     if (rv != 0) {
         /* The core could not listen: stop everything, report why. */
         actor_stop(&n->core);
+        actor_stop(&n->sm);
+        actor_stop(&n->log);
+        actor_close(&n->core);
         goto err_after_sm;
     }
     *out = n;
     return 0;
 
 err_after_sm:
-    actor_stop(&n->sm);
+    actor_close(&n->sm);
 err_after_log:
-    actor_stop(&n->log);
+    actor_close(&n->log);
 err_after_zctx:
     resolver_destroy(&n->rpc.res);
     if (n->own_zctx) {
@@ -344,6 +347,11 @@ void zraft_node_destroy(zraft_node **np)
     actor_stop(&n->core);
     actor_stop(&n->log);
     actor_stop(&n->sm);
+    /* Every actor is joined: what is left in a mailbox (a snapshot the
+     * state machine reported after the core stopped, ...) is released. */
+    actor_close(&n->core);
+    actor_close(&n->log);
+    actor_close(&n->sm);
     /* Only when the core never ran its drain: answer here, on this
      * thread. */
     api_req *r = n->qhead;

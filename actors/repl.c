@@ -241,7 +241,7 @@ void repl_stop(repl **rp)
     if (rp == NULL || *rp == NULL) {
         return;
     }
-    actor_stop(&(*rp)->a);
+    actor_close(&(*rp)->a); /* only the core sends to it: stopped here */
     free(*rp);
     *rp = NULL;
 }

@@ -178,7 +178,7 @@ static void s_build(smw *w)
     out.u.sm_built.meta = meta;
     out.u.sm_built.err = rv;
     if (actor_send(w->push_core, &out) != 0) {
-        free(meta); /* the core has stopped */
+        amsg_release(&out);
     }
 }
 
