@@ -9,6 +9,36 @@
 
 #include "actors/actor.h"
 
+#if ZRAFT_TSAN_ON
+/* ThreadSanitizer and the mailboxes. An envelope hands memory from the
+ * sender to the receiver (entry arrays, payload references, pending writes,
+ * snapshot metas...), and ZeroMQ orders the sender's writes before the
+ * receiver's reads, but TSan cannot see how (libzmq is not instrumented),
+ * so every hand-off looks like a race. actor_send() releases and
+ * actor_recv() acquires a synchronization object, and the two must name the
+ * same one. The envelope itself cannot: ZeroMQ copies it, so the sender's
+ * and the receiver's amsg live at different addresses. The pointers it
+ * carries cannot either: many envelopes carry none (LOG_FLUSHED,
+ * SM_APPLIED...) yet order what the sender did before (the log writer's
+ * storage writes before the core's reads of storage).
+ *
+ * So each envelope carries its own: actor_send() takes the next of
+ * S_SLOTS addresses in a static table (a relaxed counter: taking one
+ * creates no ordering of its own) and stores its index in the envelope
+ * (amsg.tsan_slot, a field of TSan builds only). The edge TSan then sees
+ * is exactly the one ZeroMQ provides: this send happens before the receive
+ * of this envelope. Not more: no edge between two senders of one mailbox,
+ * none from a send to a receive of an earlier envelope, none through a
+ * mailbox-wide object. A slot is reused after S_SLOTS sends; the reuse can
+ * only add an edge from an older send (a race missed at worst, never one
+ * reported that cannot happen). */
+#include <stdatomic.h>
+
+enum { S_SLOTS = 1 << 14 };
+static char s_slots[S_SLOTS];
+static atomic_uint s_next_slot;
+#endif
+
 static void *s_main(void *p)
 {
     actor *a = p;
@@ -122,6 +152,14 @@ void *actor_connect(void *zctx, const char *endpoint)
 
 int actor_send(void *push, const amsg *m)
 {
+#if ZRAFT_TSAN_ON
+    amsg tagged = *m;
+    tagged.tsan_slot =
+        atomic_fetch_add_explicit(&s_next_slot, 1, memory_order_relaxed) %
+        S_SLOTS;
+    TSAN_RELEASE(&s_slots[tagged.tsan_slot]);
+    m = &tagged;
+#endif
     /* A PUSH socket blocks in zmq_send() while it has no peer, which is
      * the case for good once the receiving actor closed its mailbox (a
      * state machine reporting to a core that already stopped): never wait
@@ -138,7 +176,13 @@ int actor_recv(void *pull, amsg *m, int flags)
     if (n < 0) {
         return zmq_errno() == EAGAIN ? 0 : -1;
     }
-    return n == (int)sizeof(*m) ? 1 : -1;
+    if (n != (int)sizeof(*m)) {
+        return -1;
+    }
+#if ZRAFT_TSAN_ON
+    TSAN_ACQUIRE(&s_slots[m->tsan_slot % S_SLOTS]);
+#endif
+    return 1;
 }
 
 uint64_t actor_now_us(void)

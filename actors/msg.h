@@ -10,6 +10,7 @@
 #define ZRAFT_ACTORS_MSG_H
 
 #include "core/engine.h"
+#include "core/tsan.h"
 #include "zraft.h"
 
 #define ACTOR_MSGS(X)                                                          \
@@ -47,6 +48,9 @@ typedef struct {
 
 typedef struct {
     uint32_t type;
+#if ZRAFT_TSAN_ON
+    uint32_t tsan_slot; /* TSan builds only: set by actor_send (actor.c) */
+#endif
     union {
         struct {
             command cmd;         /* as emitted (borrowed pointers cleared) */
