@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,14 +255,14 @@ Test(disk, snapshot_save_load_and_reset)
 
 typedef struct {
     zraft_storage *s;
-    volatile bool stop;
+    atomic_bool stop; /* set by the test's thread, read by the reader's */
     uint64_t reads;
 } reader;
 
 static void *reader_main(void *p)
 {
     reader *r = p;
-    while (!r->stop) {
+    while (!atomic_load(&r->stop)) {
         zraft_storage_state st;
         r->s->load(r->s->ctx, &st);
         if (st.last_log_id.index < st.first_index) {
@@ -305,7 +306,7 @@ Test(disk, reads_run_concurrently_with_appends_and_purges)
             cr_assert_eq(s->purge(s->ctx, i - 200), 0);
         }
     }
-    r.stop = true;
+    atomic_store(&r.stop, true);
     pthread_join(t, NULL);
     cr_assert_gt(r.reads, 0);
     zraft_storage_free(s);
