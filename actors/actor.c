@@ -9,35 +9,29 @@
 
 #include "actors/actor.h"
 
-#if ZRAFT_TSAN_ON
-/* ThreadSanitizer and the mailboxes. An envelope hands memory from the
- * sender to the receiver (entry arrays, payload references, pending writes,
- * snapshot metas...), and ZeroMQ orders the sender's writes before the
- * receiver's reads, but TSan cannot see how (libzmq is not instrumented),
- * so every hand-off looks like a race. actor_send() releases and
- * actor_recv() acquires a synchronization object, and the two must name the
- * same one. The envelope itself cannot: ZeroMQ copies it, so the sender's
- * and the receiver's amsg live at different addresses. The pointers it
+/* ThreadSanitizer and the mailboxes (TSan builds only, core/tsan.h). An
+ * envelope hands memory from the sender to the receiver (entry arrays, payload
+ * references, pending writes, snapshot metas...), and ZeroMQ orders the
+ * sender's writes before the receiver's reads, but TSan cannot see how (libzmq
+ * is not instrumented), so every hand-off looks like a race. actor_send()
+ * releases and actor_recv() acquires a synchronization object, and the two must
+ * name the same one. The envelope itself cannot: ZeroMQ copies it, so the
+ * sender's and the receiver's amsg live at different addresses. The pointers it
  * carries cannot either: many envelopes carry none (LOG_FLUSHED,
  * SM_APPLIED...) yet order what the sender did before (the log writer's
  * storage writes before the core's reads of storage).
  *
- * So each envelope carries its own: actor_send() takes the next of
- * S_SLOTS addresses in a static table (a relaxed counter: taking one
- * creates no ordering of its own) and stores its index in the envelope
- * (amsg.tsan_slot, a field of TSan builds only). The edge TSan then sees
- * is exactly the one ZeroMQ provides: this send happens before the receive
- * of this envelope. Not more: no edge between two senders of one mailbox,
- * none from a send to a receive of an earlier envelope, none through a
- * mailbox-wide object. A slot is reused after S_SLOTS sends; the reuse can
- * only add an edge from an older send (a race missed at worst, never one
- * reported that cannot happen). */
-#include <stdatomic.h>
-
-enum { S_SLOTS = 1 << 14 };
-static char s_slots[S_SLOTS];
-static atomic_uint s_next_slot;
-#endif
+ * So each envelope carries its own: actor_send() allocates a one-byte
+ * token, releases on its address and sends the address in the envelope
+ * (amsg.tsan_token, a field of TSan builds only); actor_recv() acquires on
+ * it and frees it, and TSan forgets a sync object when its memory is freed.
+ * The edge TSan sees is then exactly the one ZeroMQ provides: this send
+ * happens before the receive of this envelope, and nothing more - no edge
+ * between two senders of one mailbox, none from a later send, none through
+ * an object shared by many envelopes (a mailbox-wide object, or a table of
+ * reused addresses, would add edges that hide real races). A send that
+ * fails frees its token; actor_close() receives, and so frees, whatever is
+ * left in a mailbox. */
 
 static void *s_main(void *p)
 {
@@ -154,10 +148,10 @@ int actor_send(void *push, const amsg *m)
 {
 #if ZRAFT_TSAN_ON
     amsg tagged = *m;
-    tagged.tsan_slot =
-        atomic_fetch_add_explicit(&s_next_slot, 1, memory_order_relaxed) %
-        S_SLOTS;
-    TSAN_RELEASE(&s_slots[tagged.tsan_slot]);
+    tagged.tsan_token = malloc(1);
+    if (tagged.tsan_token != NULL) {
+        TSAN_RELEASE(tagged.tsan_token);
+    }
     m = &tagged;
 #endif
     /* A PUSH socket blocks in zmq_send() while it has no peer, which is
@@ -167,6 +161,9 @@ int actor_send(void *push, const amsg *m)
     if (zmq_send(push, m, sizeof(*m), ZMQ_DONTWAIT) == (int)sizeof(*m)) {
         return 0;
     }
+#if ZRAFT_TSAN_ON
+    free(tagged.tsan_token);
+#endif
     return ZRAFT_ESHUTDOWN;
 }
 
@@ -180,7 +177,11 @@ int actor_recv(void *pull, amsg *m, int flags)
         return -1;
     }
 #if ZRAFT_TSAN_ON
-    TSAN_ACQUIRE(&s_slots[m->tsan_slot % S_SLOTS]);
+    if (m->tsan_token != NULL) {
+        TSAN_ACQUIRE(m->tsan_token);
+        free(m->tsan_token);
+        m->tsan_token = NULL;
+    }
 #endif
     return 1;
 }

@@ -49,7 +49,7 @@ typedef struct {
 typedef struct {
     uint32_t type;
 #if ZRAFT_TSAN_ON
-    uint32_t tsan_slot; /* TSan builds only: set by actor_send (actor.c) */
+    void *tsan_token; /* TSan builds only: actor_send/actor_recv */
 #endif
     union {
         struct {
