@@ -20,7 +20,10 @@ typedef struct {
 
 typedef struct {
     uint64_t id;
-    char raft_addr[CONFIG_ADDR_MAX]; /* host:port to bind and advertise */
+    char raft_addr[CONFIG_ADDR_MAX]; /* host:port peers reach us at */
+    /* host:port the Raft port binds; empty: raft_addr's host (a name is
+     * resolved once at start). "0.0.0.0:port" binds every interface. */
+    char raft_listen[CONFIG_ADDR_MAX];
     char http_addr[CONFIG_ADDR_MAX]; /* host:port of the HTTP API */
     /* host:port the HTTP server binds; empty: http_addr. Set when the
      * address clients are redirected to is not one this host can bind
@@ -40,7 +43,8 @@ typedef struct {
     bool fsync;
     char secret[128]; /* shared cluster secret (HMAC), empty: off */
     uint64_t max_body_bytes;
-    char log_level[16]; /* debug, info, warn, error */
+    uint32_t leader_wait_ms; /* 0: two election timeouts */
+    char log_level[16];      /* debug, info, warn, error */
 } config;
 
 /* Fills `c` with defaults. */
