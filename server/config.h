@@ -9,9 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv.h"
+#include "zraft.h"
+
 #define CONFIG_MAX_PEERS 64
 #define CONFIG_ADDR_MAX  96
 #define CONFIG_PATH_MAX  512
+/* The largest value a PUT may carry: with the longest key it still fits in
+ * one log entry (ZRAFT_MAX_PAYLOAD_BYTES), so every accepted write can be
+ * replicated. */
+#define CONFIG_MAX_BODY (ZRAFT_MAX_PAYLOAD_BYTES - KV_MAX_KEY - KV_CMD_OVERHEAD)
 
 typedef struct {
     uint64_t id;
@@ -41,8 +48,8 @@ typedef struct {
     uint64_t snapshot_keep_entries;
     char storage[16]; /* "disk" or "memory" */
     bool fsync;
-    char secret[128]; /* shared cluster secret (HMAC), empty: off */
-    uint64_t max_body_bytes;
+    char secret[128];        /* shared cluster secret (HMAC), empty: off */
+    uint64_t max_body_bytes; /* <= CONFIG_MAX_BODY: one write, one entry */
     uint32_t leader_wait_ms; /* 0: two election timeouts */
     char log_level[16];      /* debug, info, warn, error */
 } config;

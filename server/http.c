@@ -146,8 +146,10 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
         break;
     case ZRAFT_EINVAL:
     case ZRAFT_ENOTMEMBER:
-    case ZRAFT_ETOOBIG:
         status = 400;
+        break;
+    case ZRAFT_ETOOBIG:
+        status = 413;
         break;
     case ZRAFT_EBUSY:
     case ZRAFT_ETRANSFER:
