@@ -278,13 +278,21 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
         goto err_after_zctx;
     }
     rv = s_recover(n, probe);
+    engine_status ps;
+    engine_get_status(probe, &ps);
     engine_destroy(&probe);
     if (rv != 0) {
         goto err_after_zctx;
     }
+    /* The metrics show the recovered state from the start (a caller that
+     * asks at once must not mistake a restarted node for a new one). */
     n->m.id = c->id;
     n->m.role = "follower";
     n->m.last_applied = n->start_applied;
+    n->m.term = ps.term;
+    n->m.commit_index = ps.committed;
+    n->m.last_log_id = ps.last_log_id;
+    n->m.snapshot_index = ps.snapshot.index;
 
     char name[16];
     snprintf(name, sizeof name, "log-%llu", (unsigned long long)c->id);
