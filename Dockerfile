@@ -59,7 +59,8 @@ COPY --from=build /zraftd /usr/local/bin/zraftd
 # address followers redirect clients to, e.g. the service name) and
 # ZRAFT_INITIAL_CLUSTER per node.
 ENV ZRAFT_DATA_DIR=/var/lib/zraft \
-    ZRAFT_HTTP_LISTEN=0.0.0.0:8001
+    ZRAFT_HTTP_LISTEN=0.0.0.0:8001 \
+    ZRAFT_RAFT_LISTEN=0.0.0.0:7001
 VOLUME ["/var/lib/zraft"]
 EXPOSE 7001 8001
 USER zraft

@@ -443,7 +443,10 @@ static void s_io(core *c, const command *k)
         while (cut > 0 && c->pw[cut - 1].id.index >= since) {
             cut--;
         }
-        s_fail_writes(c, c->pw + cut, c->n_pw - cut, ZRAFT_ELEADERSHIP_LOST);
+        if (cut < c->n_pw) { /* (c->pw may be NULL when none wait) */
+            s_fail_writes(c, c->pw + cut, c->n_pw - cut,
+                          ZRAFT_ELEADERSHIP_LOST);
+        }
         c->n_pw = cut;
         break;
     }

@@ -68,6 +68,18 @@ int zraft_config_validate(const zraft_config *c, const char **why)
         *why = "max_batch must be positive";
         return ZRAFT_EINVAL;
     }
+    /* One AppendEntries of max_bytes_per_msg payload bytes in
+     * max_entries_per_msg entries must fit in one frame: the engine never
+     * exceeds these (it sends a single larger entry alone, and
+     * ZRAFT_MAX_PAYLOAD_BYTES bounds that one). */
+    if (c->max_entries_per_msg > CODEC_DEFAULT_MAX_ENTRIES ||
+        (uint64_t)c->max_bytes_per_msg +
+                (uint64_t)c->max_entries_per_msg * (CODEC_ENTRY_MIN_LEN + 8) >
+            ZRAFT_MAX_PAYLOAD_BYTES) {
+        *why = "max_bytes_per_msg and max_entries_per_msg exceed one frame "
+               "(64 MiB)";
+        return ZRAFT_EINVAL;
+    }
     if (c->network == NULL && c->listen_addr[0] == '\0') {
         *why = "listen_addr is required without an in-process network";
         return ZRAFT_EINVAL;
@@ -266,13 +278,21 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
         goto err_after_zctx;
     }
     rv = s_recover(n, probe);
+    engine_status ps;
+    engine_get_status(probe, &ps);
     engine_destroy(&probe);
     if (rv != 0) {
         goto err_after_zctx;
     }
+    /* The metrics show the recovered state from the start (a caller that
+     * asks at once must not mistake a restarted node for a new one). */
     n->m.id = c->id;
     n->m.role = "follower";
     n->m.last_applied = n->start_applied;
+    n->m.term = ps.term;
+    n->m.commit_index = ps.committed;
+    n->m.last_log_id = ps.last_log_id;
+    n->m.snapshot_index = ps.snapshot.index;
 
     char name[16];
     snprintf(name, sizeof name, "log-%llu", (unsigned long long)c->id);
@@ -456,6 +476,9 @@ int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
     if (payload == NULL || cb == NULL) {
         return ZRAFT_EINVAL;
     }
+    if (payload->len > ZRAFT_MAX_PAYLOAD_BYTES) {
+        return ZRAFT_ETOOBIG; /* could never be sent to a follower */
+    }
     api_req *r = malloc(sizeof(*r));
     if (r == NULL) {
         return ZRAFT_ENOMEM;
@@ -475,6 +498,9 @@ int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
 int zraft_write(zraft_node *n, const void *data, size_t len, zraft_write_cb cb,
                 void *arg)
 {
+    if (len > ZRAFT_MAX_PAYLOAD_BYTES) {
+        return ZRAFT_ETOOBIG; /* before copying it */
+    }
     zraft_buf *b = zraft_buf_new(data, len);
     if (b == NULL) {
         return ZRAFT_ENOMEM;

@@ -61,11 +61,19 @@ static void s_update(stream *s, const amsg *u)
         s->ents = e;
         s->cap = want;
     }
-    size_t got = 0;
+    /* The engine bounds a message by max_bytes_per_msg (validated to fit
+     * in one frame) and sends a larger entry alone (bounded by
+     * ZRAFT_MAX_PAYLOAD_BYTES); reading at most that many bytes keeps
+     * every AppendEntries within the frame limit whatever the range: a
+     * shorter message is acknowledged for what it carries and the rest
+     * follows, so nothing is ever refused for its size. */
+    const size_t max = ZRAFT_MAX_PAYLOAD_BYTES;
+    size_t got = 0, used = 0;
     while (got < want) {
         size_t k = want - got;
         int rv =
-            node_get_entries(n, from + got, last, SIZE_MAX, s->ents + got, &k);
+            node_get_entries(n, from + got, last, used < max ? max - used : 1,
+                             s->ents + got, &k);
         if (rv != 0 || k == 0) {
             for (size_t i = 0; i < got; i++) {
                 zraft_buf_unref(s->ents[i].payload);
@@ -73,7 +81,23 @@ static void s_update(stream *s, const amsg *u)
             s_report(s, rv == 0 ? ZRAFT_ENOTFOUND : rv);
             return;
         }
-        got += k;
+        size_t keep = 0;
+        for (size_t i = got; i < got + k; i++) {
+            size_t sz = (s->ents[i].payload ? s->ents[i].payload->len : 0) +
+                        CODEC_ENTRY_MIN_LEN + 8;
+            if (i > 0 && used + sz > max) {
+                break;
+            }
+            used += sz;
+            keep++;
+        }
+        for (size_t i = got + keep; i < got + k; i++) {
+            zraft_buf_unref(s->ents[i].payload);
+        }
+        got += keep;
+        if (keep < k) {
+            break; /* full: the rest goes in the next message */
+        }
     }
     msg m;
     memset(&m, 0, sizeof m);

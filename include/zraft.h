@@ -95,6 +95,11 @@ int zraft_initialize(zraft_node *n, const zraft_member *members, size_t count);
 
 /* ------------------------------------------------------------- writes */
 
+/* The largest payload one write may carry. One entry always fits in one
+ * Raft frame (64 MiB, headers included), so a write this node accepts can
+ * always be replicated; anything larger is refused with ZRAFT_ETOOBIG. */
+#define ZRAFT_MAX_PAYLOAD_BYTES ((64u << 20) - (64u << 10))
+
 /* Called once per write: err 0 when the entry is committed and applied
  * (`result` is the state machine's answer, a reference the callee may keep
  * by taking its own ref; NULL if none), or an error:
@@ -105,7 +110,7 @@ typedef void (*zraft_write_cb)(void *arg, int err, zraft_log_id id,
                                zraft_buf *result);
 
 /* Replicates `len` bytes (copied). Any thread; never blocks on the
- * network. */
+ * network. ZRAFT_ETOOBIG above ZRAFT_MAX_PAYLOAD_BYTES. */
 int zraft_write(zraft_node *n, const void *data, size_t len, zraft_write_cb cb,
                 void *arg);
 /* Same with a buffer: takes ownership of one reference to `payload` on

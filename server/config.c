@@ -42,7 +42,9 @@ typedef struct {
 
 static const key keys[] = {
     U64(id, 1, UINT64_MAX, "this node's id (non-zero)"),
-    STR(raft_addr, "host:port for Raft traffic (bind and advertise)"),
+    STR(raft_addr, "host:port for Raft traffic, as peers reach it"),
+    STR(raft_listen, "host:port the Raft port binds (default: raft_addr; "
+                     "0.0.0.0:port for every interface)"),
     STR(http_addr, "host:port of the HTTP API, as clients reach it"),
     STR(http_listen, "host:port the HTTP server binds (default: http_addr)"),
     STR(data_dir, "directory for the log, metadata and snapshots"),
@@ -56,7 +58,10 @@ static const key keys[] = {
     STR(storage, "\"disk\" or \"memory\""),
     BOOL(fsync, "fdatasync the log (disable only for tests)"),
     STR(secret, "shared cluster secret (HMAC on every frame); empty: off"),
-    U64(max_body_bytes, 1, 1ull << 30, "largest accepted HTTP body"),
+    U64(max_body_bytes, 1, CONFIG_MAX_BODY,
+        "largest accepted HTTP body (at most 64 MiB - 65 KiB: one entry)"),
+    U32(leader_wait_ms, 0, 600000,
+        "how long a request waits for a leader (0: two election timeouts)"),
     STR(log_level, "debug, info, warn or error"),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -302,7 +307,9 @@ int config_validate(config *c, char *why, size_t whylen)
     if (s_check_addr("raft_addr", c->raft_addr, why, whylen) != 0 ||
         s_check_addr("http_addr", c->http_addr, why, whylen) != 0 ||
         (c->http_listen[0] != '\0' &&
-         s_check_addr("http_listen", c->http_listen, why, whylen) != 0)) {
+         s_check_addr("http_listen", c->http_listen, why, whylen) != 0) ||
+        (c->raft_listen[0] != '\0' &&
+         s_check_addr("raft_listen", c->raft_listen, why, whylen) != 0)) {
         return -1;
     }
     if (c->election_timeout_max_ms <= c->election_timeout_min_ms) {

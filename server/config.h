@@ -9,9 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kv.h"
+#include "zraft.h"
+
 #define CONFIG_MAX_PEERS 64
 #define CONFIG_ADDR_MAX  96
 #define CONFIG_PATH_MAX  512
+/* The largest value a PUT may carry: with the longest key it still fits in
+ * one log entry (ZRAFT_MAX_PAYLOAD_BYTES), so every accepted write can be
+ * replicated. */
+#define CONFIG_MAX_BODY (ZRAFT_MAX_PAYLOAD_BYTES - KV_MAX_KEY - KV_CMD_OVERHEAD)
 
 typedef struct {
     uint64_t id;
@@ -20,7 +27,10 @@ typedef struct {
 
 typedef struct {
     uint64_t id;
-    char raft_addr[CONFIG_ADDR_MAX]; /* host:port to bind and advertise */
+    char raft_addr[CONFIG_ADDR_MAX]; /* host:port peers reach us at */
+    /* host:port the Raft port binds; empty: raft_addr's host (a name is
+     * resolved once at start). "0.0.0.0:port" binds every interface. */
+    char raft_listen[CONFIG_ADDR_MAX];
     char http_addr[CONFIG_ADDR_MAX]; /* host:port of the HTTP API */
     /* host:port the HTTP server binds; empty: http_addr. Set when the
      * address clients are redirected to is not one this host can bind
@@ -38,9 +48,10 @@ typedef struct {
     uint64_t snapshot_keep_entries;
     char storage[16]; /* "disk" or "memory" */
     bool fsync;
-    char secret[128]; /* shared cluster secret (HMAC), empty: off */
-    uint64_t max_body_bytes;
-    char log_level[16]; /* debug, info, warn, error */
+    char secret[128];        /* shared cluster secret (HMAC), empty: off */
+    uint64_t max_body_bytes; /* <= CONFIG_MAX_BODY: one write, one entry */
+    uint32_t leader_wait_ms; /* 0: two election timeouts */
+    char log_level[16];      /* debug, info, warn, error */
 } config;
 
 /* Fills `c` with defaults. */

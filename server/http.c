@@ -45,8 +45,19 @@ static enum MHD_Result s_reply(struct MHD_Connection *c, unsigned status,
     return rv;
 }
 
+static enum MHD_Result s_error_hdr(struct MHD_Connection *c, unsigned status,
+                                   int err, const char *msg, const char *hdr,
+                                   const char *val);
+
 static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status,
                                int err, const char *msg)
+{
+    return s_error_hdr(c, status, err, msg, NULL, NULL);
+}
+
+static enum MHD_Result s_error_hdr(struct MHD_Connection *c, unsigned status,
+                                   int err, const char *msg, const char *hdr,
+                                   const char *val)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "error", msg ? msg : zraft_strerror(err));
@@ -55,9 +66,19 @@ static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status,
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    enum MHD_Result rv =
-        s_reply(c, status, "application/json", s ? s : "{}", s ? strlen(s) : 2);
+    const char *body = s ? s : "{}";
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     free(s);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    if (hdr != NULL) {
+        MHD_add_response_header(r, hdr, val);
+    }
+    enum MHD_Result rv = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
     return rv;
 }
 
@@ -101,7 +122,8 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
     if (err == ZRAFT_ENOTLEADER) {
         char leader[256];
         if (s->b.leader_http(s->b.ctx, leader, sizeof leader) != 0) {
-            return s_error(c, 503, err, "no leader is known; retry later");
+            return s_error_hdr(c, 503, err, "no leader is known; retry later",
+                               "Retry-After", "1");
         }
         char loc[4096];
         snprintf(loc, sizeof loc, "http://%s%s%s", leader, path,
@@ -124,8 +146,10 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
         break;
     case ZRAFT_EINVAL:
     case ZRAFT_ENOTMEMBER:
-    case ZRAFT_ETOOBIG:
         status = 400;
+        break;
+    case ZRAFT_ETOOBIG:
+        status = 413;
         break;
     case ZRAFT_EBUSY:
     case ZRAFT_ETRANSFER:
@@ -149,6 +173,30 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
     return s_error(c, status, err, NULL);
 }
 
+/* A call answered ENOTLEADER while no leader (or no leader address) is
+ * known, as during an election or right after one: wait for a leader, up to
+ * the bound. True when this node leads now (the caller tries again here);
+ * otherwise s_node_error redirects to the leader or answers 503. */
+static bool s_wait_leader(http_server *s, struct MHD_Connection *c, int err)
+{
+    char leader[256];
+    if (err != ZRAFT_ENOTLEADER || s->b.wait_leader == NULL ||
+        s->b.leader_http(s->b.ctx, leader, sizeof leader) == 0) {
+        return false;
+    }
+    uint32_t ms = s->b.leader_wait_ms;
+    const char *t =
+        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeout");
+    if (t != NULL) {
+        char *end;
+        unsigned long v = strtoul(t, &end, 10);
+        if (*end == '\0' && end != t) {
+            ms = v > 60000 ? 60000 : (uint32_t)v;
+        }
+    }
+    return ms > 0 && s->b.wait_leader(s->b.ctx, ms) == 1;
+}
+
 static enum MHD_Result s_kv(http_server *s, struct MHD_Connection *c,
                             const char *method, const char *url, request *rq)
 {
@@ -164,6 +212,10 @@ static enum MHD_Result s_kv(http_server *s, struct MHD_Connection *c,
         bool put = method[0] == 'P';
         int rv = s->b.write(s->b.ctx, put ? KV_OP_PUT : KV_OP_DEL, key, klen,
                             rq->body, put ? rq->len : 0);
+        if (s_wait_leader(s, c, rv)) {
+            rv = s->b.write(s->b.ctx, put ? KV_OP_PUT : KV_OP_DEL, key, klen,
+                            rq->body, put ? rq->len : 0);
+        }
         if (rv != 0) {
             return s_node_error(s, c, rv, path, NULL);
         }
@@ -184,6 +236,9 @@ static enum MHD_Result s_kv(http_server *s, struct MHD_Connection *c,
         zraft_buf *v = NULL;
         size_t off = 0, len = 0;
         int rv = s->b.read(s->b.ctx, stale, key, klen, &v, &off, &len);
+        if (s_wait_leader(s, c, rv)) {
+            rv = s->b.read(s->b.ctx, stale, key, klen, &v, &off, &len);
+        }
         if (rv == ZRAFT_ENOTFOUND) {
             return s_error(c, 404, rv, "key not found");
         }
@@ -351,6 +406,10 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c,
         return s_cluster(s, c, method, url, rq);
     }
     if (!strcmp(url, "/healthz")) {
+        int err = s->b.health ? s->b.health(s->b.ctx) : 0;
+        if (err != 0) {
+            return s_error(c, 503, err, NULL);
+        }
         return s_reply(c, 200, "text/plain", "ok\n", 3);
     }
     if (!strcmp(url, "/metrics")) {

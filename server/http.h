@@ -12,11 +12,14 @@
  *   POST   /cluster/membership  {"voters":[...]}
  *   POST   /cluster/transfer-leader {"to":N}
  *   POST   /cluster/snapshot
- *   GET    /metrics (Prometheus text)   GET /healthz
+ *   GET    /metrics (Prometheus text)
+ *   GET    /healthz   200 "ok", or 503 JSON when the node stopped on a
+ *                     fatal error (full disk, I/O error, state machine)
  *
  * On a node that is not the leader: 307 to the same path on the leader's
- * HTTP address, or 503 with a JSON error when no leader is known. Errors are
- * JSON: {"error":"...","code":"ENOTLEADER"}. */
+ * HTTP address. While no leader (or no leader address) is known, a request
+ * waits for one up to leader_wait_ms (or ?timeout=ms), then answers 503 with
+ * Retry-After. Errors are JSON: {"error":"...","code":"ENOTLEADER"}. */
 #ifndef ZRAFT_SERVER_HTTP_H
 #define ZRAFT_SERVER_HTTP_H
 
@@ -47,6 +50,16 @@ typedef struct {
     int (*change_membership)(void *ctx, const uint64_t *voters, size_t n);
     int (*transfer_leader)(void *ctx, uint64_t to);
     int (*snapshot)(void *ctx);
+    /* 0 while the node works; else the error that stopped it (storage or
+     * state machine failure), which /healthz reports with 503. */
+    int (*health)(void *ctx);
+    /* Waits up to timeout_ms until a leader is known: 1 when this node
+     * leads, 0 when another node does and its HTTP address is known,
+     * ZRAFT_ETIMEDOUT. NULL: requests never wait. */
+    int (*wait_leader)(void *ctx, uint32_t timeout_ms);
+    /* How long a request that finds no leader waits for one (?timeout=ms
+     * overrides it per request, up to 60 s). */
+    uint32_t leader_wait_ms;
 } http_backend;
 
 typedef struct http_server http_server;

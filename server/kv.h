@@ -11,6 +11,8 @@
 #include "zraft_storage.h"
 
 #define KV_MAX_KEY 1024
+/* Bytes a command adds to its key and value (op, key length). */
+#define KV_CMD_OVERHEAD 3
 
 enum { KV_OP_PUT = 1, KV_OP_DEL = 2 };
 

@@ -10,6 +10,8 @@
  *
  * Shutdown: stop accepting HTTP, let in-flight requests finish, stop the
  * node (joins its threads), exit 0. */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -161,12 +163,11 @@ static char *b_status(void *ctx)
     zraft_metrics_get(D.node, &m);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)m.id);
-    const char *role = m.role_code == 3   ? "leader"
-                       : m.role_code == 4 ? "learner"
-                       : m.role_code == 0 ? "follower"
-                       : m.role_code == 1 ? "precandidate"
-                                          : "candidate";
-    cJSON_AddStringToObject(o, "role", role);
+    cJSON_AddStringToObject(o, "role", m.role ? m.role : "unknown");
+    if (m.fatal != 0) {
+        cJSON_AddStringToObject(o, "fatal", zraft_strerror(m.fatal));
+        cJSON_AddStringToObject(o, "fatal_code", zraft_err_name(m.fatal));
+    }
     cJSON_AddNumberToObject(o, "term", (double)m.term);
     if (m.leader) {
         cJSON_AddNumberToObject(o, "leader", (double)m.leader);
@@ -210,6 +211,9 @@ static char *b_metrics(void *ctx)
     }
 #define P(...) off += (size_t)snprintf(s + off, cap - off, __VA_ARGS__)
     P("# TYPE zraft_is_leader gauge\nzraft_is_leader %d\n", m.role_code == 3);
+    P("# HELP zraft_fatal 1 once the node stopped on a fatal error\n");
+    P("# TYPE zraft_fatal gauge\nzraft_fatal{code=\"%s\"} %d\n",
+      m.fatal ? zraft_err_name(m.fatal) : "", m.fatal != 0);
     P("# TYPE zraft_term gauge\nzraft_term %llu\n", (unsigned long long)m.term);
     P("# TYPE zraft_commit_index gauge\nzraft_commit_index %llu\n",
       (unsigned long long)m.commit_index);
@@ -284,13 +288,99 @@ static int b_snapshot(void *ctx)
     return zraft_trigger_snapshot(D.node);
 }
 
+static bool p_leader_moved(const zraft_metrics *m, void *arg)
+{
+    const zraft_metrics *was = arg;
+    return m->leader != was->leader || m->term != was->term ||
+           m->role_code != was->role_code ||
+           m->last_applied != was->last_applied || m->fatal != 0;
+}
+
+/* A leader is known when this node leads, or when the leader's HTTP
+ * address (a replicated key the leader writes once elected) is applied
+ * here. */
+static int b_wait_leader(void *ctx, uint32_t timeout_ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        zraft_metrics m;
+        zraft_metrics_get(D.node, &m);
+        char addr[CONFIG_ADDR_MAX];
+        if (m.fatal != 0) {
+            return ZRAFT_ETIMEDOUT;
+        }
+        if (m.role_code == 3) {
+            return 1;
+        }
+        if (b_leader_http(ctx, addr, sizeof addr) == 0) {
+            return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        int64_t spent = (int64_t)(t.tv_sec - t0.tv_sec) * 1000 +
+                        (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (spent >= (int64_t)timeout_ms) {
+            return ZRAFT_ETIMEDOUT;
+        }
+        zraft_wait(D.node, p_leader_moved, &m, (int)(timeout_ms - spent));
+    }
+}
+
+static int b_health(void *ctx)
+{
+    (void)ctx;
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    return m.fatal;
+}
+
+/* ----------------------------------------------------------- binding */
+
+/* The address the Raft port binds: raft_listen, else raft_addr. ZeroMQ
+ * binds numeric addresses and interface names only, so a host name in
+ * raft_addr is resolved here, once (IPv4 first). */
+static int s_raft_bind(char *out, size_t cap, char *why, size_t whylen)
+{
+    const char *a = D.cfg.raft_listen[0] ? D.cfg.raft_listen : D.cfg.raft_addr;
+    const char *colon = strrchr(a, ':');
+    char host[CONFIG_ADDR_MAX];
+    snprintf(host, sizeof host, "%.*s", (int)(colon - a), a);
+    if (host[0] == '[') { /* [v6]:port */
+        snprintf(out, cap, "%s", a);
+        return 0;
+    }
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (strcmp(host, "*") == 0 || inet_pton(AF_INET, host, bin) == 1) {
+        snprintf(out, cap, "%s", a);
+        return 0;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    int rv = getaddrinfo(host, NULL, &hints, &res);
+    if (rv != 0 || res == NULL) {
+        snprintf(why, whylen,
+                 "cannot bind the Raft port: '%s' does not resolve (%s); set "
+                 "raft_listen (e.g. 0.0.0.0%s)",
+                 host, gai_strerror(rv), colon);
+        return -1;
+    }
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip,
+              sizeof ip);
+    freeaddrinfo(res);
+    snprintf(out, cap, "%s%s", ip, colon);
+    return 0;
+}
+
 /* ------------------------------------------------------------ registrar */
 
 static bool p_role_change(const zraft_metrics *m, void *arg)
 {
     const zraft_metrics *was = arg;
     return m->term != was->term || m->role_code != was->role_code ||
-           m->leader != was->leader;
+           m->leader != was->leader || m->fatal != was->fatal;
 }
 
 /* While leader: make sure our HTTP address is in the store. */
@@ -298,12 +388,22 @@ static void *registrar(void *arg)
 {
     (void)arg;
     uint64_t done_term = 0;
+    bool fatal_logged = false;
     zraft_metrics was;
     memset(&was, 0, sizeof was);
     while (!atomic_load(&D.stop)) {
         /* 100 ms: how long SIGTERM waits for this thread at most. */
         zraft_wait(D.node, p_role_change, &was, 100);
         zraft_metrics_get(D.node, &was);
+        if (was.fatal != 0 && !fatal_logged) {
+            fatal_logged = true;
+            logf_(L_ERROR,
+                  "FATAL: the node stopped (%s): it no longer votes, leads or "
+                  "accepts writes; /healthz answers 503. Fix the cause (disk "
+                  "space, device) and restart zraftd: it recovers from what "
+                  "is durable",
+                  zraft_strerror(was.fatal));
+        }
         if (was.role_code != 3 || was.term == done_term) {
             if (was.role_code != 3) {
                 done_term = 0;
@@ -377,8 +477,11 @@ int main(int argc, char **argv)
     zraft_config zc;
     zraft_config_default(&zc, D.cfg.id);
     zc.cluster_id = D.cfg.cluster_id;
-    const char *colon = strrchr(D.cfg.raft_addr, ':');
-    snprintf(zc.listen_addr, sizeof zc.listen_addr, "*:%s", colon + 1);
+    if (s_raft_bind(zc.listen_addr, sizeof zc.listen_addr, why, sizeof why) !=
+        0) {
+        fprintf(stderr, "zraftd: %s\n", why);
+        return 2;
+    }
     zc.election_timeout_min_ms = D.cfg.election_timeout_min_ms;
     zc.election_timeout_max_ms = D.cfg.election_timeout_max_ms;
     zc.heartbeat_interval_ms = D.cfg.heartbeat_interval_ms;
@@ -406,9 +509,12 @@ int main(int argc, char **argv)
         logf_(L_INFO, "bootstrapped a %u-member cluster: %s", D.cfg.n_peers,
               zraft_strerror(rv));
     }
-    http_backend b = {NULL,       b_write,   b_read,        b_leader_http,
-                      b_status,   b_metrics, b_add_learner, b_membership,
-                      b_transfer, b_snapshot};
+    http_backend b = {NULL,       b_write,    b_read,        b_leader_http,
+                      b_status,   b_metrics,  b_add_learner, b_membership,
+                      b_transfer, b_snapshot, b_health,      b_wait_leader,
+                      0};
+    b.leader_wait_ms = D.cfg.leader_wait_ms ? D.cfg.leader_wait_ms
+                                            : 2 * D.cfg.election_timeout_max_ms;
     const char *listen =
         D.cfg.http_listen[0] ? D.cfg.http_listen : D.cfg.http_addr;
     D.http = http_start(listen, &b, D.cfg.max_body_bytes, why, sizeof why);

@@ -131,3 +131,60 @@ Test(fatal, state_machine_apply_error_stops_the_node, .timeout = 300)
     free(ids);
     cl_stop(&c);
 }
+
+/* ------------------------------------------------ one limit end to end */
+
+static void s_never_cb(void *arg, int err, zraft_log_id id, zraft_buf *r)
+{
+    (void)err;
+    (void)id;
+    (void)r;
+    *(int *)arg = 1;
+}
+
+Test(limits, oversized_write_is_refused_and_largest_one_replicates,
+     .timeout = 300)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    cl_start(&c, 3);
+    zraft_id l = cl_leader(&c);
+    /* One byte over the limit: refused at once, no callback. */
+    size_t big = (size_t)ZRAFT_MAX_PAYLOAD_BYTES + 1;
+    unsigned char *p = calloc(1, big);
+    cr_assert_not_null(p);
+    int called = 0;
+    cr_assert_eq(zraft_write(c.nodes[l], p, big, s_never_cb, &called),
+                 ZRAFT_ETOOBIG);
+    zraft_buf *b = zraft_buf_new(NULL, big);
+    cr_assert_eq(zraft_write_buf(c.nodes[l], b, s_never_cb, &called),
+                 ZRAFT_ETOOBIG);
+    zraft_buf_unref(b);
+    /* Exactly the limit: it is replicated to every node (before, an entry
+     * over the frame limit was re-sent for ever and wedged the log). */
+    uint64_t wid = 77;
+    memcpy(p, &wid, 8);
+    zraft_log_id id;
+    int rv = zraft_write_sync(c.nodes[l], p, ZRAFT_MAX_PAYLOAD_BYTES,
+                              CL_DEADLINE_MS, &id);
+    cr_assert_eq(rv, 0, "largest write: %s", zraft_strerror(rv));
+    free(p);
+    /* And the log keeps moving after it. */
+    zraft_log_id last = cl_write_any(&c, 78, 0);
+    cl_wait_applied(&c, last.index);
+    cl_assert_same(&c);
+    cr_assert_eq(called, 0);
+    cl_stop(&c);
+}
+
+Test(limits, config_whose_messages_exceed_a_frame_is_refused)
+{
+    zraft_config cfg;
+    zraft_config_default(&cfg, 1);
+    strcpy(cfg.listen_addr, "127.0.0.1:1");
+    const char *why;
+    cr_assert_eq(zraft_config_validate(&cfg, &why), 0);
+    cfg.max_bytes_per_msg = 64u << 20;
+    cr_assert_eq(zraft_config_validate(&cfg, &why), ZRAFT_EINVAL);
+    cr_assert(strstr(why, "frame") != NULL, "%s", why);
+}

@@ -78,6 +78,11 @@ Test(config, mistakes_get_one_clear_message)
     expect_error("{\"id\":1,\"initial_cluster\":\"2=a:1\"}",
                  "does not include");
     expect_error("{\"id\":1,\"initial_cluster\":\"x=a:1\"}", "bad id");
+    /* A body that could not be one log entry (frames are 64 MiB). */
+    expect_error("{\"id\":1,\"max_body_bytes\":67108864}",
+                 "max_body_bytes must be in");
+    expect_error("{\"id\":1,\"raft_listen\":\"0.0.0.0\"}",
+                 "raft_listen '0.0.0.0' must be host:port");
 }
 
 Test(config, unknown_flag_and_missing_value_are_errors)

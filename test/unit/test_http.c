@@ -20,6 +20,10 @@ typedef struct {
     uint64_t voters[8];
     size_t n_voters;
     uint64_t transfer_to;
+    int fatal;
+    int on_wait;        /* what wait_leader finds: 0 none, 1 self, 2 other */
+    unsigned waits;     /* wait_leader calls */
+    uint32_t waited_ms; /* the bound of the last one */
 } fake;
 
 static int f_write(void *ctx, uint8_t op, const char *key, size_t klen,
@@ -101,6 +105,27 @@ static int f_snapshot(void *ctx)
     return 0;
 }
 
+static int f_health(void *ctx)
+{
+    return ((fake *)ctx)->fatal;
+}
+
+static int f_wait_leader(void *ctx, uint32_t ms)
+{
+    fake *f = ctx;
+    f->waits++;
+    f->waited_ms = ms;
+    if (f->on_wait == 1) {
+        f->leader = true;
+        return 1;
+    }
+    if (f->on_wait == 2) {
+        f->leader_known = true;
+        return 0;
+    }
+    return ZRAFT_ETIMEDOUT;
+}
+
 static fake F;
 static http_server *S;
 
@@ -111,9 +136,10 @@ static void setup(void)
     F.fsm = kv_fsm(F.store);
     F.leader = true;
     F.leader_known = true;
-    http_backend b = {&F,         f_write,   f_read,        f_leader_http,
-                      f_status,   f_metrics, f_add_learner, f_membership,
-                      f_transfer, f_snapshot};
+    http_backend b = {&F,         f_write,    f_read,        f_leader_http,
+                      f_status,   f_metrics,  f_add_learner, f_membership,
+                      f_transfer, f_snapshot, f_health,      f_wait_leader,
+                      600};
     char why[256];
     S = http_start("127.0.0.1:0", &b, 4096, why, sizeof why);
     cr_assert_not_null(S, "%s", why);
@@ -245,4 +271,43 @@ Test(http, admin_endpoints_reach_the_backend)
     r = req("GET", "/metrics", NULL, 0);
     cr_assert(strstr(r.body, "zraft_term 3") != NULL);
     cr_assert_eq(req("GET", "/healthz", NULL, 0).status, 200);
+}
+
+Test(http, healthz_is_503_with_the_error_once_the_node_failed)
+{
+    cr_assert_eq(req("GET", "/healthz", NULL, 0).status, 200);
+    F.fatal = ZRAFT_ENOSPACE;
+    reply r = req("GET", "/healthz", NULL, 0);
+    cr_assert_eq(r.status, 503);
+    cr_assert(strstr(r.body, "\"code\":\"ENOSPACE\"") != NULL, "%s", r.body);
+}
+
+Test(http, request_without_a_known_leader_waits_then_503_with_retry_after)
+{
+    F.leader = false;
+    F.leader_known = false;
+    reply r = req("PUT", "/kv/a", "1", 1);
+    cr_assert_eq(r.status, 503);
+    cr_assert(strstr(r.headers, "Retry-After: 1") != NULL, "%s", r.headers);
+    cr_assert_eq(F.waits, 1);
+    cr_assert_eq(F.waited_ms, 600);
+    /* ?timeout= sets the bound per request. */
+    r = req("GET", "/kv/a?timeout=25", NULL, 0);
+    cr_assert_eq(r.status, 503);
+    cr_assert_eq(F.waited_ms, 25);
+}
+
+Test(http, request_that_waits_is_served_once_a_leader_is_known)
+{
+    F.leader = false;
+    F.leader_known = false;
+    F.on_wait = 1; /* this node wins the election meanwhile */
+    cr_assert_eq(req("PUT", "/kv/b", "2", 1).status, 204);
+    cr_assert_eq(F.waits, 1);
+    F.leader = false;
+    F.on_wait = 2; /* another node wins: redirect there */
+    reply r = req("PUT", "/kv/c", "3", 1);
+    cr_assert_eq(r.status, 307);
+    cr_assert(strstr(r.headers, "Location: http://127.0.0.1:9999/kv/c"), "%s",
+              r.headers);
 }

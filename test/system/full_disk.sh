@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# System test: the leader's disk fills up (a real file system, a small
+# tmpfs per node, filled until ENOSPC).
+#   the leader's write fails -> it stops (no leadership, no votes),
+#   /healthz says 503 and /cluster/status names the error; the other two
+#   elect a leader and keep serving; no acknowledged write is lost; SIGTERM
+#   still exits 0; with space freed, the node restarts and catches up.
+# Needs root (mount); skips, saying why, where tmpfs cannot be mounted.
+# Usage: full_disk.sh PATH/TO/zraftd
+set -euo pipefail
+ZRAFTD=${1:?usage: full_disk.sh PATH/TO/zraftd}
+base=$((10000 + RANDOM % 20000))
+work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-fulldisk.XXXXXX")
+declare -A pids=()
+mounts=()
+pass=0
+
+cleanup() {
+  for id in "${!pids[@]}"; do kill -KILL "${pids[$id]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for id in 1 2 3; do
+  mkdir -p "$work/n$id"
+  if ! mount -t tmpfs -o size=16m tmpfs "$work/n$id" 2>/dev/null; then
+    echo "SKIP full_disk: cannot mount a tmpfs here (needs root): the fault is"
+    echo "     covered in-process by test/integration/test_fatal.c"
+    exit 0
+  fi
+  mounts+=("$work/n$id")
+done
+
+raft() { echo "127.0.0.1:$((base + $1))"; }
+http() { echo "127.0.0.1:$((base + 100 + $1))"; }
+cluster="1=$(raft 1),2=$(raft 2),3=$(raft 3)"
+start() {
+  "$ZRAFTD" --id "$1" --raft-addr "$(raft "$1")" --http-addr "$(http "$1")" \
+    --data-dir "$work/n$1/data" --initial-cluster "$cluster" \
+    --election-timeout-min-ms 300 --election-timeout-max-ms 600 \
+    >>"$work/log$1" 2>&1 &
+  pids[$1]=$!
+}
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    echo "ok   $name"
+    pass=$((pass + 1))
+  else
+    echo "FAIL $name"
+    for f in "$work"/log*; do echo "--- $f"; tail -8 "$f"; done
+    exit 1
+  fi
+}
+status_url() { echo "http://$(http "$1")/cluster/status"; }
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
+put() { curl -s -L --max-time 10 -o /dev/null -w '%{http_code}' -X PUT --data-binary "$3" "http://$(http "$1")/kv/$2"; }
+get() { curl -s -L --max-time 10 "http://$(http "$1")/kv/$2"; }
+
+for id in 1 2 3; do start "$id"; done
+check "a leader is elected" wait_for 20 has_leader 1 2 3
+L=$(leader_of 1 2 3)
+acked=()
+for i in $(seq 1 20); do
+  [ "$(put "$L" "k$i" "v$i")" = 204 ] && acked+=("$i")
+done
+check "20 writes before the disk fills" [ "${#acked[@]}" = 20 ]
+
+# Fill the leader's file system, then write through it until a write fails.
+dd if=/dev/zero of="$work/n$L/fill" bs=64k >/dev/null 2>&1 || true
+value=$(head -c 4096 /dev/zero | tr '\0' x)
+code=204
+for i in $(seq 21 400); do
+  code=$(put "$L" "k$i" "$value")
+  [ "$code" = 204 ] || break
+  acked+=("$i")
+done
+check "a write on the full leader fails ($code)" [ "$code" != 204 ]
+healthz() { curl -s -o /dev/null -w '%{http_code}' "http://$(http "$L")/healthz"; }
+check "/healthz of the failed node is 503" wait_for 10 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' http://$(http "$L")/healthz)\" = 503 ]"
+check "its status names the error" [ "$(field "$L" fatal_code)" = ENOSPACE ]
+check "its status no longer says leader" [ "$(field "$L" role)" = failed ]
+rest=()
+for id in 1 2 3; do [ "$id" = "$L" ] || rest+=("$id"); done
+check "the other two elect a leader" wait_for 20 has_leader "${rest[@]}"
+N=$(leader_of "${rest[@]}")
+check "and take writes" [ "$(put "$N" after full)" = 204 ]
+lost=0
+for i in "${acked[@]}"; do
+  v=$(get "$N" "k$i")
+  if [ "$i" -le 20 ]; then [ "$v" = "v$i" ] || lost=$((lost + 1)); else [ "$v" = "$value" ] || lost=$((lost + 1)); fi
+done
+check "no acknowledged write is lost (${#acked[@]} checked)" [ "$lost" = 0 ]
+check "the failure is logged once, loudly" \
+  [ "$(grep -c 'FATAL: the node stopped' "$work/log$L")" = 1 ]
+
+# SIGTERM on the failed node exits 0; with space freed it restarts and
+# catches up.
+kill -TERM "${pids[$L]}"
+ok=1
+wait "${pids[$L]}" || ok=0
+unset "pids[$L]"
+check "SIGTERM stops the failed node with exit 0" [ "$ok" = 1 ]
+rm -f "$work/n$L/fill"
+start "$L"
+target=$(field "$N" commit_index)
+check "restarted with space, it catches up" wait_for 20 applied_at_least "$L" "$target"
+check "and is healthy" [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$(http "$L")/healthz")" = 200 ]
+echo "$pass passed, 0 failed"
