@@ -182,8 +182,9 @@ void cl_start_node(cluster *c, zraft_id id)
     cfg.network = c->net;
     cfg.seed = id * 7919;
     /* Generous timeouts: the tests run on 2 loaded cores. */
-    cfg.election_timeout_min_ms = 300;
-    cfg.election_timeout_max_ms = 600;
+    uint32_t et = c->election_timeout_ms ? c->election_timeout_ms : 300;
+    cfg.election_timeout_min_ms = et;
+    cfg.election_timeout_max_ms = 2 * et;
     cfg.heartbeat_interval_ms = 50;
     cfg.snapshot_threshold = c->snapshot_threshold;
     if (c->snapshot_keep) {
@@ -223,10 +224,12 @@ void cl_start_node(cluster *c, zraft_id id)
 void cl_start(cluster *c, uint32_t n)
 {
     uint64_t th = c->snapshot_threshold, keep = c->snapshot_keep;
+    uint32_t et = c->election_timeout_ms;
     const char *dd = c->disk_dir;
     memset(c, 0, sizeof(*c));
     c->snapshot_threshold = th;
     c->snapshot_keep = keep;
+    c->election_timeout_ms = et;
     c->disk_dir = dd;
     c->net = zraft_network_new();
     c->n = n;

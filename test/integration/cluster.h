@@ -30,6 +30,7 @@ typedef struct {
     const char *disk_dir;        /* NULL: memory storage; else DIR/node-<id> */
     uint64_t snapshot_threshold; /* applied to nodes started later */
     uint64_t snapshot_keep;
+    uint32_t election_timeout_ms; /* likewise; 0: 300 (the max is twice) */
     /* Storage faults: while non-zero, node id's append, sync and
      * save_state return this error (a disk that filled up or failed). */
     _Atomic int storage_fail[CL_MAX + 1];
