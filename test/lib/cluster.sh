@@ -46,3 +46,15 @@ applied_at_least() {
   a=$(field "$1" last_applied)
   [ -n "$a" ] && [ "$a" -ge "$2" ]
 }
+
+# no_sanitizer_report DIR: true unless a node's log (DIR/log*) holds a report
+# of a sanitizer build (ASan+UBSan, TSan), which it then prints. Checked at
+# the end, so that a node killed by a report, or one the test killed or
+# restarted after its report, cannot go unnoticed.
+no_sanitizer_report() {
+  local pat='WARNING: ThreadSanitizer|ERROR: AddressSanitizer|runtime error:'
+  if grep -qE "$pat" "$1"/log*; then
+    grep -hE -A30 "$pat" "$1"/log* | head -100
+    return 1
+  fi
+}

@@ -85,4 +85,5 @@ check "the restarted node catches up" wait_for 30 applied_at_least "$F" "$target
 check "and is still running" alive "$F"
 check "it serves the last key" \
   [ "$(curl -s "http://$(http "$F")/kv/k2999?consistency=stale")" = v2999 ]
+check "no sanitizer report in any node's log" no_sanitizer_report "$work"
 echo "$pass passed, 0 failed"

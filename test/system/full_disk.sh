@@ -110,4 +110,5 @@ start "$L"
 target=$(field "$N" commit_index)
 check "restarted with space, it catches up" wait_for 20 applied_at_least "$L" "$target"
 check "and is healthy" [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$(http "$L")/healthz")" = 200 ]
+check "no sanitizer report in any node's log" no_sanitizer_report "$work"
 echo "$pass passed, 0 failed"

@@ -164,12 +164,5 @@ for id in "${!pids[@]}"; do
 done
 check "SIGTERM stops every node with exit 0" [ "$ok" = 1 ]
 
-# A sanitizer build (ASan+UBSan, TSan) writes its reports into the node's
-# log; one from a node that was killed or restarted later counts too.
-san='WARNING: ThreadSanitizer|ERROR: AddressSanitizer|runtime error:'
-if grep -qE "$san" "$work"/log*; then
-  grep -hE -A30 "$san" "$work"/log* | head -100
-fi
-check "no sanitizer report in any node's log" \
-  bash -c "! grep -qE '$san' $work/log*"
+check "no sanitizer report in any node's log" no_sanitizer_report "$work"
 echo "$pass passed, $fail failed"
