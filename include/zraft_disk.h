@@ -19,6 +19,9 @@ typedef struct {
     /* Tests: on destroy, drop every byte not yet synced, as a power cut
      * would. */
     bool crash_on_destroy;
+    /* Tests: write at most this many bytes per write call, as a signal or
+     * the kernel's 2 GiB cap would (0: no limit). */
+    uint32_t max_write_bytes;
 } zraft_disk_options;
 
 void zraft_disk_options_default(zraft_disk_options *o);

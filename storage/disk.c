@@ -137,6 +137,56 @@ static int s_write_all(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
+/* Writes the iovecs whole at `off`: pwritev may write less than asked (a
+ * signal, the kernel's per-call cap of 2 GiB - 4 KiB), so it resumes from
+ * where the last call stopped. `cap` (tests) limits the bytes per call to
+ * force that path; 0: no limit. Modifies iov. */
+static int s_pwritev_all(int fd, struct iovec *iov, int k, off_t off,
+                         size_t cap)
+{
+    while (k > 0) {
+        /* With a cap, offer only the iovecs (the last one cut) that fit. */
+        int m = k;
+        size_t saved = 0, sum = 0;
+        if (cap > 0) {
+            m = 0;
+            while (m < k && sum + iov[m].iov_len <= cap) {
+                sum += iov[m++].iov_len;
+            }
+            if (m < k) {
+                saved = iov[m].iov_len;
+                iov[m].iov_len = cap - sum;
+                m++;
+            }
+        }
+        ssize_t w = pwritev(fd, iov, m, off);
+        if (saved > 0) {
+            iov[m - 1].iov_len = saved;
+        }
+        if (w < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return s_errno(errno);
+        }
+        if (w == 0) {
+            return ZRAFT_EIO; /* no progress on a regular file: give up */
+        }
+        off += w;
+        size_t done = (size_t)w;
+        while (k > 0 && done >= iov->iov_len) {
+            done -= iov->iov_len;
+            iov++;
+            k--;
+        }
+        if (k > 0) {
+            iov->iov_base = (unsigned char *)iov->iov_base + done;
+            iov->iov_len -= done;
+        }
+    }
+    return 0;
+}
+
 /* Writes `len` bytes to DIR/name via a temp file, fsync, rename, fsync
  * dir: after a crash either the old or the new file is there, whole. */
 static int s_replace(disk *d, const char *name, const void *data, size_t len)
@@ -398,8 +448,15 @@ static int d_append(void *ctx, const zraft_entry *ents, size_t n)
     if (n == 0) {
         return 0;
     }
-    if (ents[0].id.index != d->next_index) {
-        return ZRAFT_EINVAL;
+    for (size_t j = 0; j < n; j++) {
+        if (ents[j].id.index != d->next_index + j || ents[j].id.term == 0 ||
+            ents[j].type < ZRAFT_ENTRY_NORMAL ||
+            ents[j].type > ZRAFT_ENTRY_MEMBERSHIP) {
+            return ZRAFT_EINVAL;
+        }
+        if (zraft_entry_len(&ents[j]) > UINT32_MAX) {
+            return ZRAFT_ETOOBIG; /* the record's length field is 32 bits */
+        }
     }
     int rv = 0;
     seg *cur = d->n_segs ? d->segs[d->n_segs - 1] : NULL;
@@ -437,14 +494,15 @@ static int d_append(void *ctx, const zraft_entry *ents, size_t n)
         d->hdrs = h;
         d->cap_hdrs = n * HDR;
     }
-    /* writev in runs of up to 512 records (1024 iovecs). */
+    /* pwritev in runs of at most IOV_MAX iovecs: a header and, unless it
+     * is empty, a payload per record. */
     uint64_t off = cur->size;
     size_t i = 0;
     while (i < n && rv == 0) {
-        struct iovec iov[1024];
+        struct iovec iov[IOV_MAX];
         int k = 0;
-        size_t run_bytes = 0, start = i;
-        while (i < n && k < 1024) {
+        size_t run_bytes = 0;
+        while (i < n && k + 2 <= IOV_MAX) {
             const zraft_entry *e = &ents[i];
             size_t len = zraft_entry_len(e);
             const unsigned char *p = e->payload ? e->payload->data : NULL;
@@ -459,28 +517,7 @@ static int d_append(void *ctx, const zraft_entry *ents, size_t n)
             run_bytes += HDR + len;
             i++;
         }
-        (void)start;
-        /* pwritev may write less: finish with plain writes. */
-        ssize_t w = pwritev(cur->fd, iov, k, (off_t)off);
-        if (w < 0) {
-            rv = s_errno(errno);
-            break;
-        }
-        size_t done = (size_t)w;
-        for (int j = 0; j < k && done < run_bytes; j++) {
-            size_t l = iov[j].iov_len;
-            if (done >= l) {
-                done -= l;
-                continue;
-            }
-            rv = s_write_all(cur->fd, (unsigned char *)iov[j].iov_base + done,
-                             l - done, (off_t)(off + (size_t)w));
-            w += (ssize_t)(l - done);
-            done = 0;
-            if (rv != 0) {
-                break;
-            }
-        }
+        rv = s_pwritev_all(cur->fd, iov, k, (off_t)off, d->o.max_write_bytes);
         off += run_bytes;
     }
     if (rv != 0) {
