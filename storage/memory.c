@@ -52,7 +52,9 @@ static int m_save_state(void *ctx, uint64_t term, zraft_id vote,
     pthread_rwlock_wrlock(&m->lock);
     m->term = term;
     m->vote = vote;
-    m->committed = committed;
+    if (committed > m->committed) {
+        m->committed = committed; /* never backwards, as on disk */
+    }
     pthread_rwlock_unlock(&m->lock);
     return 0;
 }
@@ -177,8 +179,12 @@ static int m_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
                            zraft_buf *data)
 {
     mem *m = ctx;
-    zraft_buf_ref(data);
     pthread_rwlock_wrlock(&m->lock);
+    if (m->has_snap && meta->last_log_id.index < m->snap.last_log_id.index) {
+        pthread_rwlock_unlock(&m->lock);
+        return ZRAFT_ESUPERSEDED; /* never an older one over a newer */
+    }
+    zraft_buf_ref(data);
     zraft_buf *old = m->snap_data;
     m->snap_data = data;
     m->snap = *meta;
@@ -207,9 +213,16 @@ static int m_reset(void *ctx, zraft_log_id last)
 {
     mem *m = ctx;
     pthread_rwlock_wrlock(&m->lock);
+    if (!m->has_snap || m->snap.last_log_id.index < last.index) {
+        pthread_rwlock_unlock(&m->lock);
+        return ZRAFT_EINVAL; /* the snapshot must be stored first */
+    }
     s_drop(m, 0, m->n);
     m->n = 0;
     m->first = last.index + 1;
+    if (last.index > m->committed) {
+        m->committed = last.index; /* a snapshot holds committed entries */
+    }
     pthread_rwlock_unlock(&m->lock);
     return 0;
 }
