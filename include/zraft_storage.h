@@ -21,7 +21,8 @@ extern "C" {
 typedef struct {
     uint64_t term;        /* persisted current term */
     zraft_id voted_for;   /* persisted vote in `term` (0: none) */
-    uint64_t committed;   /* persisted commit index (may lag the real one) */
+    uint64_t committed;   /* persisted commit index (may lag the real one;
+                             never below the snapshot's index) */
     uint64_t first_index; /* oldest entry in the log (last_index+1 if empty) */
     zraft_log_id last_log_id; /* newest entry (or the snapshot's if empty) */
     bool has_snapshot;
@@ -66,9 +67,10 @@ struct zraft_storage {
      * below the stored one's is not stored and the call returns
      * ZRAFT_ESUPERSEDED (the state machine's own snapshot that lost the race
      * with an installed newer one; not a failure: drop it, the stored one
-     * stays). The same index replaces it. Takes a reference to `data` if it
-     * keeps it. Called by the state machine worker and the log writer;
-     * saves are serialized. */
+     * stays). The same index replaces it. ZRAFT_EINVAL for a membership
+     * that zraft_membership_decode() would refuse. Takes a reference to
+     * `data` if it keeps it. Called by the state machine worker and the log
+     * writer; saves are serialized. */
     int (*snapshot_save)(void *ctx, const zraft_snapshot_meta *meta,
                          zraft_buf *data);
     /* The latest snapshot; caller owns the returned reference.

@@ -193,6 +193,9 @@ static int d_load(void *ctx, zraft_storage_state *out)
     out->has_snapshot = d->has_snap;
     if (d->has_snap) {
         out->snapshot = d->snap;
+        if (out->committed < d->snap.last_log_id.index) {
+            out->committed = d->snap.last_log_id.index; /* by definition */
+        }
     }
     pthread_mutex_unlock(&d->snap_lock);
     pthread_rwlock_unlock(&d->lock);
@@ -239,6 +242,11 @@ static int d_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
         memcpy(b + 36 + ml, data->data, dl);
     }
     disk_put32(b + len - 4, crc32c(0, b, len - 4));
+    zraft_membership check;
+    if (zraft_membership_decode(b + 28, ml, &check) != 0) {
+        free(b);
+        return ZRAFT_EINVAL; /* recovery could not read it back */
+    }
     /* One save at a time, so that the index comparison and the file
      * replacement are one step: a local snapshot that lost the race with
      * an installed newer one never replaces it. */

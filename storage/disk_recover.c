@@ -22,8 +22,9 @@
  *
  *   - b <= W: corruption, refused (file, offset, index, W);
  *   - a valid record follows and the bytes between are not the shape of a
- *     torn write (all zeros, or a whole 512-byte sector of zeros, as a page
- *     that never reached the disk leaves): corruption, refused;
+ *     torn write (all zeros, or overlapped by an aligned 512-byte sector of
+ *     zeros, as a page that never reached the disk leaves): corruption,
+ *     refused;
  *   - otherwise a torn tail: cut at o and reported on stderr.
  *
  * Damage in any other segment is corruption. A log that ends before W (a
@@ -143,9 +144,12 @@ static int s_list(disk *d, uint64_t **out, size_t *nf, char *why, size_t whylen)
     return 0;
 }
 
-/* True if buf[from, to) looks like a write that never reached the disk:
- * all zeros, or holding a whole aligned sector of zeros. */
-static bool s_torn_shape(const unsigned char *buf, size_t from, size_t to)
+/* True if the damaged stretch buf[from, to) (size bytes in buf) looks like
+ * a write that never reached the disk: all zeros, or overlapped by an
+ * aligned sector of zeros. The sector may reach into the valid record at
+ * `to` (its own bytes there were zeros, e.g. a small length field). */
+static bool s_torn_shape(const unsigned char *buf, size_t size, size_t from,
+                         size_t to)
 {
     size_t i = from;
     while (i < to && buf[i] == 0) {
@@ -154,7 +158,7 @@ static bool s_torn_shape(const unsigned char *buf, size_t from, size_t to)
     if (i == to) {
         return true;
     }
-    for (size_t a = (from + SECTOR - 1) / SECTOR * SECTOR; a + SECTOR <= to;
+    for (size_t a = from / SECTOR * SECTOR; a < to && a + SECTOR <= size;
          a += SECTOR) {
         size_t k = 0;
         while (k < SECTOR && buf[a + k] == 0) {
@@ -219,7 +223,7 @@ static int s_damaged(disk *d, seg *s, const unsigned char *buf, size_t size,
                  s->path, off, (unsigned long long)want, (unsigned long long)w);
         return ZRAFT_ECORRUPT;
     }
-    if (next != SIZE_MAX && !s_torn_shape(buf, off, next)) {
+    if (next != SIZE_MAX && !s_torn_shape(buf, size, off, next)) {
         snprintf(why, whylen,
                  "%s: corrupt record at offset %zu (index %llu) followed by "
                  "a valid record at offset %zu: not a torn write; refusing "

@@ -40,6 +40,9 @@ static int m_load(void *ctx, zraft_storage_state *out)
     out->has_snapshot = m->has_snap;
     if (m->has_snap) {
         out->snapshot = m->snap;
+        if (out->committed < m->snap.last_log_id.index) {
+            out->committed = m->snap.last_log_id.index; /* by definition */
+        }
     }
     pthread_rwlock_unlock(&m->lock);
     return 0;
@@ -175,10 +178,30 @@ static int m_get(void *ctx, uint64_t from, uint64_t to, size_t max_bytes,
     return 0;
 }
 
+/* True if the configuration survives its encoding (as the disk store
+ * requires: it could not read back what does not). */
+static bool s_membership_ok(const zraft_membership *mm)
+{
+    size_t len = zraft_membership_encoded_len(mm);
+    unsigned char *b = malloc(len);
+    zraft_membership *back = malloc(sizeof(*back));
+    bool ok = b != NULL && back != NULL;
+    if (ok) {
+        zraft_membership_encode(mm, b);
+        ok = zraft_membership_decode(b, len, back) == 0;
+    }
+    free(b);
+    free(back);
+    return ok;
+}
+
 static int m_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
                            zraft_buf *data)
 {
     mem *m = ctx;
+    if (!s_membership_ok(&meta->membership)) {
+        return ZRAFT_EINVAL;
+    }
     pthread_rwlock_wrlock(&m->lock);
     if (m->has_snap && meta->last_log_id.index < m->snap.last_log_id.index) {
         pthread_rwlock_unlock(&m->lock);
