@@ -13,6 +13,7 @@ extern "C" {
 typedef struct {
     uint64_t segment_bytes; /* start a new segment past this size (64 MiB) */
     bool fsync;             /* false: skip fdatasync (tests, benchmarks) */
+    bool quiet; /* no reports on stderr of what recovery cut (fuzzing) */
     /* Tests: fail the Nth sync (1-based) and every later write with EIO
      * (0: never). */
     uint32_t fail_sync_at;

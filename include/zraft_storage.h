@@ -51,7 +51,8 @@ struct zraft_storage {
     /* Deletes entries with index >= since (durable on return). */
     int (*truncate)(void *ctx, uint64_t since);
     /* Deletes entries with index <= upto (may keep a few more: whole
-     * segments). Requires a snapshot covering upto. */
+     * segments). Requires a stored snapshot covering upto (ZRAFT_EINVAL
+     * otherwise). */
     int (*purge)(void *ctx, uint64_t upto);
 
     /* Reads entries [from, to] into out (capacity *n), stopping early once

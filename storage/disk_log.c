@@ -421,6 +421,12 @@ int disk_log_purge(void *ctx, uint64_t upto)
     if (d->err) {
         return d->err;
     }
+    pthread_mutex_lock(&d->snap_lock);
+    bool covered = d->has_snap && d->snap.last_log_id.index >= upto;
+    pthread_mutex_unlock(&d->snap_lock);
+    if (!covered) {
+        return ZRAFT_EINVAL; /* the entries would be gone for good */
+    }
     /* Whole segments only, never the one being written. */
     size_t k = 0;
     while (k + 1 < d->n_segs && d->segs[k]->last <= upto) {

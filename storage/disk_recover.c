@@ -231,11 +231,14 @@ static int s_damaged(disk *d, seg *s, const unsigned char *buf, size_t size,
                  s->path, off, (unsigned long long)want, next);
         return ZRAFT_ECORRUPT;
     }
-    fprintf(stderr,
+    if (!d->o.quiet) {
+        fprintf(
+            stderr,
             "zraft disk: %s: dropping a torn tail of %zu bytes at offset %zu "
             "(index %llu onwards; the log was synced up to %llu)\n",
             s->path, size - off, off, (unsigned long long)want,
             (unsigned long long)w);
+    }
     if (ftruncate(s->fd, (off_t)off) != 0 || disk_fsync(d, s->fd) != 0) {
         snprintf(why, whylen, "%s: cannot cut the torn tail (%s)", s->path,
                  strerror(errno));
@@ -362,6 +365,14 @@ static int s_fit(disk *d, bool *replaced, char *why, size_t whylen)
 {
     *replaced = false;
     uint64_t si = d->has_snap ? d->snap.last_log_id.index : 0;
+    if (d->purged > si) {
+        snprintf(why, whylen,
+                 "%s/meta: entries up to %llu were purged but %s covers "
+                 "them (the snapshot file is missing or older)",
+                 d->dir, (unsigned long long)d->purged,
+                 d->has_snap ? "the snapshot no longer" : "no snapshot");
+        return ZRAFT_ECORRUPT;
+    }
     if (d->n_idx == 0) {
         d->next_index = s_max(s_max(si, d->purged) + 1, 1);
         d->idx_first = d->next_index;
@@ -385,11 +396,13 @@ static int s_fit(disk *d, bool *replaced, char *why, size_t whylen)
     bool ok = last >= si &&
               (si < d->idx_first ||
                d->idx[si - d->idx_first].term == d->snap.last_log_id.term);
-    if (!ok) {
+    if (!ok && !d->o.quiet) {
         fprintf(stderr,
                 "zraft disk: %s: the log does not continue the snapshot at "
                 "%llu; discarding it\n",
                 d->logdir, (unsigned long long)si);
+    }
+    if (!ok) {
         s_drop_segs_from(d, 0);
         d->n_idx = 0;
         d->next_index = si + 1;

@@ -127,6 +127,10 @@ static int m_purge(void *ctx, uint64_t upto)
 {
     mem *m = ctx;
     pthread_rwlock_wrlock(&m->lock);
+    if (!m->has_snap || m->snap.last_log_id.index < upto) {
+        pthread_rwlock_unlock(&m->lock);
+        return ZRAFT_EINVAL; /* the entries would be gone for good */
+    }
     if (m->n > 0 && upto >= m->first) {
         uint64_t drop = upto - m->first + 1;
         if (drop > m->n) {

@@ -128,6 +128,22 @@ static inline void check_range(zraft_storage *s, uint64_t from, uint64_t to)
     }
 }
 
+/* Saves a snapshot at entry `index` (as make() made it), as the state
+ * machine does before a purge. */
+static inline int snapshot_at(zraft_storage *s, uint64_t index)
+{
+    zraft_snapshot_meta m;
+    memset(&m, 0, sizeof m);
+    m.last_log_id = (zraft_log_id){1 + index / 10, index};
+    m.membership.n = 1;
+    m.membership.members[0].id = 1;
+    m.membership.members[0].roles = ZRAFT_ROLE_VOTER;
+    zraft_buf *data = zraft_buf_new("state", 5);
+    int rv = s->snapshot_save(s->ctx, &m, data);
+    zraft_buf_unref(data);
+    return rv;
+}
+
 static inline uint64_t last_index(zraft_storage *s)
 {
     zraft_storage_state st;

@@ -22,6 +22,8 @@ Test(disk, append_read_truncate_purge_across_segments)
     size_t n = 1;
     cr_assert_eq(s->get(s->ctx, 251, 251, SIZE_MAX, &e, &n), ZRAFT_ENOTFOUND);
     append_range(s, 251, 320);
+    cr_assert_eq(s->purge(s->ctx, 100), ZRAFT_EINVAL, "purged unsnapshotted");
+    cr_assert_eq(snapshot_at(s, 100), 0);
     cr_assert_eq(s->purge(s->ctx, 100), 0);
     zraft_storage_state st;
     s->load(s->ctx, &st);
@@ -135,6 +137,7 @@ Test(disk, reads_run_concurrently_with_appends_and_purges)
     for (uint64_t i = 11; i <= 3000; i += 10) {
         append_range(s, i, i + 9);
         if (i % 500 == 1) {
+            cr_assert_eq(snapshot_at(s, i - 200), 0);
             cr_assert_eq(s->purge(s->ctx, i - 200), 0);
         }
     }
