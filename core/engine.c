@@ -1884,6 +1884,43 @@ void engine_report_unreachable(engine *e, zraft_id to, int err)
     }
 }
 
+/* Is the engine still the leader of `term`? A node leads at most once per
+ * term and a leader never truncates, so while this holds the log still
+ * extends the one a leader command was made against. */
+static bool s_leads(const engine *e, uint64_t term)
+{
+    return e->role == ROLE_LEADER && e->term == term;
+}
+
+bool engine_command_current(const engine *e, const command *c)
+{
+    switch (c->type) {
+    case CMD_REPLICATE:
+        return s_leads(e, c->u.replicate.term);
+    case CMD_SEND_SNAPSHOT:
+        return s_leads(e, c->u.send_snapshot.term);
+    case CMD_SEND:
+        switch (c->u.send.type) {
+        case MSG_APPEND:
+        case MSG_HEARTBEAT:
+        case MSG_SNAPSHOT:
+        case MSG_TIMEOUT_NOW:
+            return s_leads(e, c->u.send.term);
+        case MSG_VOTE:
+            /* A pre-vote asks for the term it would take (s_campaign). */
+            if (c->u.send.u.vote.pre_vote) {
+                return e->role == ROLE_PRECANDIDATE &&
+                       c->u.send.term == e->term + 1;
+            }
+            return e->role == ROLE_CANDIDATE && c->u.send.term == e->term;
+        default:
+            return true; /* replies */
+        }
+    default:
+        return true;
+    }
+}
+
 const command *engine_commands(const engine *e, size_t *n)
 {
     *n = e->n_cmds;

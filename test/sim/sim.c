@@ -349,6 +349,7 @@ typedef struct {
 /* A command in the outbox, with its borrowed parts copied. */
 typedef struct {
     command c;
+    bool held;           /* not run in the batch that produced it */
     zraft_entry *ents;   /* APPEND: owned copy, payload refs */
     snapshot_meta *meta; /* INSTALL_SNAPSHOT: owned copy */
     zraft_buf *data;     /* INSTALL_SNAPSHOT: ref */
@@ -1671,7 +1672,7 @@ static bool is_io(uint8_t type)
            type == CMD_INSTALL_SNAPSHOT;
 }
 
-static void cmd_trace(sim *s, node *n, const command *c, bool held)
+static void cmd_trace(sim *s, node *n, const command *c, const char *what)
 {
     if (!s->o.verbose) {
         return;
@@ -1722,7 +1723,7 @@ static void cmd_trace(sim *s, node *n, const command *c, bool held)
     default:
         b[0] = '\0';
     }
-    fprintf(s->out, "        n%d %s %s%s", (int)n->id, held ? "hold" : "  ->",
+    fprintf(s->out, "        n%d %4s %s%s", (int)n->id, what,
             cmd_type_name(c->type), b[0] ? " " : "");
     fputs(b, s->out);
     if (c->io_seq) {
@@ -1742,6 +1743,19 @@ static void outbox_drain(sim *s, node *n)
     while (i < n->nout && !s->failed) {
         ocmd *oc = &n->out[i];
         int key = cmd_key(&oc->c);
+        /* engine.h: a held command whose role (leader or candidate of its
+         * term) is gone is dropped, and blocks nothing. */
+        if (oc->held && !engine_command_current(n->e, &oc->c)) {
+            s->st.stale_dropped++;
+            if (s->o.verbose) {
+                cmd_trace(s, n, &oc->c, "drop");
+            }
+            ocmd_free(oc);
+            memmove(n->out + i, n->out + i + 1,
+                    (n->nout - i - 1) * sizeof(*n->out));
+            n->nout--;
+            continue;
+        }
         /* Strict order: every non-I/O command in one FIFO. Storage ops
          * always keep their own FIFO (the log writer is its own actor). */
         bool hold = oc->c.wait_io > n->flushed ||
@@ -1749,6 +1763,7 @@ static void outbox_drain(sim *s, node *n)
                     (s->strict_order && key != KEY_IO &&
                      (blocked & ~(1ULL << KEY_IO)) != 0);
         if (hold) {
+            oc->held = true;
             blocked |= 1ULL << key;
             i++;
             continue;
@@ -1795,7 +1810,7 @@ static void node_after(sim *s, node *n)
             fail(s, "n%d: %s carries io_seq %" PRIu64, (int)n->id,
                  cmd_type_name(c->type), c->io_seq);
         }
-        cmd_trace(s, n, c, c->wait_io > n->flushed);
+        cmd_trace(s, n, c, c->wait_io > n->flushed ? "hold" : "->");
         if (c->io_seq > n->issued) {
             n->issued = c->io_seq;
         }
@@ -2746,6 +2761,7 @@ void sim_stats_add(sim_stats *a, const sim_stats *b)
     a->snapshots_sent += b->snapshots_sent;
     a->snapshots_installed += b->snapshots_installed;
     a->compacted_reports += b->compacted_reports;
+    a->stale_dropped += b->stale_dropped;
     a->config_changes += b->config_changes;
     a->transfers += b->transfers;
     a->reads_ready += b->reads_ready;
@@ -2762,11 +2778,12 @@ void sim_stats_print(FILE *f, const sim_stats *s)
         " (%" PRIu64 " dropped, %" PRIu64 " dup), crashes %" PRIu64
         ", partitions %" PRIu64 ", snapshots %" PRIu64 " built / %" PRIu64
         " sent / %" PRIu64 " installed, compacted %" PRIu64
-        ", config changes %" PRIu64 ", transfers %" PRIu64 ", reads %" PRIu64
-        " ok / %" PRIu64 " failed\n",
+        ", stale held commands dropped %" PRIu64 ", config changes %" PRIu64
+        ", transfers %" PRIu64 ", reads %" PRIu64 " ok / %" PRIu64 " failed\n",
         s->runs, s->steps, s->virtual_ms, s->leaders, s->max_term, s->committed,
         s->writes_proposed, s->writes_applied, s->msgs_sent, s->msgs_dropped,
         s->msgs_duplicated, s->crashes, s->partitions, s->snapshots_built,
         s->snapshots_sent, s->snapshots_installed, s->compacted_reports,
-        s->config_changes, s->transfers, s->reads_ready, s->reads_failed);
+        s->stale_dropped, s->config_changes, s->transfers, s->reads_ready,
+        s->reads_failed);
 }

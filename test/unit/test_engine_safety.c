@@ -219,6 +219,114 @@ Test(safety, ack_beyond_leader_log_ignored)
     cr_assert_lt(fx_committed(&F), 2);
 }
 
+/* ---------------------------------------------- held commands (issue 15) */
+
+/* The seed's does_vote_match, applied to the engine's own output: a
+ * REPLICATE a driver held back (behind an APPLY waiting for the leader's
+ * write, in a one-FIFO driver) must not run after its leader stepped down
+ * and truncated the entries it names (seed 15210: term-2 leader n1 held
+ * REPLICATE (29, 32], stepped down to term 3, truncated at 30). */
+Test(safety, held_replicate_not_current_once_leader_truncated)
+{
+    boot3(true);
+    fx_lead(&F); /* term 2, log [1:1, 2:2], followers pipelining */
+    cr_assert_eq(fx_propose(&F, 3, 8), 0);
+    const command *rp = fx_repl(&F, 2);
+    cr_assert_not_null(rp);
+    command held = *rp;
+    cr_assert_eq(held.u.replicate.term, 2);
+    cr_assert_eq(held.u.replicate.last, 5);
+    cr_assert(engine_command_current(F.e, &held), "still leader of term 2");
+    cr_assert_eq(fx_propose(&F, 1, 8), 0);
+    cr_assert(engine_command_current(F.e, &held), "the log only grew");
+    /* A term-3 leader whose log diverges at 3: truncate, append 3:3. */
+    const uint64_t t3[] = {3};
+    msg a = fx_append_msg(&F, 3, 3, 2, 2, 1, 1, t3);
+    fx_recv(&F, &a);
+    cr_assert_not_null(fx_find(&F, CMD_TRUNCATE));
+    cr_assert_eq(fx_last(&F), 3, "entries 4..5 the REPLICATE names are gone");
+    cr_assert_not(engine_command_current(F.e, &held));
+    /* What the follower emitted for the new leader stays good. */
+    const command *ack = fx_sent(&F, MSG_APPEND_RESP, 3);
+    cr_assert_not_null(ack);
+    cr_assert_gt(ack->wait_io, 0);
+    cr_assert(engine_command_current(F.e, ack));
+}
+
+/* Thesis §6.2: a leader that steps down keeps its term; its held
+ * heartbeats, snapshots and TimeoutNow die with the leadership all the
+ * same (a node leads at most once per term). */
+Test(safety, held_leader_sends_not_current_after_step_down_in_same_term)
+{
+    engine_config c;
+    zraft_membership m;
+    fx_config(&c, 1);
+    fx_members_n(&m, 3);
+    fx_boot_with(&F, &c, &m);
+    fx_lead(&F);
+    uint64_t term = fx_term(&F);
+    const command *hb = NULL;
+    while (hb == NULL) {
+        fx_tick(&F, 1);
+        hb = fx_sent(&F, MSG_HEARTBEAT, 2);
+    }
+    command held_hb = *hb;
+    command held_snap = {.type = CMD_SEND_SNAPSHOT};
+    held_snap.u.send_snapshot.to = 3;
+    held_snap.u.send_snapshot.term = term;
+    cr_assert(engine_command_current(F.e, &held_hb));
+    cr_assert(engine_command_current(F.e, &held_snap));
+    for (int ms = 0; ms <= 2 * FX_ELECTION_MAX && fx_role(&F) == ROLE_LEADER;
+         ms++) {
+        fx_tick(&F, 1);
+    }
+    cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
+    cr_assert_eq(fx_term(&F), term);
+    cr_assert_not(engine_command_current(F.e, &held_hb));
+    cr_assert_not(engine_command_current(F.e, &held_snap));
+}
+
+/* A candidate's vote requests wait for its own vote to be durable; if it
+ * has moved to a later term meanwhile they speak for a candidacy that is
+ * over. */
+Test(safety, held_vote_request_not_current_after_term_change)
+{
+    boot3(false);
+    cr_assert(fx_tick_until_role(&F, ROLE_CANDIDATE, FX_ELECTION_MAX));
+    const command *v = fx_sent(&F, MSG_VOTE, 2);
+    cr_assert_not_null(v);
+    cr_assert_gt(v->wait_io, 0);
+    command held = *v;
+    cr_assert(engine_command_current(F.e, &held));
+    msg a = fx_append_msg(&F, 3, fx_term(&F) + 1, 1, 1, 1, 0, NULL);
+    fx_recv(&F, &a);
+    cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
+    cr_assert_not(engine_command_current(F.e, &held));
+}
+
+/* Replies and local work outlive a term change: an acknowledgement of
+ * entries made durable in term 2 is still true (Raft takes it as a delayed
+ * message), and an APPLY of committed entries is owed whatever the role. */
+Test(safety, held_replies_and_apply_stay_current_across_terms)
+{
+    boot3(true);
+    const uint64_t t[] = {2, 2};
+    msg a = fx_append_msg(&F, 2, 2, 1, 1, 2, 2, t);
+    fx_recv(&F, &a);
+    const command *ack = fx_sent(&F, MSG_APPEND_RESP, 2);
+    const command *ap = fx_find(&F, CMD_APPLY);
+    cr_assert_not_null(ack);
+    cr_assert_not_null(ap);
+    command held_ack = *ack, held_apply = *ap;
+    const uint64_t t3[] = {3};
+    msg b = fx_append_msg(&F, 3, 3, 2, 2, 2, 1, t3);
+    fx_recv(&F, &b);
+    cr_assert_not_null(fx_find(&F, CMD_TRUNCATE));
+    cr_assert_eq(fx_term(&F), 3);
+    cr_assert(engine_command_current(F.e, &held_ack));
+    cr_assert(engine_command_current(F.e, &held_apply));
+}
+
 /* -------------------------------------------------------- restart */
 
 /* A node restarted from its durable state: term 5, voted for 2, log
