@@ -1275,15 +1275,32 @@ static void run_truncate(sim *s, node *n, const command *c)
              " / snapshot %" PRIu64,
              (int)n->id, since, n->vis.start, slog_snap_index(&n->vis));
     }
-    for (uint64_t i = since; i <= slog_last_index(&n->vis); i++) {
+    /* etcd's rule (raft_log.go, findConflict/maybeAppend): never at or
+     * below the node's own commit index. n->commit is its commit before
+     * this event; a follower truncates before it learns a new one. */
+    if (since <= n->commit) {
+        fail(s,
+             "n%d truncates at %" PRIu64
+             ", at or below its commit index %" PRIu64,
+             (int)n->id, since, n->commit);
+    }
+    /* A node may truncate an entry committed elsewhere that it has not
+     * learned is committed, on the word of a leader of an older term than
+     * the commit's (a stale leader, as in seed 17461). A leader of the
+     * commit's term or later holds the entry (Leader Completeness, §5.4.3),
+     * so its AppendEntries cannot conflict with it or with anything before
+     * it (Log Matching). t->ub bounds the commit's term from above, so this
+     * never fires on a legal run. */
+    for (uint64_t i = since; i <= slog_last_index(&n->vis) && !s->failed; i++) {
         const zraft_entry *en = slog_get(&n->vis, i);
         const truth_ent *t = i < s->truth_cap ? &s->truth[i] : NULL;
         if (en != NULL && t != NULL && t->set && t->term == en->id.term &&
-            t->ident == ent_ident(en)) {
+            t->ident == ent_ident(en) && st.term >= t->ub) {
             fail(s,
-                 "n%d truncates committed entry %" PRIu64 " (term %" PRIu64 ")",
-                 (int)n->id, i, t->term);
-            break;
+                 "n%d in term %" PRIu64 " truncates committed entry %" PRIu64
+                 " (term %" PRIu64 ", committed by term %" PRIu64
+                 "): a leader of that term must hold it (§5.4.3)",
+                 (int)n->id, st.term, i, t->term, t->ub);
         }
     }
     slog_truncate(&n->vis, since);

@@ -49,6 +49,31 @@ Test(sim, three_voter_clusters_keep_raft_invariants, .timeout = 120)
     run_seeds(100001, SIM_TEST_SEEDS / 3, 3);
 }
 
+/* Seeds that once failed, run with the settings they failed under
+ * (default steps, voters chosen by the seed); see docs/simulator.md.
+ *  15210, 49587: a REPLICATE held behind an APPLY (one-FIFO driver) ran
+ *    after its leader had stepped down and truncated its log (issue 15);
+ *  17461: a learner truncated an entry committed in a later term than the
+ *    stale leader's that told it to (legal Raft; the invariant was too
+ *    strong). */
+Test(sim, pinned_seeds_that_once_failed)
+{
+    static const uint64_t seeds[] = {15210, 17461, 49587};
+    uint64_t failed = 0;
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        sim_options o = {.seed = seeds[i]};
+        sim_result r;
+        if (!sim_run(&o, &r)) {
+            failed++;
+            cr_log_error("seed %" PRIu64 " step %" PRIu64
+                         ": %s (replay: zraft-sim --seed %" PRIu64
+                         " --verbose)",
+                         seeds[i], r.step, r.what, seeds[i]);
+        }
+    }
+    cr_assert_eq(failed, 0, "%" PRIu64 " pinned seeds failed", failed);
+}
+
 /* Runs `seed` with a trace into memory; caller owns the returned string. */
 static char *traced_run(uint64_t seed, sim_result *r)
 {
