@@ -1354,7 +1354,9 @@ void engine_start(engine *e, uint64_t now, uint64_t applied)
 
 int engine_initialize(engine *e, const zraft_membership *m)
 {
-    if (e->term != 0 || rlog_last(&e->log) != 0 || e->has_snap) {
+    /* Not e->term: a crash between the SAVE_VOTE and the APPEND below
+     * leaves term 1 and an empty log, and no configuration to run with. */
+    if (rlog_last(&e->log) != 0 || e->has_snap) {
         return ZRAFT_EBUSY;
     }
     if (m->joint || m->n == 0) {
@@ -1371,9 +1373,11 @@ int engine_initialize(engine *e, const zraft_membership *m)
         zraft_buf_unref(b);
         return ZRAFT_EINVAL;
     }
-    e->term = 1;
-    e->vote = 0;
-    s_save_vote(e);
+    if (e->term == 0) {
+        e->term = 1;
+        e->vote = 0;
+        s_save_vote(e);
+    }
     zraft_entry *en = s_own_entry(e, ZRAFT_ENTRY_MEMBERSHIP, b);
     en->id.term = 1;
     en->id.index = 1;

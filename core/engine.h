@@ -240,10 +240,13 @@ int engine_restore_entries(engine *e, const zraft_entry *ents, size_t n);
 /* Starts the timers; the state machine has applied up to `applied`. */
 void engine_start(engine *e, uint64_t now, uint64_t applied);
 
-/* Bootstrap a brand-new cluster: only on a node with an empty log and term 0.
- * Appends the first membership entry (index 1, term 1 by a pseudo leader, as
- * canonical/raft does) and starts an election when this node is the only
- * voter. ZRAFT_EBUSY if the node already has state. */
+/* Bootstrap a brand-new cluster: only on a node that never held a log entry
+ * or a snapshot. Appends the first membership entry (index 1, term 1 by a
+ * pseudo leader, as canonical/raft does) and starts an election when this
+ * node is the only voter. A term already durable is kept: bootstrapping
+ * saves term 1 and then appends, and a node that crashed in between must be
+ * able to bootstrap again. ZRAFT_EBUSY if the node has log entries or a
+ * snapshot. */
 int engine_initialize(engine *e, const zraft_membership *m);
 
 /* ---- events; each appends commands, see engine_commands() */

@@ -465,6 +465,7 @@ typedef struct {
     int nvoters; /* initial voters */
     node nodes[MAX_NODES + 1];
     engine_config cfg;
+    zraft_membership boot; /* the initial voters (engine_initialize) */
     /* driver profile (per seed) */
     bool strict_order; /* outbox: one FIFO instead of one per key */
     uint32_t flush_pm; /* chance a node flushes on a time step */
@@ -1969,6 +1970,24 @@ static void node_restart(sim *s, node *n)
        (int)n->id, n->incarnation, n->d_term, (int)n->d_vote, n->dur.start,
        slog_last_index(&n->dur), slog_snap_index(&n->dur));
     node_after(s, n);
+    /* An initial voter that crashed before its bootstrap entry was durable
+     * bootstraps again, as a daemon given the initial members does when it
+     * starts with an empty log. Its term may be durable already (SAVE_VOTE
+     * flushed, APPEND not): that must not stop it, or a cluster whose
+     * voters all crashed mid-bootstrap never gets a configuration. */
+    if (!s->failed && n->id <= (zraft_id)s->nvoters && n->dur.n == 0 &&
+        !n->dur.has_snap) {
+        int rc = engine_initialize(n->e, &s->boot);
+        tr(s, "n%d bootstraps again: %s", (int)n->id, zraft_err_name(rc));
+        if (rc != 0) {
+            fail(s,
+                 "n%d cannot bootstrap again after a crash mid-bootstrap "
+                 "(term %" PRIu64 ", empty log): %s",
+                 (int)n->id, n->d_term, zraft_err_name(rc));
+            return;
+        }
+        node_after(s, n);
+    }
 }
 
 /* Makes the first `k` pending ops durable and reports it. */
@@ -2661,13 +2680,13 @@ static void sim_setup(sim *s)
        s->cfg.snapshot_threshold, s->cfg.snapshot_keep_entries, s->strict_order,
        s->flush_pm, s->drop_pm, s->dup_pm, s->delay_min, s->delay_max);
 
-    zraft_membership m;
-    memset(&m, 0, sizeof(m));
+    zraft_membership *bm = &s->boot;
+    memset(bm, 0, sizeof(*bm));
     for (int i = 1; i <= s->nvoters; i++) {
-        m.members[m.n].id = (zraft_id)i;
-        m.members[m.n].roles = ZRAFT_ROLE_VOTER;
-        snprintf(m.members[m.n].addr, ZRAFT_ADDR_MAX, "sim:%d", i);
-        m.n++;
+        bm->members[bm->n].id = (zraft_id)i;
+        bm->members[bm->n].roles = ZRAFT_ROLE_VOTER;
+        snprintf(bm->members[bm->n].addr, ZRAFT_ADDR_MAX, "sim:%d", i);
+        bm->n++;
     }
     for (int i = 1; i <= s->nn; i++) {
         node *n = &s->nodes[i];
@@ -2683,7 +2702,7 @@ static void sim_setup(sim *s)
         engine_start(n->e, s->now, 0);
         node_after(s, n);
         if (i <= s->nvoters) {
-            int rc = engine_initialize(n->e, &m);
+            int rc = engine_initialize(n->e, bm);
             if (rc != 0) {
                 fail(s, "engine_initialize on n%d: %s", i, zraft_err_name(rc));
             }

@@ -55,10 +55,13 @@ Test(sim, three_voter_clusters_keep_raft_invariants, .timeout = 120)
  *    after its leader had stepped down and truncated its log (issue 15);
  *  17461: a learner truncated an entry committed in a later term than the
  *    stale leader's that told it to (legal Raft; the invariant was too
- *    strong). */
+ *    strong);
+ *  1680419039: every voter crashed between saving term 1 and appending the
+ *    bootstrap configuration; engine_initialize refused to bootstrap a
+ *    node with a term and no log, so the cluster never got a config. */
 Test(sim, pinned_seeds_that_once_failed)
 {
-    static const uint64_t seeds[] = {15210, 17461, 49587};
+    static const uint64_t seeds[] = {15210, 17461, 49587, 1680419039};
     uint64_t failed = 0;
     for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
         sim_options o = {.seed = seeds[i]};

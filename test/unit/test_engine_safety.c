@@ -447,3 +447,78 @@ Test(safety, restart_from_snapshot_keeps_tail_and_commit)
     cr_assert_eq(engine_membership(F.e)->n, 3);
     cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
 }
+
+/* -------------------------------------------------------- bootstrap */
+
+/* A node restarted with only `term` durable (vote none), no log. */
+static void restarted_empty(uint64_t term)
+{
+    engine_config c;
+    fx_config(&c, 1);
+    memset(&F, 0, sizeof(F));
+    F.c = c;
+    F.e = engine_new(&c);
+    cr_assert_not_null(F.e);
+    engine_restore_vote(F.e, term, 0, 0);
+    fx_begin(&F);
+    engine_start(F.e, 0, 0);
+    fx_end(&F);
+}
+
+/* Bootstrapping saves term 1 and then appends the first configuration. A
+ * node that crashed between the two flushes has term 1 and no log: it must
+ * be able to bootstrap again, or a cluster whose voters all crashed there
+ * never gets a configuration (found by zraft-sim, seed 1680419039). The
+ * durable term is kept, never lowered (§5.1). */
+Test(safety, bootstrap_again_after_crash_between_term_and_entry)
+{
+    restarted_empty(1);
+    zraft_membership m;
+    fx_members_n(&m, 3);
+    fx_begin(&F);
+    cr_assert_eq(engine_initialize(F.e, &m), 0);
+    fx_end(&F);
+    cr_assert_eq(fx_count(&F, CMD_SAVE_VOTE), 0, "term 1 is durable already");
+    const command *ap = fx_find(&F, CMD_APPEND);
+    cr_assert_not_null(ap);
+    cr_assert_eq(ap->u.append.n, 1);
+    cr_assert_eq(ap->u.append.entries[0].id.index, 1);
+    cr_assert_eq(ap->u.append.entries[0].id.term, 1);
+    cr_assert_eq(ap->u.append.entries[0].type, ZRAFT_ENTRY_MEMBERSHIP);
+    cr_assert_eq(fx_term(&F), 1);
+    cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
+    cr_assert_eq(engine_membership(F.e)->n, 3);
+}
+
+/* Same after a later term was saved (a vote request heard before the
+ * crash): the bootstrap entry is still 1/1, the term stays. */
+Test(safety, bootstrap_again_keeps_a_higher_durable_term)
+{
+    restarted_empty(4);
+    zraft_membership m;
+    fx_members_n(&m, 3);
+    fx_begin(&F);
+    cr_assert_eq(engine_initialize(F.e, &m), 0);
+    fx_end(&F);
+    cr_assert_eq(fx_count(&F, CMD_SAVE_VOTE), 0);
+    cr_assert_eq(fx_find(&F, CMD_APPEND)->u.append.entries[0].id.term, 1);
+    cr_assert_eq(fx_term(&F), 4);
+}
+
+/* A node that holds any entry (or a snapshot) has state: EBUSY. */
+Test(safety, bootstrap_refused_once_the_log_has_an_entry)
+{
+    restarted(3);
+    zraft_membership m;
+    fx_members_n(&m, 3);
+    fx_begin(&F);
+    cr_assert_eq(engine_initialize(F.e, &m), ZRAFT_EBUSY);
+    fx_end(&F);
+    cr_assert_eq(fx_count(&F, CMD_APPEND), 0);
+    fx_close(&F);
+    fx_boot(&F, 1, 3);
+    fx_begin(&F);
+    cr_assert_eq(engine_initialize(F.e, &m), ZRAFT_EBUSY,
+                 "a second bootstrap in one life");
+    fx_end(&F);
+}
