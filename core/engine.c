@@ -1487,9 +1487,12 @@ void engine_recv(engine *e, const msg *m)
             s_become_follower(e, m->term, from_leader ? m->from : 0);
         }
     } else if (m->term < e->term) {
-        if ((e->c.check_quorum || e->c.pre_vote) &&
-            (m->type == MSG_APPEND || m->type == MSG_HEARTBEAT)) {
-            /* Tell a stale leader about the new term. */
+        if (from_leader) {
+            /* §5.1, Figure 2: reject with the current term, so that a
+             * stale leader steps down. Always: etcd answers only with
+             * check-quorum or pre-vote and otherwise counts on this node
+             * campaigning with its higher term, which a learner never
+             * does - its leader would never learn of the term. */
             msg *r = s_send(e, MSG_APPEND_RESP, m->from);
             r->u.append_resp.success = false;
         } else if (m->type == MSG_VOTE && m->u.vote.pre_vote) {

@@ -58,10 +58,14 @@ Test(sim, three_voter_clusters_keep_raft_invariants, .timeout = 120)
  *    strong);
  *  1680419039: every voter crashed between saving term 1 and appending the
  *    bootstrap configuration; engine_initialize refused to bootstrap a
- *    node with a term and no log, so the cluster never got a config. */
+ *    node with a term and no log, so the cluster never got a config;
+ *  1578540666: a learner took term 56 from a removed node's vote request
+ *    and, without check-quorum and pre-vote, ignored its term-55 leader
+ *    without telling it the term, for good. */
 Test(sim, pinned_seeds_that_once_failed)
 {
-    static const uint64_t seeds[] = {15210, 17461, 49587, 1680419039};
+    static const uint64_t seeds[] = {15210, 17461, 49587, 1680419039,
+                                     1578540666};
     uint64_t failed = 0;
     for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
         sim_options o = {.seed = seeds[i]};

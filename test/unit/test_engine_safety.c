@@ -208,6 +208,40 @@ Test(safety, append_from_stale_leader_rejected_with_current_term)
     cr_assert_eq(engine_leader(F.e), 3);
 }
 
+/* The same without check-quorum and pre-vote (Figure 2 makes no
+ * exception). etcd stays silent there, counting on the node to campaign
+ * with its higher term; a learner never campaigns, so a learner that took
+ * a term from a vote request (learners must process them: a promoted
+ * learner may not know it yet) would ignore its leader for good (zraft-sim
+ * seed 1578540666: learner n1 at term 56, leader n2 of term 55). */
+Test(safety, stale_leader_told_the_term_without_check_quorum_or_pre_vote)
+{
+    engine_config c;
+    zraft_membership m;
+    const zraft_id v[] = {2, 3, 4}, l[] = {1};
+    fx_config(&c, 1);
+    c.pre_vote = false;
+    c.check_quorum = false;
+    fx_members(&m, v, 3, l, 1);
+    fx_boot_with(&F, &c, &m);
+    cr_assert_eq(fx_role(&F), ROLE_LEARNER);
+    msg vote = fx_vote_req(3, 1, 5, 1, 1, false);
+    fx_recv(&F, &vote);
+    cr_assert_eq(fx_term(&F), 5, "a learner takes the term of a vote request");
+    fx_flush(&F);
+    msg hb = fx_hb(2, 1, 4, 1, 0);
+    fx_recv(&F, &hb);
+    const command *r = fx_sent(&F, MSG_APPEND_RESP, 2);
+    cr_assert_not_null(r, "the stale leader must learn of term 5");
+    cr_assert_eq(r->u.send.term, 5);
+    cr_assert_not(r->u.send.u.append_resp.success);
+    const uint64_t t[] = {4};
+    msg a = fx_append_msg(&F, 2, 4, 1, 1, 1, 1, t);
+    fx_recv(&F, &a);
+    cr_assert_not_null(fx_sent(&F, MSG_APPEND_RESP, 2));
+    cr_assert_eq(fx_count(&F, CMD_APPEND), 0);
+}
+
 /* A follower cannot have matched entries the leader never created; such a
  * claim must not move progress or commit anything. */
 Test(safety, ack_beyond_leader_log_ignored)
