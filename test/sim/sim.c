@@ -247,6 +247,11 @@ static void slog_truncate(slog *l, uint64_t since)
     if (l->n == 0 && since < l->start) {
         l->start = since > 0 ? since : 1;
     }
+    /* An emptied log continues after its snapshot (engine_start drops a
+     * tail that stops short of it). */
+    if (l->n == 0 && l->has_snap && l->start <= l->snap->last_log_id.index) {
+        l->start = l->snap->last_log_id.index + 1;
+    }
 }
 
 /* Deletes entries with index <= upto. */
@@ -1270,16 +1275,23 @@ static void run_truncate(sim *s, node *n, const command *c)
              " while leader (leaders only append, §5.3)",
              (int)n->id, since);
     }
-    if (since <= slog_snap_index(&n->vis) || since < n->vis.start) {
+    /* engine_start drops a whole tail that stops short of the snapshot
+     * (the state machine built a snapshot past it, here from an installed
+     * one whose log reset was not durable yet, then the node crashed): the
+     * snapshot holds all it held, so that is a purge, not a conflict. */
+    uint64_t snap = slog_snap_index(&n->vis);
+    bool covered = n->vis.n > 0 && since == n->vis.start &&
+                   slog_last_index(&n->vis) <= snap;
+    if (!covered && (since <= snap || since < n->vis.start)) {
         fail(s,
              "n%d truncates at %" PRIu64 " below its log start %" PRIu64
              " / snapshot %" PRIu64,
-             (int)n->id, since, n->vis.start, slog_snap_index(&n->vis));
+             (int)n->id, since, n->vis.start, snap);
     }
     /* etcd's rule (raft_log.go, findConflict/maybeAppend): never at or
      * below the node's own commit index. n->commit is its commit before
      * this event; a follower truncates before it learns a new one. */
-    if (since <= n->commit) {
+    if (!covered && since <= n->commit) {
         fail(s,
              "n%d truncates at %" PRIu64
              ", at or below its commit index %" PRIu64,
@@ -1295,8 +1307,9 @@ static void run_truncate(sim *s, node *n, const command *c)
     for (uint64_t i = since; i <= slog_last_index(&n->vis) && !s->failed; i++) {
         const zraft_entry *en = slog_get(&n->vis, i);
         const truth_ent *t = i < s->truth_cap ? &s->truth[i] : NULL;
-        if (en != NULL && t != NULL && t->set && t->term == en->id.term &&
-            t->ident == ent_ident(en) && st.term >= t->ub) {
+        if (i > snap && en != NULL && t != NULL && t->set &&
+            t->term == en->id.term && t->ident == ent_ident(en) &&
+            st.term >= t->ub) {
             fail(s,
                  "n%d in term %" PRIu64 " truncates committed entry %" PRIu64
                  " (term %" PRIu64 ", committed by term %" PRIu64
