@@ -23,7 +23,14 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 
 step "tests (gcc build)"
+# Includes sim_random: fresh simulator seeds from a random start for
+# ZRAFT_SIM_SECONDS (60 s here, 30 s in the sanitizer build), in 2 processes.
 (cd build && ctest --output-on-failure -j "$jobs")
+sim_block() { # what the random simulator block covered (ctest keeps output)
+  sed -n '/zraft-sim: random start/,/passed, .* failed/p' \
+    "$1/Testing/Temporary/LastTest.log" 2>/dev/null || true
+}
+sim_block build
 
 step "clang build with ASan + UBSan"
 CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DZRAFT_SANITIZE=ON >/dev/null
@@ -33,6 +40,7 @@ step "tests (ASan + UBSan)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j "$jobs" -LE nosan)
+sim_block build-asan
 
 if [ -x scripts/fuzz.sh ]; then
   step "fuzz (wire decoder, disk recovery; fixed time)"
