@@ -366,7 +366,9 @@ static void s_run(core *c, const command *k)
     }
 }
 
-/* Releases held commands whose I/O is durable, lane by lane in order. */
+/* Releases held commands whose I/O is durable, lane by lane in order.
+ * One whose role is over (a leader's REPLICATE after it stepped down, see
+ * engine.h) is dropped, and blocks nothing. */
 static void s_release(core *c)
 {
     zraft_id blocked[ZRAFT_MAX_MEMBERS + 1];
@@ -374,6 +376,9 @@ static void s_release(core *c)
     size_t keep = 0;
     for (size_t i = 0; i < c->n_held; i++) {
         held *h = &c->held[i];
+        if (!engine_command_current(c->e, &h->cmd)) {
+            continue; /* owns nothing: install halves are always current */
+        }
         bool lane_blocked = false;
         for (uint32_t j = 0; j < nb; j++) {
             lane_blocked |= blocked[j] == h->lane;

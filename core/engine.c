@@ -1354,7 +1354,9 @@ void engine_start(engine *e, uint64_t now, uint64_t applied)
 
 int engine_initialize(engine *e, const zraft_membership *m)
 {
-    if (e->term != 0 || rlog_last(&e->log) != 0 || e->has_snap) {
+    /* Not e->term: a crash between the SAVE_VOTE and the APPEND below
+     * leaves term 1 and an empty log, and no configuration to run with. */
+    if (rlog_last(&e->log) != 0 || e->has_snap) {
         return ZRAFT_EBUSY;
     }
     if (m->joint || m->n == 0) {
@@ -1371,9 +1373,11 @@ int engine_initialize(engine *e, const zraft_membership *m)
         zraft_buf_unref(b);
         return ZRAFT_EINVAL;
     }
-    e->term = 1;
-    e->vote = 0;
-    s_save_vote(e);
+    if (e->term == 0) {
+        e->term = 1;
+        e->vote = 0;
+        s_save_vote(e);
+    }
     zraft_entry *en = s_own_entry(e, ZRAFT_ENTRY_MEMBERSHIP, b);
     en->id.term = 1;
     en->id.index = 1;
@@ -1483,9 +1487,12 @@ void engine_recv(engine *e, const msg *m)
             s_become_follower(e, m->term, from_leader ? m->from : 0);
         }
     } else if (m->term < e->term) {
-        if ((e->c.check_quorum || e->c.pre_vote) &&
-            (m->type == MSG_APPEND || m->type == MSG_HEARTBEAT)) {
-            /* Tell a stale leader about the new term. */
+        if (from_leader) {
+            /* §5.1, Figure 2: reject with the current term, so that a
+             * stale leader steps down. Always: etcd answers only with
+             * check-quorum or pre-vote and otherwise counts on this node
+             * campaigning with its higher term, which a learner never
+             * does - its leader would never learn of the term. */
             msg *r = s_send(e, MSG_APPEND_RESP, m->from);
             r->u.append_resp.success = false;
         } else if (m->type == MSG_VOTE && m->u.vote.pre_vote) {
@@ -1881,6 +1888,43 @@ void engine_report_unreachable(engine *e, zraft_id to, int err)
         c->u.send_snapshot.to = p->id;
         c->u.send_snapshot.term = e->term;
         progress_become_snapshot(p, e->snap.last_log_id.index, e->now);
+    }
+}
+
+/* Is the engine still the leader of `term`? A node leads at most once per
+ * term and a leader never truncates, so while this holds the log still
+ * extends the one a leader command was made against. */
+static bool s_leads(const engine *e, uint64_t term)
+{
+    return e->role == ROLE_LEADER && e->term == term;
+}
+
+bool engine_command_current(const engine *e, const command *c)
+{
+    switch (c->type) {
+    case CMD_REPLICATE:
+        return s_leads(e, c->u.replicate.term);
+    case CMD_SEND_SNAPSHOT:
+        return s_leads(e, c->u.send_snapshot.term);
+    case CMD_SEND:
+        switch (c->u.send.type) {
+        case MSG_APPEND:
+        case MSG_HEARTBEAT:
+        case MSG_SNAPSHOT:
+        case MSG_TIMEOUT_NOW:
+            return s_leads(e, c->u.send.term);
+        case MSG_VOTE:
+            /* A pre-vote asks for the term it would take (s_campaign). */
+            if (c->u.send.u.vote.pre_vote) {
+                return e->role == ROLE_PRECANDIDATE &&
+                       c->u.send.term == e->term + 1;
+            }
+            return e->role == ROLE_CANDIDATE && c->u.send.term == e->term;
+        default:
+            return true; /* replies */
+        }
+    default:
+        return true;
     }
 }
 

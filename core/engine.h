@@ -16,6 +16,14 @@
  *    reported at least `wait_io`. The driver holds such commands back, in
  *    order, and must not reorder a later command of the same kind of output
  *    (sends to one peer) ahead of it.
+ *  - A command held back past the event that produced it (for its own
+ *    wait_io or behind another one) runs only if engine_command_current()
+ *    still says yes when it is released; otherwise the driver drops it. A
+ *    request made for a role in a term (the leader's REPLICATE,
+ *    SEND_SNAPSHOT, heartbeats and TimeoutNow; a candidate's vote requests)
+ *    must not outlive that role: a leader that stepped down may have
+ *    truncated the very entries a held REPLICATE names (the seed's
+ *    does_vote_match, applied to the engine's own output).
  *  - APPLY(upto) asks the state machine to apply every committed entry up to
  *    `upto`; the driver reports progress with engine_applied(). An APPLY
  *    whose entries are already covered by the state machine (applied >= the
@@ -232,10 +240,13 @@ int engine_restore_entries(engine *e, const zraft_entry *ents, size_t n);
 /* Starts the timers; the state machine has applied up to `applied`. */
 void engine_start(engine *e, uint64_t now, uint64_t applied);
 
-/* Bootstrap a brand-new cluster: only on a node with an empty log and term 0.
- * Appends the first membership entry (index 1, term 1 by a pseudo leader, as
- * canonical/raft does) and starts an election when this node is the only
- * voter. ZRAFT_EBUSY if the node already has state. */
+/* Bootstrap a brand-new cluster: only on a node that never held a log entry
+ * or a snapshot. Appends the first membership entry (index 1, term 1 by a
+ * pseudo leader, as canonical/raft does) and starts an election when this
+ * node is the only voter. A term already durable is kept: bootstrapping
+ * saves term 1 and then appends, and a node that crashed in between must be
+ * able to bootstrap again. ZRAFT_EBUSY if the node has log entries or a
+ * snapshot. */
 int engine_initialize(engine *e, const zraft_membership *m);
 
 /* ---- events; each appends commands, see engine_commands() */
@@ -284,6 +295,17 @@ void engine_report_unreachable(engine *e, zraft_id to, int err);
  * the next event. */
 const command *engine_commands(const engine *e, size_t *n);
 void engine_commands_clear(engine *e);
+
+/* May `c`, produced by an earlier event and held back by the driver, still
+ * run? False for a request the engine made for a role it no longer holds:
+ * REPLICATE, SEND_SNAPSHOT and SENDs of HEARTBEAT / TIMEOUT_NOW unless the
+ * engine is still leader of the term they carry; a vote request unless it
+ * is still (pre)candidate of that term. True for everything else: replies
+ * state facts that stay true (a durable vote, durable entries: Raft takes
+ * them as delayed messages), and APPLY, BUILD_SNAPSHOT, INSTALL_SNAPSHOT
+ * and READ_READY / READ_FAIL are owed whatever the role. `c` is a copy of
+ * a command this engine produced; no side effects. */
+bool engine_command_current(const engine *e, const command *c);
 
 /* ---- queries (cheap, no side effects) */
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds zraft and runs every test: unit, simulation and integration tests in
 # a gcc build; the same under ASan+UBSan in a clang build; unit, integration
-# and system tests under ThreadSanitizer in a third; the format check;
-# a short fuzz run of the wire decoder; the Docker image and a 3-node compose
-# cluster under faults. Exits non-zero on the first failure.
+# and system tests under ThreadSanitizer in a third; the format check; a
+# short fuzz run of the wire decoder and of the disk store's recovery; the
+# Docker image and a 3-node compose cluster under faults. Exits non-zero on
+# the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
@@ -23,7 +24,14 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 
 step "tests (gcc build)"
+# Includes sim_random: fresh simulator seeds from a random start for
+# ZRAFT_SIM_SECONDS (60 s here, 30 s in the sanitizer build), in 2 processes.
 (cd build && ctest --output-on-failure -j "$jobs")
+sim_block() { # what the random simulator block covered (ctest keeps output)
+  sed -n '/zraft-sim: random start/,/passed, .* failed/p' \
+    "$1/Testing/Temporary/LastTest.log" 2>/dev/null || true
+}
+sim_block build
 
 step "clang build with ASan + UBSan"
 CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DZRAFT_SANITIZE=ON >/dev/null
@@ -33,6 +41,7 @@ step "tests (ASan + UBSan)"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j "$jobs" -LE nosan)
+sim_block build-asan
 
 step "clang build with TSan"
 CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZRAFT_TSAN=ON >/dev/null
@@ -47,7 +56,7 @@ step "tests (TSan: unit, integration, system)"
 (cd build-tsan && ctest --output-on-failure -j "$jobs" -L 'unit|integration|system' -LE notsan)
 
 if [ -x scripts/fuzz.sh ]; then
-  step "fuzz (wire decoder, fixed time)"
+  step "fuzz (wire decoder, disk recovery; fixed time)"
   ./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 fi
 

@@ -247,6 +247,11 @@ static void slog_truncate(slog *l, uint64_t since)
     if (l->n == 0 && since < l->start) {
         l->start = since > 0 ? since : 1;
     }
+    /* An emptied log continues after its snapshot (engine_start drops a
+     * tail that stops short of it). */
+    if (l->n == 0 && l->has_snap && l->start <= l->snap->last_log_id.index) {
+        l->start = l->snap->last_log_id.index + 1;
+    }
 }
 
 /* Deletes entries with index <= upto. */
@@ -349,6 +354,7 @@ typedef struct {
 /* A command in the outbox, with its borrowed parts copied. */
 typedef struct {
     command c;
+    bool held;           /* not run in the batch that produced it */
     zraft_entry *ents;   /* APPEND: owned copy, payload refs */
     snapshot_meta *meta; /* INSTALL_SNAPSHOT: owned copy */
     zraft_buf *data;     /* INSTALL_SNAPSHOT: ref */
@@ -464,6 +470,7 @@ typedef struct {
     int nvoters; /* initial voters */
     node nodes[MAX_NODES + 1];
     engine_config cfg;
+    zraft_membership boot; /* the initial voters (engine_initialize) */
     /* driver profile (per seed) */
     bool strict_order; /* outbox: one FIFO instead of one per key */
     uint32_t flush_pm; /* chance a node flushes on a time step */
@@ -1268,21 +1275,46 @@ static void run_truncate(sim *s, node *n, const command *c)
              " while leader (leaders only append, §5.3)",
              (int)n->id, since);
     }
-    if (since <= slog_snap_index(&n->vis) || since < n->vis.start) {
+    /* engine_start drops a whole tail that stops short of the snapshot
+     * (the state machine built a snapshot past it, here from an installed
+     * one whose log reset was not durable yet, then the node crashed): the
+     * snapshot holds all it held, so that is a purge, not a conflict. */
+    uint64_t snap = slog_snap_index(&n->vis);
+    bool covered = n->vis.n > 0 && since == n->vis.start &&
+                   slog_last_index(&n->vis) <= snap;
+    if (!covered && (since <= snap || since < n->vis.start)) {
         fail(s,
              "n%d truncates at %" PRIu64 " below its log start %" PRIu64
              " / snapshot %" PRIu64,
-             (int)n->id, since, n->vis.start, slog_snap_index(&n->vis));
+             (int)n->id, since, n->vis.start, snap);
     }
-    for (uint64_t i = since; i <= slog_last_index(&n->vis); i++) {
+    /* etcd's rule (raft_log.go, findConflict/maybeAppend): never at or
+     * below the node's own commit index. n->commit is its commit before
+     * this event; a follower truncates before it learns a new one. */
+    if (!covered && since <= n->commit) {
+        fail(s,
+             "n%d truncates at %" PRIu64
+             ", at or below its commit index %" PRIu64,
+             (int)n->id, since, n->commit);
+    }
+    /* A node may truncate an entry committed elsewhere that it has not
+     * learned is committed, on the word of a leader of an older term than
+     * the commit's (a stale leader, as in seed 17461). A leader of the
+     * commit's term or later holds the entry (Leader Completeness, §5.4.3),
+     * so its AppendEntries cannot conflict with it or with anything before
+     * it (Log Matching). t->ub bounds the commit's term from above, so this
+     * never fires on a legal run. */
+    for (uint64_t i = since; i <= slog_last_index(&n->vis) && !s->failed; i++) {
         const zraft_entry *en = slog_get(&n->vis, i);
         const truth_ent *t = i < s->truth_cap ? &s->truth[i] : NULL;
-        if (en != NULL && t != NULL && t->set && t->term == en->id.term &&
-            t->ident == ent_ident(en)) {
+        if (i > snap && en != NULL && t != NULL && t->set &&
+            t->term == en->id.term && t->ident == ent_ident(en) &&
+            st.term >= t->ub) {
             fail(s,
-                 "n%d truncates committed entry %" PRIu64 " (term %" PRIu64 ")",
-                 (int)n->id, i, t->term);
-            break;
+                 "n%d in term %" PRIu64 " truncates committed entry %" PRIu64
+                 " (term %" PRIu64 ", committed by term %" PRIu64
+                 "): a leader of that term must hold it (§5.4.3)",
+                 (int)n->id, st.term, i, t->term, t->ub);
         }
     }
     slog_truncate(&n->vis, since);
@@ -1671,7 +1703,7 @@ static bool is_io(uint8_t type)
            type == CMD_INSTALL_SNAPSHOT;
 }
 
-static void cmd_trace(sim *s, node *n, const command *c, bool held)
+static void cmd_trace(sim *s, node *n, const command *c, const char *what)
 {
     if (!s->o.verbose) {
         return;
@@ -1722,7 +1754,7 @@ static void cmd_trace(sim *s, node *n, const command *c, bool held)
     default:
         b[0] = '\0';
     }
-    fprintf(s->out, "        n%d %s %s%s", (int)n->id, held ? "hold" : "  ->",
+    fprintf(s->out, "        n%d %4s %s%s", (int)n->id, what,
             cmd_type_name(c->type), b[0] ? " " : "");
     fputs(b, s->out);
     if (c->io_seq) {
@@ -1742,6 +1774,19 @@ static void outbox_drain(sim *s, node *n)
     while (i < n->nout && !s->failed) {
         ocmd *oc = &n->out[i];
         int key = cmd_key(&oc->c);
+        /* engine.h: a held command whose role (leader or candidate of its
+         * term) is gone is dropped, and blocks nothing. */
+        if (oc->held && !engine_command_current(n->e, &oc->c)) {
+            s->st.stale_dropped++;
+            if (s->o.verbose) {
+                cmd_trace(s, n, &oc->c, "drop");
+            }
+            ocmd_free(oc);
+            memmove(n->out + i, n->out + i + 1,
+                    (n->nout - i - 1) * sizeof(*n->out));
+            n->nout--;
+            continue;
+        }
         /* Strict order: every non-I/O command in one FIFO. Storage ops
          * always keep their own FIFO (the log writer is its own actor). */
         bool hold = oc->c.wait_io > n->flushed ||
@@ -1749,6 +1794,7 @@ static void outbox_drain(sim *s, node *n)
                     (s->strict_order && key != KEY_IO &&
                      (blocked & ~(1ULL << KEY_IO)) != 0);
         if (hold) {
+            oc->held = true;
             blocked |= 1ULL << key;
             i++;
             continue;
@@ -1795,7 +1841,7 @@ static void node_after(sim *s, node *n)
             fail(s, "n%d: %s carries io_seq %" PRIu64, (int)n->id,
                  cmd_type_name(c->type), c->io_seq);
         }
-        cmd_trace(s, n, c, c->wait_io > n->flushed);
+        cmd_trace(s, n, c, c->wait_io > n->flushed ? "hold" : "->");
         if (c->io_seq > n->issued) {
             n->issued = c->io_seq;
         }
@@ -1937,6 +1983,24 @@ static void node_restart(sim *s, node *n)
        (int)n->id, n->incarnation, n->d_term, (int)n->d_vote, n->dur.start,
        slog_last_index(&n->dur), slog_snap_index(&n->dur));
     node_after(s, n);
+    /* An initial voter that crashed before its bootstrap entry was durable
+     * bootstraps again, as a daemon given the initial members does when it
+     * starts with an empty log. Its term may be durable already (SAVE_VOTE
+     * flushed, APPEND not): that must not stop it, or a cluster whose
+     * voters all crashed mid-bootstrap never gets a configuration. */
+    if (!s->failed && n->id <= (zraft_id)s->nvoters && n->dur.n == 0 &&
+        !n->dur.has_snap) {
+        int rc = engine_initialize(n->e, &s->boot);
+        tr(s, "n%d bootstraps again: %s", (int)n->id, zraft_err_name(rc));
+        if (rc != 0) {
+            fail(s,
+                 "n%d cannot bootstrap again after a crash mid-bootstrap "
+                 "(term %" PRIu64 ", empty log): %s",
+                 (int)n->id, n->d_term, zraft_err_name(rc));
+            return;
+        }
+        node_after(s, n);
+    }
 }
 
 /* Makes the first `k` pending ops durable and reports it. */
@@ -2629,13 +2693,13 @@ static void sim_setup(sim *s)
        s->cfg.snapshot_threshold, s->cfg.snapshot_keep_entries, s->strict_order,
        s->flush_pm, s->drop_pm, s->dup_pm, s->delay_min, s->delay_max);
 
-    zraft_membership m;
-    memset(&m, 0, sizeof(m));
+    zraft_membership *bm = &s->boot;
+    memset(bm, 0, sizeof(*bm));
     for (int i = 1; i <= s->nvoters; i++) {
-        m.members[m.n].id = (zraft_id)i;
-        m.members[m.n].roles = ZRAFT_ROLE_VOTER;
-        snprintf(m.members[m.n].addr, ZRAFT_ADDR_MAX, "sim:%d", i);
-        m.n++;
+        bm->members[bm->n].id = (zraft_id)i;
+        bm->members[bm->n].roles = ZRAFT_ROLE_VOTER;
+        snprintf(bm->members[bm->n].addr, ZRAFT_ADDR_MAX, "sim:%d", i);
+        bm->n++;
     }
     for (int i = 1; i <= s->nn; i++) {
         node *n = &s->nodes[i];
@@ -2651,7 +2715,7 @@ static void sim_setup(sim *s)
         engine_start(n->e, s->now, 0);
         node_after(s, n);
         if (i <= s->nvoters) {
-            int rc = engine_initialize(n->e, &m);
+            int rc = engine_initialize(n->e, bm);
             if (rc != 0) {
                 fail(s, "engine_initialize on n%d: %s", i, zraft_err_name(rc));
             }
@@ -2746,6 +2810,7 @@ void sim_stats_add(sim_stats *a, const sim_stats *b)
     a->snapshots_sent += b->snapshots_sent;
     a->snapshots_installed += b->snapshots_installed;
     a->compacted_reports += b->compacted_reports;
+    a->stale_dropped += b->stale_dropped;
     a->config_changes += b->config_changes;
     a->transfers += b->transfers;
     a->reads_ready += b->reads_ready;
@@ -2762,11 +2827,12 @@ void sim_stats_print(FILE *f, const sim_stats *s)
         " (%" PRIu64 " dropped, %" PRIu64 " dup), crashes %" PRIu64
         ", partitions %" PRIu64 ", snapshots %" PRIu64 " built / %" PRIu64
         " sent / %" PRIu64 " installed, compacted %" PRIu64
-        ", config changes %" PRIu64 ", transfers %" PRIu64 ", reads %" PRIu64
-        " ok / %" PRIu64 " failed\n",
+        ", stale held commands dropped %" PRIu64 ", config changes %" PRIu64
+        ", transfers %" PRIu64 ", reads %" PRIu64 " ok / %" PRIu64 " failed\n",
         s->runs, s->steps, s->virtual_ms, s->leaders, s->max_term, s->committed,
         s->writes_proposed, s->writes_applied, s->msgs_sent, s->msgs_dropped,
         s->msgs_duplicated, s->crashes, s->partitions, s->snapshots_built,
         s->snapshots_sent, s->snapshots_installed, s->compacted_reports,
-        s->config_changes, s->transfers, s->reads_ready, s->reads_failed);
+        s->stale_dropped, s->config_changes, s->transfers, s->reads_ready,
+        s->reads_failed);
 }

@@ -47,6 +47,7 @@ typedef struct {
     uint64_t snapshots_sent;
     uint64_t snapshots_installed;
     uint64_t compacted_reports; /* REPLICATE of purged entries */
+    uint64_t stale_dropped;     /* held commands dropped (role gone) */
     uint64_t config_changes;    /* membership changes the leader accepted */
     uint64_t transfers;
     uint64_t reads_ready;

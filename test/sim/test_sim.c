@@ -49,6 +49,46 @@ Test(sim, three_voter_clusters_keep_raft_invariants, .timeout = 120)
     run_seeds(100001, SIM_TEST_SEEDS / 3, 3);
 }
 
+/* Seeds that once failed, run with the settings they failed under
+ * (default steps; voters chosen by the seed unless given); see
+ * docs/simulator.md.
+ *  15210, 49587: a REPLICATE held behind an APPLY (one-FIFO driver) ran
+ *    after its leader had stepped down and truncated its log (issue 15);
+ *  17461: a learner truncated an entry committed in a later term than the
+ *    stale leader's that told it to (legal Raft; the invariant was too
+ *    strong);
+ *  1680419039: every voter crashed between saving term 1 and appending the
+ *    bootstrap configuration; engine_initialize refused to bootstrap a
+ *    node with a term and no log, so the cluster never got a config;
+ *  1578540666: a learner took term 56 from a removed node's vote request
+ *    and, without check-quorum and pre-vote, ignored its term-55 leader
+ *    without telling it the term, for good;
+ *  32844 (3 voters): a restart dropped a log tail that stopped short of a
+ *    snapshot the state machine had built past it (legal; the checker
+ *    took it for a truncation into the snapshot). */
+Test(sim, pinned_seeds_that_once_failed)
+{
+    static const struct {
+        uint64_t seed;
+        uint32_t voters;
+    } pins[] = {{15210, 0},      {17461, 0},      {49587, 0},
+                {1680419039, 0}, {1578540666, 0}, {32844, 3}};
+    uint64_t failed = 0;
+    for (size_t i = 0; i < sizeof(pins) / sizeof(pins[0]); i++) {
+        sim_options o = {.seed = pins[i].seed, .voters = pins[i].voters};
+        sim_result r;
+        if (!sim_run(&o, &r)) {
+            failed++;
+            cr_log_error("seed %" PRIu64 " step %" PRIu64
+                         ": %s (replay: zraft-sim --seed %" PRIu64
+                         "%s --verbose)",
+                         pins[i].seed, r.step, r.what, pins[i].seed,
+                         pins[i].voters == 3 ? " --voters 3" : "");
+        }
+    }
+    cr_assert_eq(failed, 0, "%" PRIu64 " pinned seeds failed", failed);
+}
+
 /* Runs `seed` with a trace into memory; caller owns the returned string. */
 static char *traced_run(uint64_t seed, sim_result *r)
 {

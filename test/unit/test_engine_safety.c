@@ -208,6 +208,40 @@ Test(safety, append_from_stale_leader_rejected_with_current_term)
     cr_assert_eq(engine_leader(F.e), 3);
 }
 
+/* The same without check-quorum and pre-vote (Figure 2 makes no
+ * exception). etcd stays silent there, counting on the node to campaign
+ * with its higher term; a learner never campaigns, so a learner that took
+ * a term from a vote request (learners must process them: a promoted
+ * learner may not know it yet) would ignore its leader for good (zraft-sim
+ * seed 1578540666: learner n1 at term 56, leader n2 of term 55). */
+Test(safety, stale_leader_told_the_term_without_check_quorum_or_pre_vote)
+{
+    engine_config c;
+    zraft_membership m;
+    const zraft_id v[] = {2, 3, 4}, l[] = {1};
+    fx_config(&c, 1);
+    c.pre_vote = false;
+    c.check_quorum = false;
+    fx_members(&m, v, 3, l, 1);
+    fx_boot_with(&F, &c, &m);
+    cr_assert_eq(fx_role(&F), ROLE_LEARNER);
+    msg vote = fx_vote_req(3, 1, 5, 1, 1, false);
+    fx_recv(&F, &vote);
+    cr_assert_eq(fx_term(&F), 5, "a learner takes the term of a vote request");
+    fx_flush(&F);
+    msg hb = fx_hb(2, 1, 4, 1, 0);
+    fx_recv(&F, &hb);
+    const command *r = fx_sent(&F, MSG_APPEND_RESP, 2);
+    cr_assert_not_null(r, "the stale leader must learn of term 5");
+    cr_assert_eq(r->u.send.term, 5);
+    cr_assert_not(r->u.send.u.append_resp.success);
+    const uint64_t t[] = {4};
+    msg a = fx_append_msg(&F, 2, 4, 1, 1, 1, 1, t);
+    fx_recv(&F, &a);
+    cr_assert_not_null(fx_sent(&F, MSG_APPEND_RESP, 2));
+    cr_assert_eq(fx_count(&F, CMD_APPEND), 0);
+}
+
 /* A follower cannot have matched entries the leader never created; such a
  * claim must not move progress or commit anything. */
 Test(safety, ack_beyond_leader_log_ignored)
@@ -217,6 +251,114 @@ Test(safety, ack_beyond_leader_log_ignored)
     fx_ack(&F, 2, 99);
     cr_assert_eq(engine_matched(F.e, 2), 0);
     cr_assert_lt(fx_committed(&F), 2);
+}
+
+/* ---------------------------------------------- held commands (issue 15) */
+
+/* The seed's does_vote_match, applied to the engine's own output: a
+ * REPLICATE a driver held back (behind an APPLY waiting for the leader's
+ * write, in a one-FIFO driver) must not run after its leader stepped down
+ * and truncated the entries it names (seed 15210: term-2 leader n1 held
+ * REPLICATE (29, 32], stepped down to term 3, truncated at 30). */
+Test(safety, held_replicate_not_current_once_leader_truncated)
+{
+    boot3(true);
+    fx_lead(&F); /* term 2, log [1:1, 2:2], followers pipelining */
+    cr_assert_eq(fx_propose(&F, 3, 8), 0);
+    const command *rp = fx_repl(&F, 2);
+    cr_assert_not_null(rp);
+    command held = *rp;
+    cr_assert_eq(held.u.replicate.term, 2);
+    cr_assert_eq(held.u.replicate.last, 5);
+    cr_assert(engine_command_current(F.e, &held), "still leader of term 2");
+    cr_assert_eq(fx_propose(&F, 1, 8), 0);
+    cr_assert(engine_command_current(F.e, &held), "the log only grew");
+    /* A term-3 leader whose log diverges at 3: truncate, append 3:3. */
+    const uint64_t t3[] = {3};
+    msg a = fx_append_msg(&F, 3, 3, 2, 2, 1, 1, t3);
+    fx_recv(&F, &a);
+    cr_assert_not_null(fx_find(&F, CMD_TRUNCATE));
+    cr_assert_eq(fx_last(&F), 3, "entries 4..5 the REPLICATE names are gone");
+    cr_assert_not(engine_command_current(F.e, &held));
+    /* What the follower emitted for the new leader stays good. */
+    const command *ack = fx_sent(&F, MSG_APPEND_RESP, 3);
+    cr_assert_not_null(ack);
+    cr_assert_gt(ack->wait_io, 0);
+    cr_assert(engine_command_current(F.e, ack));
+}
+
+/* Thesis §6.2: a leader that steps down keeps its term; its held
+ * heartbeats, snapshots and TimeoutNow die with the leadership all the
+ * same (a node leads at most once per term). */
+Test(safety, held_leader_sends_not_current_after_step_down_in_same_term)
+{
+    engine_config c;
+    zraft_membership m;
+    fx_config(&c, 1);
+    fx_members_n(&m, 3);
+    fx_boot_with(&F, &c, &m);
+    fx_lead(&F);
+    uint64_t term = fx_term(&F);
+    const command *hb = NULL;
+    while (hb == NULL) {
+        fx_tick(&F, 1);
+        hb = fx_sent(&F, MSG_HEARTBEAT, 2);
+    }
+    command held_hb = *hb;
+    command held_snap = {.type = CMD_SEND_SNAPSHOT};
+    held_snap.u.send_snapshot.to = 3;
+    held_snap.u.send_snapshot.term = term;
+    cr_assert(engine_command_current(F.e, &held_hb));
+    cr_assert(engine_command_current(F.e, &held_snap));
+    for (int ms = 0; ms <= 2 * FX_ELECTION_MAX && fx_role(&F) == ROLE_LEADER;
+         ms++) {
+        fx_tick(&F, 1);
+    }
+    cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
+    cr_assert_eq(fx_term(&F), term);
+    cr_assert_not(engine_command_current(F.e, &held_hb));
+    cr_assert_not(engine_command_current(F.e, &held_snap));
+}
+
+/* A candidate's vote requests wait for its own vote to be durable; if it
+ * has moved to a later term meanwhile they speak for a candidacy that is
+ * over. */
+Test(safety, held_vote_request_not_current_after_term_change)
+{
+    boot3(false);
+    cr_assert(fx_tick_until_role(&F, ROLE_CANDIDATE, FX_ELECTION_MAX));
+    const command *v = fx_sent(&F, MSG_VOTE, 2);
+    cr_assert_not_null(v);
+    cr_assert_gt(v->wait_io, 0);
+    command held = *v;
+    cr_assert(engine_command_current(F.e, &held));
+    msg a = fx_append_msg(&F, 3, fx_term(&F) + 1, 1, 1, 1, 0, NULL);
+    fx_recv(&F, &a);
+    cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
+    cr_assert_not(engine_command_current(F.e, &held));
+}
+
+/* Replies and local work outlive a term change: an acknowledgement of
+ * entries made durable in term 2 is still true (Raft takes it as a delayed
+ * message), and an APPLY of committed entries is owed whatever the role. */
+Test(safety, held_replies_and_apply_stay_current_across_terms)
+{
+    boot3(true);
+    const uint64_t t[] = {2, 2};
+    msg a = fx_append_msg(&F, 2, 2, 1, 1, 2, 2, t);
+    fx_recv(&F, &a);
+    const command *ack = fx_sent(&F, MSG_APPEND_RESP, 2);
+    const command *ap = fx_find(&F, CMD_APPLY);
+    cr_assert_not_null(ack);
+    cr_assert_not_null(ap);
+    command held_ack = *ack, held_apply = *ap;
+    const uint64_t t3[] = {3};
+    msg b = fx_append_msg(&F, 3, 3, 2, 2, 2, 1, t3);
+    fx_recv(&F, &b);
+    cr_assert_not_null(fx_find(&F, CMD_TRUNCATE));
+    cr_assert_eq(fx_term(&F), 3);
+    cr_assert(engine_command_current(F.e, &held_ack));
+    cr_assert(engine_command_current(F.e, &held_apply));
 }
 
 /* -------------------------------------------------------- restart */
@@ -338,4 +480,79 @@ Test(safety, restart_from_snapshot_keeps_tail_and_commit)
     cr_assert_eq(err, ZRAFT_ECOMPACTED);
     cr_assert_eq(engine_membership(F.e)->n, 3);
     cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
+}
+
+/* -------------------------------------------------------- bootstrap */
+
+/* A node restarted with only `term` durable (vote none), no log. */
+static void restarted_empty(uint64_t term)
+{
+    engine_config c;
+    fx_config(&c, 1);
+    memset(&F, 0, sizeof(F));
+    F.c = c;
+    F.e = engine_new(&c);
+    cr_assert_not_null(F.e);
+    engine_restore_vote(F.e, term, 0, 0);
+    fx_begin(&F);
+    engine_start(F.e, 0, 0);
+    fx_end(&F);
+}
+
+/* Bootstrapping saves term 1 and then appends the first configuration. A
+ * node that crashed between the two flushes has term 1 and no log: it must
+ * be able to bootstrap again, or a cluster whose voters all crashed there
+ * never gets a configuration (found by zraft-sim, seed 1680419039). The
+ * durable term is kept, never lowered (§5.1). */
+Test(safety, bootstrap_again_after_crash_between_term_and_entry)
+{
+    restarted_empty(1);
+    zraft_membership m;
+    fx_members_n(&m, 3);
+    fx_begin(&F);
+    cr_assert_eq(engine_initialize(F.e, &m), 0);
+    fx_end(&F);
+    cr_assert_eq(fx_count(&F, CMD_SAVE_VOTE), 0, "term 1 is durable already");
+    const command *ap = fx_find(&F, CMD_APPEND);
+    cr_assert_not_null(ap);
+    cr_assert_eq(ap->u.append.n, 1);
+    cr_assert_eq(ap->u.append.entries[0].id.index, 1);
+    cr_assert_eq(ap->u.append.entries[0].id.term, 1);
+    cr_assert_eq(ap->u.append.entries[0].type, ZRAFT_ENTRY_MEMBERSHIP);
+    cr_assert_eq(fx_term(&F), 1);
+    cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
+    cr_assert_eq(engine_membership(F.e)->n, 3);
+}
+
+/* Same after a later term was saved (a vote request heard before the
+ * crash): the bootstrap entry is still 1/1, the term stays. */
+Test(safety, bootstrap_again_keeps_a_higher_durable_term)
+{
+    restarted_empty(4);
+    zraft_membership m;
+    fx_members_n(&m, 3);
+    fx_begin(&F);
+    cr_assert_eq(engine_initialize(F.e, &m), 0);
+    fx_end(&F);
+    cr_assert_eq(fx_count(&F, CMD_SAVE_VOTE), 0);
+    cr_assert_eq(fx_find(&F, CMD_APPEND)->u.append.entries[0].id.term, 1);
+    cr_assert_eq(fx_term(&F), 4);
+}
+
+/* A node that holds any entry (or a snapshot) has state: EBUSY. */
+Test(safety, bootstrap_refused_once_the_log_has_an_entry)
+{
+    restarted(3);
+    zraft_membership m;
+    fx_members_n(&m, 3);
+    fx_begin(&F);
+    cr_assert_eq(engine_initialize(F.e, &m), ZRAFT_EBUSY);
+    fx_end(&F);
+    cr_assert_eq(fx_count(&F, CMD_APPEND), 0);
+    fx_close(&F);
+    fx_boot(&F, 1, 3);
+    fx_begin(&F);
+    cr_assert_eq(engine_initialize(F.e, &m), ZRAFT_EBUSY,
+                 "a second bootstrap in one life");
+    fx_end(&F);
 }
