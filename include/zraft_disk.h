@@ -19,15 +19,26 @@ typedef struct {
     /* Tests: on destroy, drop every byte not yet synced, as a power cut
      * would. */
     bool crash_on_destroy;
+    /* Tests: write at most this many bytes per write call, as a signal or
+     * the kernel's 2 GiB cap would (0: no limit). */
+    uint32_t max_write_bytes;
+    /* Tests: reset() stops after its Nth durable step (1: the purge point
+     * recorded in meta; 2, 3, ...: each segment deleted, newest first) and
+     * fails with ZRAFT_EIO, leaving the directory as a crash there would
+     * (0: never). */
+    uint32_t crash_reset_at;
 } zraft_disk_options;
 
 void zraft_disk_options_default(zraft_disk_options *o);
 
-/* Opens (creating if needed) the storage in `dir` and recovers it: verifies
- * every record's CRC, cuts a torn tail off the last segment (reported on
- * stderr) and refuses corruption anywhere else with ZRAFT_ECORRUPT and a
- * message naming the file and offset in `why`. Caller owns the result
- * (zraft_storage_free). */
+/* Opens (creating if needed, and syncing new directories in their parents)
+ * the storage in `dir` and recovers it: verifies every record's CRC, cuts a
+ * torn tail - damage after everything the log shows was ever synced, with
+ * no intact record after it - off the last segment (reported on stderr),
+ * and refuses any other damage, or a log shorter than what was synced, with
+ * ZRAFT_ECORRUPT and a message naming the file and offset in `why`; then
+ * syncs everything it read before reporting it (docs/storage.md,
+ * "Recovery"). Caller owns the result (zraft_storage_free). */
 zraft_storage *zraft_storage_disk_new(const char *dir,
                                       const zraft_disk_options *o, int *err,
                                       char *why, size_t whylen);

@@ -21,7 +21,8 @@ extern "C" {
 typedef struct {
     uint64_t term;        /* persisted current term */
     zraft_id voted_for;   /* persisted vote in `term` (0: none) */
-    uint64_t committed;   /* persisted commit index (may lag the real one) */
+    uint64_t committed;   /* persisted commit index (may lag the real one;
+                             never below the snapshot's index) */
     uint64_t first_index; /* oldest entry in the log (last_index+1 if empty) */
     zraft_log_id last_log_id; /* newest entry (or the snapshot's if empty) */
     bool has_snapshot;
@@ -36,7 +37,8 @@ struct zraft_storage {
     int (*load)(void *ctx, zraft_storage_state *out);
 
     /* Persists (term, vote, committed) atomically and durably before it
-     * returns. Called by the log writer only. */
+     * returns; the committed index never goes backwards (a lower one keeps
+     * the stored one). Called by the log writer only. */
     int (*save_state)(void *ctx, uint64_t term, zraft_id voted_for,
                       uint64_t committed);
 
@@ -61,7 +63,14 @@ struct zraft_storage {
                zraft_entry *out, size_t *n);
 
     /* Stores a complete snapshot durably (temp file + rename), replacing the
-     * previous one. Takes a reference to `data` if it keeps it. */
+     * previous one unless that one is newer: a snapshot whose last index is
+     * below the stored one's is not stored and the call returns
+     * ZRAFT_ESUPERSEDED (the state machine's own snapshot that lost the race
+     * with an installed newer one; not a failure: drop it, the stored one
+     * stays). The same index replaces it. ZRAFT_EINVAL for a membership
+     * that zraft_membership_decode() would refuse. Takes a reference to
+     * `data` if it keeps it. Called by the state machine worker and the log
+     * writer; saves are serialized. */
     int (*snapshot_save)(void *ctx, const zraft_snapshot_meta *meta,
                          zraft_buf *data);
     /* The latest snapshot; caller owns the returned reference.
@@ -69,7 +78,10 @@ struct zraft_storage {
     int (*snapshot_load)(void *ctx, zraft_snapshot_meta *meta,
                          zraft_buf **data);
     /* Replaces the whole log by an installed snapshot: deletes every entry
-     * (a follower that installs a snapshot discards its log, §7). */
+     * (a follower that installs a snapshot discards its log, §7) and raises
+     * the committed index to snapshot_last. Requires the snapshot saved
+     * first (snapshot_save returned 0): ZRAFT_EINVAL if no stored snapshot
+     * covers snapshot_last. Log writer only. */
     int (*reset)(void *ctx, zraft_log_id snapshot_last);
 
     /* Frees the storage (after the node is destroyed). */

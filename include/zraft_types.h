@@ -36,7 +36,8 @@ extern "C" {
     X(TRANSFER, -15, "leadership transfer in progress")                        \
     X(UNAVAILABLE, -16, "node is unavailable (stopped after a fatal error)")   \
     X(NOTMEMBER, -17, "node is not a member of the configuration")             \
-    X(AGAIN, -18, "resource temporarily unavailable, try again")
+    X(AGAIN, -18, "resource temporarily unavailable, try again")               \
+    X(SUPERSEDED, -19, "a newer snapshot is already stored")
 
 enum {
     ZRAFT_OK = 0,
