@@ -15,7 +15,9 @@
  *  - A command with `wait_io` > 0 must not run before engine_io_flushed() has
  *    reported at least `wait_io`. The driver holds such commands back, in
  *    order, and must not reorder a later command of the same kind of output
- *    (sends to one peer) ahead of it.
+ *    (sends to one peer) ahead of it. Exception: a HEARTBEAT_RESP with no
+ *    wait_io may overtake held sends (it claims nothing about the log; etcd
+ *    likewise sends heartbeat responses without waiting for storage).
  *  - APPLY(upto) asks the state machine to apply every committed entry up to
  *    `upto`; the driver reports progress with engine_applied(). An APPLY
  *    whose entries are already covered by the state machine (applied >= the
