@@ -241,16 +241,27 @@ static bool p_snapshot(const zraft_metrics *m, void *arg)
     return m->snapshot_index >= ((at_least *)arg)->index;
 }
 
-TestSuite(bigsnap, .init = tmpdir_setup, .fini = tmpdir_teardown);
+static bool p_sent(const zraft_metrics *m, void *arg)
+{
+    return m->snapshot_bytes_sent >= ((at_least *)arg)->index;
+}
 
-Test(bigsnap, down_follower_catches_up_by_200mb_snapshot_over_slow_link,
-     .timeout = 600)
+/* Snapshot size in MB for this run. */
+static uint64_t s_size_mb(void)
 {
     uint64_t mb = UNDER_ASAN ? 48 : 200;
     const char *env = getenv("ZRAFT_TEST_SNAPSHOT_MB");
     if (env != NULL && atoi(env) > 0) {
         mb = (uint64_t)atoi(env);
     }
+    return mb;
+}
+
+/* Three nodes on disk; a follower goes down, the leader writes on,
+ * snapshots (`mb` MB) and purges what the follower misses. Returns the
+ * last index written; *l is the leader, *f the follower (down). */
+static uint64_t s_setup(cluster *c, uint64_t mb, zraft_id *l, zraft_id *f)
+{
     for (int i = 1; i <= 3; i++) {
         pthread_mutex_init(&G[i].lock, NULL);
         G[i].size = mb * MB;
@@ -258,33 +269,43 @@ Test(bigsnap, down_follower_catches_up_by_200mb_snapshot_over_slow_link,
         atomic_store(&G[i].restored, 0);
         atomic_store(&G[i].bad, 0);
     }
-    cluster c;
-    memset(&c, 0, sizeof c);
-    c.disk_dir = dir;
-    c.snapshot_keep = 2; /* snapshots only on request: one per node */
-    c.make_fsm = g_make;
-    cl_start(&c, 3);
+    memset(c, 0, sizeof(*c));
+    c->disk_dir = dir;
+    c->snapshot_keep = 2; /* snapshots only on request: one per node */
+    c->make_fsm = g_make;
+    cl_start(c, 3);
     zraft_log_id last = {0, 0};
     for (uint64_t w = 1; w <= 10; w++) {
-        last = cl_write_any(&c, w, 0);
+        last = cl_write_any(c, w, 0);
     }
-    cl_wait_applied(&c, last.index);
-    zraft_id l = cl_leader(&c);
-    zraft_id f = l == 1 ? 2 : 1;
-    cl_stop_node(&c, f);
+    cl_wait_applied(c, last.index);
+    *l = cl_leader(c);
+    *f = *l == 1 ? 2 : 1;
+    cl_stop_node(c, *f);
     for (uint64_t w = 11; w <= 40; w++) {
-        last = cl_write_any(&c, w, f);
+        last = cl_write_any(c, w, *f);
     }
-    cl_wait_applied_except(&c, last.index, f);
-    /* The leader snapshots and purges what the follower is missing. */
-    cr_assert_eq(zraft_trigger_snapshot(c.nodes[l]), 0);
+    cl_wait_applied_except(c, last.index, *f);
+    cr_assert_eq(zraft_trigger_snapshot(c->nodes[*l]), 0);
     at_least snap = {last.index};
-    cr_assert_eq(zraft_wait(c.nodes[l], p_snapshot, &snap, 120000), 0,
+    cr_assert_eq(zraft_wait(c->nodes[*l], p_snapshot, &snap, 120000), 0,
                  "the leader built no snapshot");
     for (uint64_t w = 41; w <= 45; w++) {
-        last = cl_write_any(&c, w, f);
+        last = cl_write_any(c, w, *f);
     }
-    cl_wait_applied_except(&c, last.index, f);
+    cl_wait_applied_except(c, last.index, *f);
+    return last.index;
+}
+
+TestSuite(bigsnap, .init = tmpdir_setup, .fini = tmpdir_teardown);
+
+Test(bigsnap, down_follower_catches_up_by_200mb_snapshot_over_slow_link,
+     .timeout = 600)
+{
+    uint64_t mb = s_size_mb();
+    cluster c;
+    zraft_id l, f;
+    zraft_log_id last = {0, s_setup(&c, mb, &l, &f)};
     zraft_metrics lm;
     zraft_metrics_get(c.nodes[l], &lm);
     cr_assert_eq(lm.role_code, 3);
@@ -368,6 +389,33 @@ Test(bigsnap, down_follower_catches_up_by_200mb_snapshot_over_slow_link,
                          hwm / 1024 - base_rss / 1024);
         }
     }
+    zraft_network_heal(c.net);
+    cl_stop(&c);
+}
+
+/* Item 7 of issue 10: the core joins its streams when it stops leading (or
+ * the node stops), and a stream in the middle of a large transfer answers
+ * at once: it sends at most a window per turn of its loop. */
+Test(bigsnap, leader_stops_promptly_in_the_middle_of_a_transfer, .timeout = 600)
+{
+    uint64_t mb = s_size_mb();
+    cluster c;
+    zraft_id l, f;
+    s_setup(&c, mb, &l, &f);
+    zraft_network_delay(c.net, l, f, 50);
+    zraft_network_delay(c.net, f, l, 50);
+    cl_start_node(&c, f);
+    at_least quarter = {mb * MB / 4};
+    cr_assert_eq(zraft_wait(c.nodes[l], p_sent, &quarter, 120000), 0,
+                 "the transfer did not start");
+    uint64_t t0 = s_now_ms();
+    cl_stop_node(&c, l);
+    uint64_t took = s_now_ms() - t0;
+    fprintf(stderr,
+            "bigsnap: leader stopped in %llu ms during a %llu MB transfer\n",
+            (unsigned long long)took, (unsigned long long)mb);
+    cr_assert_lt(took, 1000, "stopping the leader took %llu ms",
+                 (unsigned long long)took);
     zraft_network_heal(c.net);
     cl_stop(&c);
 }
