@@ -258,6 +258,7 @@ typedef struct {
     codec_arena arena;
     codec_assembler snap; /* router: the transfer being received */
     scratch file;         /* ... and its bytes */
+    uint64_t snap_seen;   /* when its last chunk arrived */
     codec_sink sink;
     snapshot_meta snap_meta;
     delayed *q; /* in arrival order */
@@ -333,8 +334,9 @@ static void s_ack(inbox *in, const msg *chunk, const codec_chunk *ch,
 /* Stores the chunk just decoded into *out, acknowledges it, and when it
  * completes its transfer puts the whole snapshot (mapped) in *out. 1: *out
  * ready. */
-static int inbox_chunk(inbox *in, msg *out)
+static int inbox_chunk(inbox *in, msg *out, uint64_t now)
 {
+    in->snap_seen = now;
     codec_chunk ch = in->arena.chunk;
     ch.bytes = NULL; /* released below; only the position is used after */
     int rv = codec_assembler_add(&in->snap, out, &in->arena.chunk);
@@ -415,11 +417,19 @@ static int inbox_take(inbox *in, const unsigned char *f, size_t len, msg *out,
         codec_msg_release(out); /* snapshots are requests, not replies */
         return 0;
     }
-    return inbox_chunk(in, out);
+    return inbox_chunk(in, out, now);
 }
+
+/* A partial transfer nobody continues for this long is dropped with its
+ * file (its sender gave up long before; a new one starts from 0). */
+#define PARTIAL_TTL_MS (300u * 1000u)
 
 static int inbox_recv(inbox *in, msg *out, uint64_t now)
 {
+    if (in->snap.active && !in->snap.taken &&
+        now - in->snap_seen > PARTIAL_TTL_MS) {
+        codec_assembler_reset(&in->snap);
+    }
     /* Delayed frames first: the earliest arrival that is due, so that one
      * link's frames (all delayed alike) keep their order. */
     for (;;) {

@@ -74,7 +74,8 @@ static void s_progress(snapsend *x, uint64_t to, uint64_t now_ms)
 int snapsend_pump(snapsend *x, rpc_conn *k, uint64_t now_ms)
 {
     x->head.u.snapshot.meta = &x->meta;
-    while (snapsend_can_send(x)) {
+    uint64_t budget = x->window; /* per call, acknowledged or not */
+    while (snapsend_can_send(x) && budget > 0) {
         uint64_t left = x->total - x->next;
         codec_chunk ch;
         memset(&ch, 0, sizeof ch);
@@ -93,6 +94,7 @@ int snapsend_pump(snapsend *x, rpc_conn *k, uint64_t now_ms)
             return rv;
         }
         x->bytes_sent += ch.len;
+        budget = ch.len < budget ? budget - ch.len : 0;
         if (x->next < x->high) {
             uint64_t again = x->high - x->next;
             x->resent += again < ch.len ? again : ch.len;

@@ -99,9 +99,10 @@ static void turn(rig *r)
     zmq_pollitem_t it[2] = {{rpc_server_socket(r->srv), 0, ZMQ_POLLIN, 0},
                             {rpc_conn_socket(r->conn), 0, ZMQ_POLLIN, 0}};
     zmq_poll(it, 2, 2);
-    uint64_t now = s_now();
+    uint64_t now = s_now(), before = r->x.bytes_sent;
     int rv = snapsend_pump(&r->x, r->conn, now);
     cr_assert(rv == 0 || rv == ZRAFT_EAGAIN, "pump: %s", zraft_strerror(rv));
+    cr_assert_leq(r->x.bytes_sent - before, WINDOW, "a window per turn");
     if (r->x.next - r->x.acked > r->max_in_flight) {
         r->max_in_flight = r->x.next - r->x.acked;
     }
@@ -298,5 +299,19 @@ Test(snapshot_stream, stale_term_is_aborted_by_the_receiver)
     }
     cr_assert_eq(rv, ZRAFT_EUNAVAILABLE);
     cr_assert_eq(r.x.state, SNAPSEND_IDLE);
+    rig_fini(&r);
+}
+
+Test(snapshot_stream, partial_transfer_left_alone_is_dropped)
+{
+    rig r;
+    rig_init(&r, CODEC_VERSION);
+    run_until_acked(&r, TOTAL / 2);
+    /* Five minutes without a chunk (the receiver is told the time). */
+    msg m;
+    cr_assert_eq(rpc_server_recv(r.srv, &m, s_now() + 301000), 0);
+    finish(&r);
+    cr_assert_geq(r.x.bytes_sent, TOTAL + TOTAL / 2,
+                  "the sender starts again from zero");
     rig_fini(&r);
 }
