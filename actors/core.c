@@ -509,7 +509,12 @@ static void s_commands(core *c)
         if (k->type == CMD_ROLE) {
             continue; /* published below */
         }
-        if (k->wait_io > c->flushed || s_lane_busy(c, s_lane(k))) {
+        /* A heartbeat reply claims nothing about the log, so it does not
+         * queue behind replies held for a durable write: a follower whose
+         * log writer installs a large snapshot keeps answering, and its
+         * leader keeps counting it (check-quorum, read-index). */
+        bool hb = k->type == CMD_SEND && k->u.send.type == MSG_HEARTBEAT_RESP;
+        if (k->wait_io > c->flushed || (!hb && s_lane_busy(c, s_lane(k)))) {
             s_hold(c, k);
         } else {
             s_run(c, k);

@@ -9,13 +9,23 @@
  * reply to the core as UpdateReplicationMatched tagged with the term it was
  * sent under, so the core can drop reports of an older session. A slow or
  * dead follower only ever fills this stream's socket: sends never block,
- * and what cannot be sent is reported as unreachable. */
+ * and what cannot be sent is reported as unreachable.
+ *
+ * Snapshots go out as a chunked stream (transport/snapsend.h): one
+ * SEND_SNAPSHOT from the core starts a transfer read from the stored
+ * snapshot (a mapping of its file), and every turn of the loop sends at
+ * most a window of chunks, so heartbeats and AppendEntries keep flowing
+ * and STOP is answered within a turn. The follower acknowledges each chunk;
+ * a transfer survives reconnects and resumes at the follower's offset. The
+ * engine asks again while the transfer runs (its retry timer): that
+ * continues the transfer, it does not restart it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "actors/node_int.h"
+#include "transport/snapsend.h"
 
 struct repl {
     zraft_node *n;
@@ -32,6 +42,12 @@ typedef struct {
     uint64_t term; /* session: term of the last request sent */
     zraft_entry *ents;
     size_t cap;
+    uint64_t stale_ms;    /* nothing heard for this long: reconnect */
+    snapsend snap;        /* the snapshot transfer to the target */
+    uint64_t snap_ids;    /* transfer ids: unique per stream and term */
+    uint64_t snap_retry;  /* after an aborted transfer, none before this */
+    uint64_t snap_pub_ms; /* metrics last published */
+    uint64_t pub_sent, pub_resent; /* ... with these counts */
 } stream;
 
 static void s_report(stream *s, int err)
@@ -118,30 +134,113 @@ static void s_update(stream *s, const amsg *u)
     }
 }
 
-static void s_snapshot(stream *s, uint64_t term)
+/* How long a follower that holds a whole snapshot may take to install it
+ * (write it to its store, restore its state machine) before a new request
+ * sends it again: a few reconnect timeouts, plus 1 ms per 64 KiB. */
+static uint64_t s_install_wait(const stream *s)
+{
+    return 4 * s->stale_ms + (s->snap.total >> 16);
+}
+
+/* CMD_SEND_SNAPSHOT: start a transfer of the stored snapshot, unless one
+ * to the same target in this term is running or being installed. */
+static void s_snapshot(stream *s, uint64_t term, uint64_t now)
 {
     zraft_node *n = s->r->n;
+    snapsend *x = &s->snap;
     s->term = term;
-    snapshot_meta *meta = malloc(sizeof(*meta));
+    if (x->state == SNAPSEND_SENDING && x->head.term == term) {
+        return;
+    }
+    if (x->state == SNAPSEND_SENT && x->head.term == term &&
+        now - x->done_ms < s_install_wait(s)) {
+        return;
+    }
+    if (now < s->snap_retry) {
+        return;
+    }
+    snapshot_meta meta;
     zraft_buf *data = NULL;
-    if (meta == NULL || n->st->snapshot_load(n->st->ctx, meta, &data) != 0) {
-        free(meta);
+    if (n->st->snapshot_load(n->st->ctx, &meta, &data) != 0) {
         s_report(s, ZRAFT_ENOTFOUND);
         return;
     }
-    msg m;
-    memset(&m, 0, sizeof m);
-    m.type = MSG_SNAPSHOT;
-    m.from = n->cfg.id;
-    m.to = s->r->target;
-    m.term = term;
-    m.u.snapshot.meta = meta;
-    m.u.snapshot.data = data;
-    int rv = rpc_conn_send(s->conn, &m);
+    snapsend_start(x, n->cfg.id, s->r->target, term, &meta, data, ++s->snap_ids,
+                   now);
     zraft_buf_unref(data);
-    free(meta);
-    if (rv != 0) {
-        s_report(s, rv);
+}
+
+static void s_pub_fn(zraft_metrics *m, void *arg)
+{
+    const uint64_t *d = arg;
+    m->snapshot_bytes_sent += d[0];
+    m->snapshot_bytes_resent += d[1];
+}
+
+/* Adds what the transfer sent to the node's metrics, at most every 100 ms
+ * while it runs. */
+static void s_publish(stream *s, uint64_t now, bool force)
+{
+    uint64_t d[2] = {s->snap.bytes_sent - s->pub_sent,
+                     s->snap.resent - s->pub_resent};
+    if (d[0] == 0 || (!force && now - s->snap_pub_ms < 100)) {
+        return;
+    }
+    node_metrics_update(s->r->n, s_pub_fn, d);
+    s->pub_sent = s->snap.bytes_sent;
+    s->pub_resent = s->snap.resent;
+    s->snap_pub_ms = now;
+}
+
+/* One turn of the snapshot transfer: a transfer that made no progress for
+ * long is given up (the core asks again), one that stalled resends from
+ * the acknowledged offset, then at most a window of chunks goes out.
+ * Returns true when chunks wait for room in the socket. */
+static bool s_snap_turn(stream *s, uint64_t now)
+{
+    snapsend *x = &s->snap;
+    if (x->state == SNAPSEND_SENDING && now - x->moved_ms > 50 * s->stale_ms) {
+        snapsend_stop(x);
+        s_report(s, ZRAFT_ETIMEDOUT);
+    }
+    snapsend_tick(x, now, s->stale_ms);
+    bool blocked = false;
+    if (s->conn != NULL && snapsend_can_send(x)) {
+        int rv = snapsend_pump(x, s->conn, now);
+        blocked = rv == ZRAFT_EAGAIN;
+        if (rv != 0 && !blocked) {
+            s_report(s, rv);
+        }
+    }
+    s_publish(s, now, x->state != SNAPSEND_SENDING);
+    return blocked;
+}
+
+/* A reply on the stream's connection. */
+static void s_reply(stream *s, msg *resp, uint64_t now)
+{
+    if (resp->type == CODEC_MSG_SNAPSHOT_ACK) {
+        int rv = snapsend_ack(&s->snap, resp->term, rpc_conn_ack(s->conn), now);
+        if (rv < 0) {
+            /* The follower refuses this transfer: the core asks again
+             * later, not at once. */
+            s->snap_retry = now + s->stale_ms;
+            s_report(s, rv);
+        }
+        return;
+    }
+    if (resp->type == MSG_SNAPSHOT_RESP && s->snap.state == SNAPSEND_SENT) {
+        snapsend_stop(&s->snap); /* installed (or refused): done */
+    }
+    if (resp->type == MSG_APPEND_RESP || resp->type == MSG_HEARTBEAT_RESP ||
+        resp->type == MSG_SNAPSHOT_RESP) {
+        amsg out;
+        memset(&out, 0, sizeof out);
+        out.type = AM_REPL_MATCHED;
+        out.u.matched.target = s->r->target;
+        out.u.matched.vote_term = s->term;
+        out.u.matched.resp = *resp;
+        actor_send(s->push_core, &out);
     }
 }
 
@@ -153,6 +252,10 @@ static void s_body(actor *a, void *arg)
     memset(&s, 0, sizeof s);
     s.r = r;
     s.push_core = actor_connect(n->zctx, n->ep_core);
+    s.stale_ms = 2ull * n->cfg.election_timeout_max_ms;
+    snapsend_init(&s.snap, &n->rpc);
+    /* Transfer ids differ from any earlier stream's to this target. */
+    s.snap_ids = actor_now_us() << 16;
     char ep[160];
     s.conn = NULL;
     if (rpc_peer_endpoint(&n->rpc, r->target, r->addr, false, ep, sizeof ep) ==
@@ -160,7 +263,7 @@ static void s_body(actor *a, void *arg)
         s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep, RPC_KIND_REPL);
     }
     uint64_t next_addr_check = 0;
-    bool stop = false;
+    bool stop = false, blocked = false;
     while (!stop) {
         zmq_pollitem_t items[2] = {
             {a->mailbox, 0, ZMQ_POLLIN, 0},
@@ -169,6 +272,9 @@ static void s_body(actor *a, void *arg)
         uint64_t now = actor_now_ms();
         long timeout =
             due == UINT64_MAX ? 100 : (due > now ? (long)(due - now) : 0);
+        if (blocked && timeout > 10) {
+            timeout = 10; /* chunks wait for room in the socket */
+        }
         zmq_poll(items, s.conn ? 2 : 1, timeout);
         now = actor_now_ms();
         amsg m;
@@ -188,16 +294,19 @@ static void s_body(actor *a, void *arg)
                     s_report(&s, ZRAFT_EAGAIN);
                 }
             } else if (m.type == AM_REPL_SNAPSHOT) {
-                s_snapshot(&s, m.u.repl_snapshot.term);
+                s_snapshot(&s, m.u.repl_snapshot.term, now);
             }
+        }
+        if (stop) {
+            break;
         }
         /* A connection that hears nothing back is recreated (a restarted
          * inproc peer; a peer that may have moved: its name is looked up
          * again), as is one whose peer's name now resolves elsewhere; one
-         * that could not be made (no address yet) is retried every turn. */
-        bool stale =
-            s.conn == NULL ||
-            rpc_conn_stale(s.conn, now, 2ull * n->cfg.election_timeout_max_ms);
+         * that could not be made (no address yet) is retried every turn.
+         * What was in flight on it is lost: a transfer resumes from the
+         * follower's last acknowledgement. */
+        bool stale = s.conn == NULL || rpc_conn_stale(s.conn, now, s.stale_ms);
         char ep2[sizeof ep];
         if (stale) {
             rpc_conn_destroy(&s.conn);
@@ -206,6 +315,7 @@ static void s_body(actor *a, void *arg)
                 s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep,
                                       RPC_KIND_REPL);
             }
+            snapsend_reconnected(&s.snap);
             next_addr_check = now + 100;
         } else if (now >= next_addr_check) {
             next_addr_check = now + 100;
@@ -216,24 +326,18 @@ static void s_body(actor *a, void *arg)
                 rpc_conn_destroy(&s.conn);
                 s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep,
                                       RPC_KIND_REPL);
+                snapsend_reconnected(&s.snap);
             }
         }
         msg resp;
-        while (!stop && s.conn && rpc_conn_recv(s.conn, &resp, now) == 1) {
-            amsg out;
-            memset(&out, 0, sizeof out);
-            out.type = AM_REPL_MATCHED;
-            out.u.matched.target = r->target;
-            out.u.matched.vote_term = s.term;
-            out.u.matched.resp = resp;
-            if (resp.type == MSG_APPEND_RESP ||
-                resp.type == MSG_HEARTBEAT_RESP ||
-                resp.type == MSG_SNAPSHOT_RESP) {
-                actor_send(s.push_core, &out);
-            }
+        while (s.conn && rpc_conn_recv(s.conn, &resp, now) == 1) {
+            s_reply(&s, &resp, now);
             codec_msg_release(&resp);
         }
+        blocked = s_snap_turn(&s, now);
     }
+    s_publish(&s, actor_now_ms(), true);
+    snapsend_stop(&s.snap);
     rpc_conn_destroy(&s.conn);
     zmq_close(s.push_core);
     free(s.ents);

@@ -15,7 +15,9 @@
  *  - A command with `wait_io` > 0 must not run before engine_io_flushed() has
  *    reported at least `wait_io`. The driver holds such commands back, in
  *    order, and must not reorder a later command of the same kind of output
- *    (sends to one peer) ahead of it.
+ *    (sends to one peer) ahead of it. Exception: a HEARTBEAT_RESP with no
+ *    wait_io may overtake held sends (it claims nothing about the log; etcd
+ *    likewise sends heartbeat responses without waiting for storage).
  *  - A command held back past the event that produced it (for its own
  *    wait_io or behind another one) runs only if engine_command_current()
  *    still says yes when it is released; otherwise the driver drops it. A

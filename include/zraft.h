@@ -65,7 +65,17 @@ typedef struct {
     uint64_t snapshot_keep_entries; /* log kept below a snapshot */
     uint32_t max_batch;             /* client writes per engine batch */
     const char *secret; /* shared cluster secret: HMAC every frame (NULL) */
-    uint64_t seed;      /* election PRNG seed (0: from id and time) */
+    /* Where snapshots being received are written (NULL: $TMPDIR, else
+     * /tmp). Use a directory on the data disk: a transfer needs room for
+     * the whole snapshot. The files have no name (or lose it at once), so
+     * nothing is left behind by a crash. Copied at zraft_node_new(). */
+    const char *scratch_dir;
+    /* Wire format version this node sends (docs/wire.md, Versioning):
+     * 0 for the newest (2). Set 1 while a cluster is upgraded from
+     * version 1 nodes; snapshots then go without chunk acknowledgements
+     * (no flow control, no resume). */
+    uint8_t wire_version;
+    uint64_t seed; /* election PRNG seed (0: from id and time) */
 } zraft_config;
 
 /* Defaults for node `id`: 150-300 ms elections, 50 ms heartbeats,
@@ -176,6 +186,11 @@ typedef struct {
     uint64_t fsync_us_total;
     uint64_t fsync_hist[16]; /* syncs with duration < 2^(i+4) us */
     int fatal;               /* non-zero: the node stopped on this error */
+    /* Snapshot chunk bytes this node sent as leader (resends included),
+     * and how many of them were sent again (after a reconnect or a loss;
+     * a transfer resumes where the follower's acknowledgements say). */
+    uint64_t snapshot_bytes_sent;
+    uint64_t snapshot_bytes_resent;
 } zraft_metrics;
 
 /* A consistent snapshot of the node's state. */

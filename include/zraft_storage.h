@@ -104,6 +104,26 @@ struct zraft_fsm {
     void (*destroy)(void *ctx);
 };
 
+/* Snapshots larger than memory. A state machine may return from snapshot()
+ * a buffer made by zraft_buf_map() over a file it wrote, and restore() may
+ * receive one (a snapshot received from the leader is one, as is what the
+ * disk storage's snapshot_load() returns): zraft reads such buffers in
+ * pieces and drops each piece's pages when done, so that no thread holds a
+ * whole snapshot in memory. */
+
+/* A new buffer (one reference, caller owns it) over `len` bytes of the file
+ * `fd` from `offset`, mapped read-only and shared, flagged ZRAFT_BUF_MAPPED.
+ * The mapping keeps the file alive: `fd` may be closed and the file unlinked
+ * at once. The file must not be truncated or written while the buffer
+ * lives. `len` 0 gives an ordinary empty buffer. ZRAFT_EIO (or
+ * ZRAFT_ENOMEM) when the file cannot be mapped. */
+int zraft_buf_map(int fd, uint64_t offset, size_t len, zraft_buf **out);
+/* Drops from memory the whole pages of bytes [off, off + len) of a
+ * ZRAFT_BUF_MAPPED buffer; the bytes stay readable (from the file). Does
+ * nothing for other buffers. Any thread, while the caller holds a
+ * reference. */
+void zraft_buf_drop_pages(const zraft_buf *b, size_t off, size_t len);
+
 /* The memory storage: nothing survives the process. Caller owns the result
  * (free with its destroy callback). NULL on ENOMEM. */
 zraft_storage *zraft_storage_memory_new(void);

@@ -70,12 +70,19 @@ typedef struct {
 typedef struct zraft_buf zraft_buf;
 struct zraft_buf {
     _Atomic uint32_t refs;
-    uint32_t flags;
+    uint32_t flags; /* ZRAFT_BUF_* */
     size_t len;
     void (*free_fn)(void *ctx, void *data); /* NULL: data is inline */
     void *free_ctx;
     unsigned char *data;
 };
+
+/* zraft_buf.flags: `data` is a read-only shared mapping of a file
+ * (zraft_buf_map(), zraft_storage.h). Its bytes never change; a reader done
+ * with a range may drop that range's pages from memory
+ * (zraft_buf_drop_pages()), which reads them again from the file if they are
+ * needed later. This is how a snapshot larger than memory travels. */
+#define ZRAFT_BUF_MAPPED 0x1u
 
 /* New buffer of `len` bytes with one reference, data copied from `data` (if
  * not NULL). Caller owns the return value; NULL when out of memory. */

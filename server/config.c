@@ -63,6 +63,9 @@ static const key keys[] = {
     U32(leader_wait_ms, 0, 600000,
         "how long a request waits for a leader (0: two election timeouts)"),
     STR(log_level, "debug, info, warn or error"),
+    U32(wire_version, 0, 2,
+        "wire format version sent (0: newest; 1 while upgrading a cluster "
+        "of version 1 nodes)"),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

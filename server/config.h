@@ -52,6 +52,7 @@ typedef struct {
     uint64_t max_body_bytes; /* <= CONFIG_MAX_BODY: one write, one entry */
     uint32_t leader_wait_ms; /* 0: two election timeouts */
     char log_level[16];      /* debug, info, warn, error */
+    uint32_t wire_version;   /* 0: newest (docs/wire.md, Versioning) */
 } config;
 
 /* Fills `c` with defaults. */

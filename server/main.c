@@ -488,6 +488,9 @@ int main(int argc, char **argv)
     zc.snapshot_threshold = D.cfg.snapshot_threshold;
     zc.snapshot_keep_entries = D.cfg.snapshot_keep_entries;
     zc.secret = D.cfg.secret[0] ? D.cfg.secret : NULL;
+    zc.wire_version = (uint8_t)D.cfg.wire_version;
+    /* Snapshots being received go next to the stored ones. */
+    zc.scratch_dir = strcmp(D.cfg.storage, "disk") == 0 ? D.cfg.data_dir : NULL;
     rv = zraft_node_new(&zc, st, &fsm, &D.node);
     if (rv != 0) {
         fprintf(stderr, "zraftd: cannot start the node: %s\n",

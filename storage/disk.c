@@ -89,19 +89,22 @@ static int s_write_all(int fd, const void *buf, size_t len, off_t off)
     return 0;
 }
 
-/* Writes `len` bytes to DIR/name via a temp file, fsync, rename, fsync
- * dir: after a crash either the old or the new file is there, whole. */
-static int s_replace(const disk *d, const char *name, const void *data,
-                     size_t len)
+/* Replacing DIR/name: a temp file is opened, written, then committed
+ * (fsync, rename, fsync dir): after a crash either the old or the new file
+ * is there, whole. */
+static int s_tmp_open(const disk *d, const char *name, char *tmp, size_t cap)
 {
-    char tmp[PATH_MAX], path[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", d->dir, name);
-    snprintf(path, sizeof path, "%s/%s", d->dir, name);
+    snprintf(tmp, cap, "%s/%s.tmp", d->dir, name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        return disk_errno(errno);
-    }
-    int rv = s_write_all(fd, data, len, 0);
+    return fd < 0 ? disk_errno(errno) : fd;
+}
+
+/* Commits (rv 0) or abandons the temp file; closes fd. */
+static int s_tmp_commit(const disk *d, const char *name, const char *tmp,
+                        int fd, int rv)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", d->dir, name);
     if (rv == 0) {
         rv = disk_fsync(d, fd);
     }
@@ -116,6 +119,18 @@ static int s_replace(const disk *d, const char *name, const void *data,
         unlink(tmp);
     }
     return rv;
+}
+
+/* Writes `len` bytes to DIR/name, replacing it atomically. */
+static int s_replace(const disk *d, const char *name, const void *data,
+                     size_t len)
+{
+    char tmp[PATH_MAX];
+    int fd = s_tmp_open(d, name, tmp, sizeof tmp);
+    if (fd < 0) {
+        return fd;
+    }
+    return s_tmp_commit(d, name, tmp, fd, s_write_all(fd, data, len, 0));
 }
 
 int disk_save_meta(disk *d)
@@ -221,14 +236,37 @@ static int d_save_state(void *ctx, uint64_t term, zraft_id vote,
     return rv;
 }
 
+/* Snapshot data is written, checksummed and read in pieces of this size;
+ * the pages of a mapped buffer are dropped after each piece. */
+#define SNAP_PIECE (8u << 20)
+
+/* Writes the snapshot file to a temp file: header, data (in pieces, never
+ * copied whole), CRC of both. */
+static int s_write_snapshot(int fd, const unsigned char *head, size_t hl,
+                            const zraft_buf *data)
+{
+    size_t dl = data ? data->len : 0;
+    uint32_t crc = crc32c(0, head, hl);
+    int rv = s_write_all(fd, head, hl, 0);
+    for (size_t off = 0; rv == 0 && off < dl; off += SNAP_PIECE) {
+        size_t n = dl - off < SNAP_PIECE ? dl - off : SNAP_PIECE;
+        crc = crc32c(crc, data->data + off, n);
+        rv = s_write_all(fd, data->data + off, n, (off_t)(hl + off));
+        zraft_buf_drop_pages(data, off, n);
+    }
+    unsigned char tail[4];
+    disk_put32(tail, crc);
+    return rv == 0 ? s_write_all(fd, tail, 4, (off_t)(hl + dl)) : rv;
+}
+
 static int d_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
                            zraft_buf *data)
 {
     disk *d = ctx;
     size_t ml = zraft_membership_encoded_len(&meta->membership);
     size_t dl = data ? data->len : 0;
-    size_t len = 8 + 16 + 4 + ml + 8 + dl + 4;
-    unsigned char *b = malloc(len);
+    size_t hl = 8 + 16 + 4 + ml + 8;
+    unsigned char *b = malloc(hl);
     if (b == NULL) {
         return ZRAFT_ENOMEM;
     }
@@ -238,10 +276,6 @@ static int d_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
     disk_put32(b + 24, (uint32_t)ml);
     zraft_membership_encode(&meta->membership, b + 28);
     disk_put64(b + 28 + ml, dl);
-    if (dl > 0) {
-        memcpy(b + 36 + ml, data->data, dl);
-    }
-    disk_put32(b + len - 4, crc32c(0, b, len - 4));
     zraft_membership check;
     if (zraft_membership_decode(b + 28, ml, &check) != 0) {
         free(b);
@@ -255,7 +289,14 @@ static int d_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
     bool older =
         d->has_snap && meta->last_log_id.index < d->snap.last_log_id.index;
     pthread_mutex_unlock(&d->snap_lock);
-    int rv = older ? ZRAFT_ESUPERSEDED : s_replace(d, "snapshot", b, len);
+    int rv = ZRAFT_ESUPERSEDED;
+    if (!older) {
+        char tmp[PATH_MAX];
+        int fd = s_tmp_open(d, "snapshot", tmp, sizeof tmp);
+        rv = fd < 0 ? fd
+                    : s_tmp_commit(d, "snapshot", tmp, fd,
+                                   s_write_snapshot(fd, b, hl, data));
+    }
     if (rv == 0) {
         pthread_mutex_lock(&d->snap_lock);
         d->snap = *meta;
@@ -267,46 +308,80 @@ static int d_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
     return rv;
 }
 
+/* Checks the snapshot file mapped in `f` (magic, CRC, layout) and reads
+ * its meta; the data is f->data[*data_off, f->len - 4). The CRC is
+ * computed in pieces, dropping each piece's pages: the whole file is read
+ * once but never held. */
+static bool s_snapshot_valid(const zraft_buf *f, zraft_snapshot_meta *meta,
+                             size_t *data_off)
+{
+    size_t len = f->len;
+    const unsigned char *b = f->data;
+    if (len < 40 || memcmp(b, DISK_SNAP_MAGIC, 8) != 0) {
+        return false;
+    }
+    uint32_t crc = 0;
+    for (size_t off = 0; off < len - 4; off += SNAP_PIECE) {
+        size_t n = len - 4 - off < SNAP_PIECE ? len - 4 - off : SNAP_PIECE;
+        crc = crc32c(crc, b + off, n);
+        zraft_buf_drop_pages(f, off, n);
+    }
+    if (crc != disk_get32(b + len - 4)) {
+        return false;
+    }
+    uint32_t ml = disk_get32(b + 24);
+    if ((size_t)ml + 40 > len) {
+        return false;
+    }
+    uint64_t dl = disk_get64(b + 28 + ml);
+    uint64_t idx = disk_get64(b + 16), term = disk_get64(b + 8);
+    if (dl != len - 40 - ml || idx == 0 || idx > DISK_INDEX_MAX || term == 0 ||
+        term > DISK_INDEX_MAX ||
+        zraft_membership_decode(b + 28, ml, &meta->membership) != 0) {
+        return false;
+    }
+    meta->last_log_id.term = term;
+    meta->last_log_id.index = idx;
+    *data_off = 36 + ml;
+    return true;
+}
+
 int disk_read_snapshot(const disk *d, zraft_snapshot_meta *meta,
                        zraft_buf **data, char *why, size_t whylen)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/snapshot", d->dir);
-    size_t len;
-    int err = 0;
-    unsigned char *b = disk_read_file(path, &len, &err);
-    if (b == NULL) {
-        if (why != NULL && err != ZRAFT_ENOTFOUND) {
-            snprintf(why, whylen, "%s: cannot read (%s)", path,
-                     zraft_strerror(err));
-        }
-        return err;
+    int rv = 0;
+    struct stat st;
+    zraft_buf *f = NULL;
+    size_t off = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        rv = errno == ENOENT ? ZRAFT_ENOTFOUND : disk_errno(errno);
+    } else if (fstat(fd, &st) != 0) {
+        rv = disk_errno(errno);
+    } else if (st.st_size >= 40) {
+        /* The file is replaced by rename, never written in place: the one
+         * mapped here stays whole while the buffers live. */
+        rv = zraft_buf_map(fd, 0, (size_t)st.st_size, &f);
     }
-    int rv = ZRAFT_ECORRUPT;
-    if (len >= 40 && memcmp(b, DISK_SNAP_MAGIC, 8) == 0 &&
-        crc32c(0, b, len - 4) == disk_get32(b + len - 4)) {
-        uint32_t ml = disk_get32(b + 24);
-        if ((size_t)ml + 40 <= len) {
-            uint64_t dl = disk_get64(b + 28 + ml);
-            uint64_t idx = disk_get64(b + 16), term = disk_get64(b + 8);
-            if (dl == len - 40 - ml && idx > 0 && idx <= DISK_INDEX_MAX &&
-                term > 0 && term <= DISK_INDEX_MAX &&
-                zraft_membership_decode(b + 28, ml, &meta->membership) == 0) {
-                meta->last_log_id.term = term;
-                meta->last_log_id.index = idx;
-                rv = 0;
-                if (data != NULL) {
-                    *data = zraft_buf_new(b + 36 + ml, dl);
-                    rv = *data ? 0 : ZRAFT_ENOMEM;
-                }
-            }
-        }
+    if (rv == 0 && (f == NULL || !s_snapshot_valid(f, meta, &off))) {
+        rv = ZRAFT_ECORRUPT;
     }
+    if (rv == 0 && data != NULL) {
+        /* The data part, mapped: read from the file's pages, not copied. */
+        rv = zraft_buf_map(fd, off, f->len - 4 - off, data);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    zraft_buf_unref(f);
     if (rv == ZRAFT_ECORRUPT && why != NULL) {
         snprintf(why, whylen, "%s: corrupt snapshot file (bad CRC or layout)",
                  path);
+    } else if (rv != 0 && rv != ZRAFT_ENOTFOUND && why != NULL) {
+        snprintf(why, whylen, "%s: cannot read (%s)", path, zraft_strerror(rv));
     }
-    free(b);
     return rv;
 }
 

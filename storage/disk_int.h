@@ -134,8 +134,11 @@ int disk_seg_push(disk *d, seg *s);
  * durably; sets meta_synced. */
 int disk_save_meta(disk *d);
 
-/* Parses DIR/snapshot; data optional (caller owns it). ZRAFT_ENOTFOUND,
- * ZRAFT_ECORRUPT (with a message in why, if given), ZRAFT_EIO. */
+/* Parses and checks DIR/snapshot (CRC over the whole file, read in pieces
+ * from a mapping); data optional (caller owns it): the data part of the
+ * file, mapped (ZRAFT_BUF_MAPPED), never copied into memory.
+ * ZRAFT_ENOTFOUND, ZRAFT_ECORRUPT (with a message in why, if given),
+ * ZRAFT_EIO. */
 int disk_read_snapshot(const disk *d, zraft_snapshot_meta *meta,
                        zraft_buf **data, char *why, size_t whylen);
 

@@ -31,6 +31,7 @@
 #define SNAPSHOT_FIXED_LEN 47
 #define SNAPSHOT_RESP_LEN  9
 #define TIMEOUT_NOW_LEN    0
+#define SNAPSHOT_ACK_LEN   25 /* version >= 2 */
 
 #define VOTE_F_PRE_VOTE     0x01
 #define VOTE_F_TRANSFER     0x02
@@ -191,6 +192,7 @@ static bool membership_equal(const zraft_membership *x,
 /* What s_emit() needs beyond the msg, computed by s_prepare(). */
 typedef struct {
     uint32_t body_len;
+    const codec_ack *ack;                   /* CODEC_MSG_SNAPSHOT_ACK */
     codec_chunk chunk;                      /* MSG_SNAPSHOT */
     unsigned char mbuf[MEMBERSHIP_MAX_LEN]; /* MSG_SNAPSHOT: encoded meta */
     uint16_t mlen;
@@ -202,8 +204,10 @@ static int s_prepare(const codec_ctx *c, const msg *m, const codec_chunk *ch,
                      plan *p)
 {
     uint64_t body = 0;
+    p->ack = NULL;
     if (m->type < MSG_VOTE || m->type >= MSG__COUNT || m->from == 0 ||
-        m->to == 0) {
+        m->to == 0 || c->version < CODEC_VERSION_MIN ||
+        c->version > CODEC_VERSION) {
         return ZRAFT_EINVAL;
     }
     if (ch != NULL && m->type != MSG_SNAPSHOT) {
@@ -329,7 +333,7 @@ static void s_emit(const codec_ctx *c, const msg *m, const plan *p, writer *w)
         hmac_init(&w->h, &c->key);
     }
     w_put(w, magic, 4);
-    w_u8(w, CODEC_VERSION);
+    w_u8(w, c->version);
     w_u8(w, m->type);
     w_u16(w, c->auth ? CODEC_FLAG_HMAC : 0);
     w_u64(w, c->cluster_id);
@@ -393,6 +397,12 @@ static void s_emit(const codec_ctx *c, const msg *m, const plan *p, writer *w)
     case MSG_SNAPSHOT_RESP:
         w_u8(w, m->u.snapshot_resp.success ? 1 : 0);
         w_u64(w, m->u.snapshot_resp.index);
+        break;
+    case CODEC_MSG_SNAPSHOT_ACK:
+        w_u64(w, p->ack->snapshot_id);
+        w_u64(w, p->ack->offset);
+        w_u64(w, p->ack->next);
+        w_u8(w, p->ack->status);
         break;
     default: /* MSG_TIMEOUT_NOW: empty body */
         break;
@@ -473,6 +483,32 @@ int codec_encode_chunk(const codec_ctx *c, const msg *m, const codec_chunk *ch,
         return ZRAFT_EINVAL;
     }
     return s_encode_flat(c, m, ch, out, cap, written);
+}
+
+int codec_encode_ack(const codec_ctx *c, const msg *m, const codec_ack *a,
+                     unsigned char *out, size_t cap, size_t *written)
+{
+    if (m->type != CODEC_MSG_SNAPSHOT_ACK || m->from == 0 || m->to == 0 ||
+        a == NULL || a->status > CODEC_ACK_ABORTED || c->version < 2 ||
+        c->version > CODEC_VERSION) {
+        return ZRAFT_EINVAL;
+    }
+    plan p;
+    memset(&p, 0, sizeof p);
+    p.body_len = SNAPSHOT_ACK_LEN;
+    p.ack = a;
+    size_t need =
+        CODEC_HEADER_LEN + SNAPSHOT_ACK_LEN + (c->auth ? CODEC_TAG_LEN : 0);
+    if (cap < need) {
+        return ZRAFT_ENOSPACE;
+    }
+    writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
+    s_emit(c, m, &p, &w);
+    if (w.err != 0) {
+        return w.err;
+    }
+    *written = w.pos;
+    return 0;
 }
 
 int codec_iov_plan(const codec_ctx *c, const msg *m, const codec_chunk *ch,
@@ -831,6 +867,15 @@ static int s_decode_body(const codec_ctx *c, reader *r, msg *out,
         return 0;
     case MSG_TIMEOUT_NOW:
         return 0;
+    case CODEC_MSG_SNAPSHOT_ACK:
+        if (!r_u64(r, &a->ack.snapshot_id) || !r_u64(r, &a->ack.offset) ||
+            !r_u64(r, &a->ack.next) || !r_u8(r, &a->ack.status)) {
+            return fail(a, ZRAFT_EMALFORMED, "snapshot_ack: short body");
+        }
+        if (a->ack.status > CODEC_ACK_ABORTED) {
+            return fail(a, ZRAFT_EMALFORMED, "snapshot_ack: unknown status");
+        }
+        return 0;
     default:
         return fail(a, ZRAFT_EMALFORMED, "unknown message type");
     }
@@ -883,11 +928,17 @@ static int s_decode(const codec_ctx *c, const codec_iov *segs, size_t n,
         h[3] != CODEC_MAGIC3) {
         return fail(a, ZRAFT_EMALFORMED, "frame: bad magic");
     }
-    if (h[4] != CODEC_VERSION) {
+    if (h[4] < CODEC_VERSION_MIN || h[4] > CODEC_VERSION) {
         return fail(a, ZRAFT_EMALFORMED, "frame: unsupported version");
     }
-    if (h[5] < MSG_VOTE || h[5] >= MSG__COUNT) {
+    a->version = h[4];
+    if (h[5] < MSG_VOTE ||
+        (h[5] >= MSG__COUNT && h[5] != CODEC_MSG_SNAPSHOT_ACK)) {
         return fail(a, ZRAFT_EMALFORMED, "frame: unknown message type");
+    }
+    if (h[5] == CODEC_MSG_SNAPSHOT_ACK && h[4] < 2) {
+        return fail(a, ZRAFT_EMALFORMED,
+                    "frame: message type unknown in its version");
     }
     uint16_t flags = (uint16_t)le_get(h + 6, 2);
     uint64_t cluster = le_get(h + 8, 8);
@@ -966,6 +1017,7 @@ int codec_decode(const codec_ctx *c, const unsigned char *buf, size_t len,
 void codec_ctx_init(codec_ctx *c, uint64_t cluster_id, zraft_id self)
 {
     memset(c, 0, sizeof(*c));
+    c->version = CODEC_VERSION;
     c->cluster_id = cluster_id;
     c->self = self;
     c->max_frame = CODEC_DEFAULT_MAX_FRAME;
@@ -992,16 +1044,28 @@ void codec_ctx_clear_key(codec_ctx *c)
 
 void codec_assembler_init(codec_assembler *a, uint64_t max_size)
 {
+    codec_assembler_init_sink(a, max_size, NULL);
+}
+
+void codec_assembler_init_sink(codec_assembler *a, uint64_t max_size,
+                               const codec_sink *sink)
+{
     memset(a, 0, sizeof(*a));
     a->max_size = max_size ? max_size : UINT64_MAX;
+    a->sink = sink;
 }
 
 void codec_assembler_reset(codec_assembler *a)
 {
     uint64_t max = a->max_size;
+    const codec_sink *sink = a->sink;
+    if (sink != NULL && a->active && !a->taken) {
+        sink->close(sink->ctx);
+    }
     free(a->data);
     memset(a, 0, sizeof(*a));
     a->max_size = max;
+    a->sink = sink;
 }
 
 void codec_assembler_fini(codec_assembler *a)
@@ -1012,6 +1076,13 @@ void codec_assembler_fini(codec_assembler *a)
 uint64_t codec_assembler_next_offset(const codec_assembler *a)
 {
     return a->active ? a->received : 0;
+}
+
+uint64_t codec_assembler_next_for(const codec_assembler *a, uint64_t term,
+                                  uint64_t snapshot_id)
+{
+    bool same = a->active && a->term == term && a->snapshot_id == snapshot_id;
+    return same ? a->received : 0;
 }
 
 /* Makes room for `more` bytes after `received`, growing geometrically but
@@ -1041,6 +1112,19 @@ static int s_reserve(codec_assembler *a, size_t more)
     return 0;
 }
 
+/* Stores the chunk's bytes after `received`. */
+static int s_store(codec_assembler *a, const codec_chunk *ch)
+{
+    if (a->sink != NULL) {
+        return a->sink->write(a->sink->ctx, a->received, ch->bytes, ch->len);
+    }
+    int rv = s_reserve(a, ch->len);
+    if (rv == 0) {
+        memcpy(a->data + a->received, ch->bytes, ch->len);
+    }
+    return rv;
+}
+
 int codec_assembler_add(codec_assembler *a, const msg *m, const codec_chunk *ch)
 {
     if (m == NULL || ch == NULL || m->type != MSG_SNAPSHOT ||
@@ -1068,6 +1152,12 @@ int codec_assembler_add(codec_assembler *a, const msg *m, const codec_chunk *ch)
             return ZRAFT_ETOOBIG;
         }
         codec_assembler_reset(a);
+        if (a->sink != NULL) {
+            int rv = a->sink->open(a->sink->ctx, ch->total);
+            if (rv != 0) {
+                return rv;
+            }
+        }
         a->active = true;
         a->term = m->term;
         a->snapshot_id = ch->snapshot_id;
@@ -1080,6 +1170,9 @@ int codec_assembler_add(codec_assembler *a, const msg *m, const codec_chunk *ch)
                 m->u.snapshot.meta->last_log_id.index ||
             !membership_equal(&a->meta.membership,
                               &m->u.snapshot.meta->membership)) {
+            if (a->taken) {
+                return ZRAFT_EAGAIN; /* not ours to drop any more */
+            }
             codec_assembler_reset(a);
             return ZRAFT_EMALFORMED;
         }
@@ -1088,14 +1181,13 @@ int codec_assembler_add(codec_assembler *a, const msg *m, const codec_chunk *ch)
         }
     }
     if (ch->len > 0) {
-        int rv = s_reserve(a, ch->len);
+        int rv = s_store(a, ch);
         if (rv != 0) {
-            if (a->received == 0) {
-                codec_assembler_reset(a); /* "nothing changed" */
+            if (a->received == 0 || a->sink != NULL) {
+                codec_assembler_reset(a); /* nothing changed, or dropped */
             }
             return rv;
         }
-        memcpy(a->data + a->received, ch->bytes, ch->len);
         a->received += ch->len;
     }
     if (ch->last) {
@@ -1114,24 +1206,30 @@ static void s_free_data(void *ctx, void *data)
 int codec_assembler_take(codec_assembler *a, snapshot_meta *meta,
                          zraft_buf **data)
 {
-    if (!a->active || !a->complete) {
+    if (!a->active || !a->complete || a->taken) {
         return ZRAFT_EAGAIN;
     }
-    zraft_buf *b;
-    if (a->total == 0) {
+    zraft_buf *b = NULL;
+    if (a->sink != NULL) {
+        /* The bytes are the sink's. */
+    } else if (a->total == 0) {
         b = zraft_buf_new(NULL, 0);
     } else {
         b = zraft_buf_wrap(a->data, (size_t)a->total, s_free_data, NULL);
     }
-    if (b == NULL) {
+    if (b == NULL && a->sink == NULL) {
         return ZRAFT_ENOMEM;
     }
-    if (a->total != 0) {
+    if (a->sink == NULL && a->total != 0) {
         a->data = NULL; /* now owned by b */
         a->cap = 0;
     }
     *meta = a->meta;
-    *data = b;
-    codec_assembler_reset(a);
+    if (data != NULL) {
+        *data = b;
+    } else {
+        zraft_buf_unref(b);
+    }
+    a->taken = true;
     return 0;
 }

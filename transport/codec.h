@@ -32,7 +32,16 @@
  * codec_encode() of a MSG_SNAPSHOT sends the whole snapshot as one final
  * chunk with snapshot id 0; codec_encode_chunk() sends any range. On the
  * receiving side a codec_assembler collects the chunks of one transfer,
- * keyed by (leader term, snapshot id), in order.
+ * keyed by (leader term, snapshot id), in order, into memory or into a
+ * codec_sink (a file), and the receiver answers every chunk with a
+ * SNAPSHOT_ACK (version 2; codec_ack): where the transfer continues. The
+ * ack is the transport's own message: it never reaches the engine, and its
+ * type (CODEC_MSG_SNAPSHOT_ACK) continues the numbering after msg_type.
+ *
+ * Versions: the decoder accepts every version from CODEC_VERSION_MIN to
+ * CODEC_VERSION (a version 1 frame is a version 2 frame without the ack
+ * type); the encoder writes codec_ctx.version, so that a node can keep
+ * talking to peers that only know an older one (docs/wire.md, Versioning).
  *
  * Decoder contract: it never trusts the peer. Every length is checked
  * against the bytes left in the frame before it is used, counts are checked
@@ -71,11 +80,17 @@
 #define CODEC_MAGIC1      0x52 /* 'R' */
 #define CODEC_MAGIC2      0x46 /* 'F' */
 #define CODEC_MAGIC3      0x54 /* 'T' */
-#define CODEC_VERSION     1
+#define CODEC_VERSION     2    /* written by default, newest decoded */
+#define CODEC_VERSION_MIN 1    /* oldest version decoded */
 #define CODEC_HEADER_LEN  44
 #define CODEC_TAG_LEN     HMAC_TAG_LEN
 #define CODEC_FLAG_HMAC   0x0001u /* a 32-byte tag follows the body */
 #define CODEC_FLAGS_KNOWN CODEC_FLAG_HMAC
+
+/* The transport's acknowledgement of one snapshot chunk (version >= 2).
+ * Decoded as a msg of this type (header fields only) with the body in
+ * codec_arena.ack; never handed to the engine. */
+#define CODEC_MSG_SNAPSHOT_ACK 10
 
 /* Smallest encoding of one AppendEntries entry (term, type, length). */
 #define CODEC_ENTRY_MIN_LEN 13
@@ -93,6 +108,8 @@
 /* What both ends of a connection must agree on. Set up with
  * codec_ctx_init() (and codec_ctx_set_key()), then read-only. */
 typedef struct {
+    uint8_t version;      /* written into every frame (CODEC_VERSION_MIN ..
+                             CODEC_VERSION); decoding accepts them all */
     uint64_t cluster_id;  /* frames of another cluster are rejected */
     zraft_id self;        /* decode: reject frames whose `to` differs
                              (0: accept any destination) */
@@ -116,6 +133,25 @@ typedef struct {
     bool last;    /* offset + len == total */
 } codec_chunk;
 
+/* What a receiver says about one snapshot chunk (CODEC_MSG_SNAPSHOT_ACK).
+ * The header's term is the transfer's (the chunk's), not the receiver's. */
+enum {
+    CODEC_ACK_ACCEPTED = 0, /* the receiver holds this chunk's bytes (just
+                               stored, or a duplicate): it holds [0, next) */
+    CODEC_ACK_REFUSED = 1,  /* not stored: beyond what the receiver holds
+                               (a gap), or of a transfer it does not know
+                               (then next is 0): resume at `next` */
+    CODEC_ACK_ABORTED = 2,  /* the receiver dropped or will not take this
+                               transfer (stale term, too big, contradicts
+                               itself, cannot store it) */
+};
+typedef struct {
+    uint64_t snapshot_id; /* the transfer */
+    uint64_t offset;      /* the chunk answered */
+    uint64_t next;        /* the receiver holds bytes [0, next) */
+    uint8_t status;       /* CODEC_ACK_* */
+} codec_ack;
+
 /* One piece of a frame. */
 typedef struct {
     const void *base;
@@ -132,29 +168,49 @@ typedef struct {
     uint32_t entries_cap;
     snapshot_meta meta; /* storage for msg.u.snapshot.meta */
     codec_chunk chunk;  /* position of a decoded MSG_SNAPSHOT chunk */
+    codec_ack ack;      /* body of a decoded CODEC_MSG_SNAPSHOT_ACK */
+    uint8_t version;    /* version of the last frame decoded */
     const char *why;    /* static text naming the last failed check */
 } codec_arena;
+
+/* Where an assembler stores the bytes of a transfer, instead of memory
+ * (codec_assembler_init_sink): a receiving node's scratch file. */
+typedef struct {
+    void *ctx;
+    /* A transfer of `total` bytes starts: forget any earlier one. 0 or an
+     * error (the chunk is refused; the assembler is then empty). */
+    int (*open)(void *ctx, uint64_t total);
+    /* Stores `len` bytes at `offset`, which is always where the previous
+     * chunk ended. 0 or an error (the transfer is dropped). */
+    int (*write)(void *ctx, uint64_t offset, const unsigned char *p,
+                 uint32_t len);
+    /* The transfer was dropped before it completed: forget its bytes. */
+    void (*close)(void *ctx);
+} codec_sink;
 
 /* Collects the chunks of one snapshot transfer, in order. One per receiving
  * node (one transfer at a time: a newer one replaces an older one). */
 typedef struct {
-    uint64_t max_size;    /* largest snapshot accepted */
-    bool active;          /* a transfer is in progress or complete */
-    uint64_t term;        /* key of the transfer: leader term ... */
-    uint64_t snapshot_id; /* ... and snapshot id */
-    snapshot_meta meta;   /* as carried by the first chunk */
-    uint64_t total;       /* announced size */
-    uint64_t received;    /* bytes [0, received) are in data */
-    bool complete;        /* the last chunk arrived */
-    unsigned char *data;  /* grows with the bytes received, never beyond
-                             total */
+    uint64_t max_size;      /* largest snapshot accepted */
+    const codec_sink *sink; /* NULL: bytes go to `data` */
+    bool active;            /* a transfer is in progress or complete */
+    uint64_t term;          /* key of the transfer: leader term ... */
+    uint64_t snapshot_id;   /* ... and snapshot id */
+    snapshot_meta meta;     /* as carried by the first chunk */
+    uint64_t total;         /* announced size */
+    uint64_t received;      /* bytes [0, received) are in data */
+    bool complete;          /* the last chunk arrived */
+    bool taken;             /* ... and codec_assembler_take() handed it over:
+                               only its key is kept, to answer duplicates */
+    unsigned char *data;    /* no sink: grows with the bytes received, never
+                               beyond total */
     size_t cap;
 } codec_assembler;
 
 /* ------------------------------------------------------------------ ctx */
 
 /* Fills `c` for `cluster_id` and node `self` (0: do not check the
- * destination), default limits, no key. */
+ * destination), version CODEC_VERSION, default limits, no key. */
 void codec_ctx_init(codec_ctx *c, uint64_t cluster_id, zraft_id self);
 /* Turns on per-frame HMAC-SHA256 with a shared secret of `len` bytes (any
  * length > 0; 32 random bytes recommended). The key is not retained.
@@ -192,6 +248,15 @@ size_t codec_chunk_encoded_len(const codec_ctx *c, const msg *m,
 int codec_encode_chunk(const codec_ctx *c, const msg *m, const codec_chunk *ch,
                        unsigned char *out, size_t cap, size_t *written);
 
+/* Writes the acknowledgement `a` of a chunk as one frame: `m` gives the
+ * header (type CODEC_MSG_SNAPSHOT_ACK, from, to, and the term of the
+ * transfer). ZRAFT_EINVAL when c->version is 1 (no acks there), `m` is
+ * not an ack or a->status is unknown; ZRAFT_ENOSPACE when `cap` is short
+ * (CODEC_ACK_FRAME_MAX always suffices). */
+#define CODEC_ACK_FRAME_MAX (CODEC_HEADER_LEN + 25 + CODEC_TAG_LEN)
+int codec_encode_ack(const codec_ctx *c, const msg *m, const codec_ack *a,
+                     unsigned char *out, size_t cap, size_t *written);
+
 /* Zero-copy encoding. codec_iov_plan() tells how many scratch bytes and
  * segments codec_encode_iov() needs for `m` (and `ch`, NULL unless `m` is
  * a snapshot chunk); codec_encode_iov() fills `iov` with *n_iov segments
@@ -217,7 +282,9 @@ void codec_arena_fini(codec_arena *a);
  * codec_msg_release(out), which must happen before the next decode into the
  * same arena. For MSG_SNAPSHOT, `out` is one chunk: u.snapshot.meta points
  * at arena->meta, u.snapshot.data holds the chunk bytes, and arena->chunk
- * says where they belong (feed it to a codec_assembler). Entries' ids are
+ * says where they belong (feed it to a codec_assembler). A
+ * CODEC_MSG_SNAPSHOT_ACK carries its body in arena->ack (and nothing to
+ * release). arena->version is the frame's version. Entries' ids are
  * filled in (prev.index + 1, ...). Blank entries have a NULL payload,
  * others a buffer (possibly empty). On error `out` is zeroed and owns
  * nothing; errors are listed at the top of this header. */
@@ -238,6 +305,9 @@ void codec_msg_release(msg *m);
  * limit). Its buffer grows with the bytes actually received, never with a
  * size announced by the peer. */
 void codec_assembler_init(codec_assembler *a, uint64_t max_size);
+/* The same, storing the bytes through `sink` (borrowed until fini). */
+void codec_assembler_init_sink(codec_assembler *a, uint64_t max_size,
+                               const codec_sink *sink);
 /* Drops any transfer and frees the buffer. */
 void codec_assembler_fini(codec_assembler *a);
 /* Drops any transfer (keeps max_size). */
@@ -263,16 +333,26 @@ void codec_assembler_reset(codec_assembler *a);
  *                     meta differ from the first chunk's, range beyond the
  *                     total, last flag wrong). The transfer is dropped;
  *   ZRAFT_ETOOBIG     total exceeds max_size; the transfer is dropped;
- *   ZRAFT_ENOMEM      the chunk was not added. */
+ *   ZRAFT_ENOMEM      the chunk was not added;
+ *   other errors      the sink failed (ZRAFT_EIO, ZRAFT_ENOSPACE, ...): the
+ *                     transfer is dropped. */
 int codec_assembler_add(codec_assembler *a, const msg *m,
                         const codec_chunk *ch);
-/* Hands over a complete snapshot: copies its metadata into *meta and puts
- * a new buffer holding the whole snapshot in *data (caller owns it). The
- * assembler is then empty. ZRAFT_EAGAIN when no snapshot is complete,
- * ZRAFT_ENOMEM (the snapshot stays). */
+/* Hands over a complete snapshot: copies its metadata into *meta and,
+ * without a sink, puts a new buffer holding the whole snapshot in *data
+ * (caller owns it); with a sink, `data` is NULL and the bytes are the
+ * sink's. The assembler then keeps only the transfer's key, so that late
+ * duplicates of its chunks are refused with next = total; a new transfer
+ * replaces it. ZRAFT_EAGAIN when no snapshot is complete (or it was
+ * taken), ZRAFT_ENOMEM (the snapshot stays). */
 int codec_assembler_take(codec_assembler *a, snapshot_meta *meta,
                          zraft_buf **data);
 /* Where the current transfer continues (0 when there is none). */
 uint64_t codec_assembler_next_offset(const codec_assembler *a);
+/* Where transfer (term, snapshot_id) continues: the current transfer's
+ * next offset (its total once complete) if that is the one, else 0 (the
+ * receiver holds nothing of it). */
+uint64_t codec_assembler_next_for(const codec_assembler *a, uint64_t term,
+                                  uint64_t snapshot_id);
 
 #endif /* ZRAFT_TRANSPORT_CODEC_H */

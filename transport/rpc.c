@@ -6,7 +6,13 @@
  * table of connections; ROUTER_HANDOVER lets a restarted peer take its id
  * back. Faults of an in-process network are applied where frames arrive,
  * after decoding (the sender never blocks on them); delayed frames wait in
- * a small per-socket queue.
+ * a small per-socket queue, in arrival order.
+ *
+ * Snapshots arrive as chunks on the ROUTER (the core's thread): each one is
+ * written into a scratch file and acknowledged at once to the sender's
+ * stream, so the sender keeps a bounded window in flight and resumes at
+ * the acknowledged offset after a reconnect; the complete file is mapped
+ * and handed to the engine as one message.
  *
  * ThreadSanitizer: unlike an actor's envelope (actors/actor.c), a frame
  * hands over no memory of ours: it is encoded into bytes, copied by
@@ -15,15 +21,18 @@
  * buffer, written by libzmq, so there is nothing to annotate here; TSan
  * ignores libzmq's own accesses (test/tsan/tsan.supp). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "transport/rpc.h"
+#include "zraft_storage.h"
 
 /* ============================================================ network */
 
@@ -185,15 +194,81 @@ typedef struct {
     size_t len;
 } delayed;
 
+/* The file a snapshot being received is written into (a codec_sink): no
+ * name (O_TMPFILE), or a name removed at once, so that it disappears with
+ * its last descriptor or mapping, crash included. */
+typedef struct {
+    const char *dir;
+    int fd; /* -1: none */
+} scratch;
+
+static void sc_close(void *ctx)
+{
+    scratch *f = ctx;
+    if (f->fd >= 0) {
+        close(f->fd);
+        f->fd = -1;
+    }
+}
+
+static int sc_errno(int e)
+{
+    return e == ENOSPC || e == EDQUOT ? ZRAFT_ENOSPACE : ZRAFT_EIO;
+}
+
+static int sc_open(void *ctx, uint64_t total)
+{
+    scratch *f = ctx;
+    (void)total; /* the file grows with what arrives */
+    sc_close(f);
+    int fd = open(f->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        /* No O_TMPFILE on this file system: a named file, unlinked. */
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/zraft-snapshot-XXXXXX", f->dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0) {
+            unlink(path);
+        }
+    }
+    if (fd < 0) {
+        return sc_errno(errno);
+    }
+    f->fd = fd;
+    return 0;
+}
+
+static int sc_write(void *ctx, uint64_t off, const unsigned char *p,
+                    uint32_t len)
+{
+    scratch *f = ctx;
+    while (len > 0) {
+        ssize_t n = pwrite(f->fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? sc_errno(errno) : ZRAFT_EIO;
+        }
+        p += n;
+        off += (uint64_t)n;
+        len -= (uint32_t)n;
+    }
+    return 0;
+}
+
 /* What a server and a connection share on the receiving side. */
 typedef struct {
     const rpc_ctx *c;
     void *sock;
     bool router; /* first part is the peer's routing id */
     codec_arena arena;
-    codec_assembler snap;
+    codec_assembler snap; /* router: the transfer being received */
+    scratch file;         /* ... and its bytes */
+    uint64_t snap_seen;   /* when its last chunk arrived */
+    codec_sink sink;
     snapshot_meta snap_meta;
-    delayed *q;
+    delayed *q; /* in arrival order */
     size_t qn, qcap;
     uint64_t rejected;
     const char *why;
@@ -206,7 +281,10 @@ static void inbox_init(inbox *in, const rpc_ctx *c, void *sock, bool router)
     in->sock = sock;
     in->router = router;
     codec_arena_init(&in->arena);
-    codec_assembler_init(&in->snap, 1ull << 32);
+    in->file.dir = c->scratch_dir[0] ? c->scratch_dir : "/tmp";
+    in->file.fd = -1;
+    in->sink = (codec_sink){&in->file, sc_open, sc_write, sc_close};
+    codec_assembler_init_sink(&in->snap, 1ull << 40, &in->sink);
 }
 
 static void inbox_fini(inbox *in)
@@ -217,6 +295,7 @@ static void inbox_fini(inbox *in)
     free(in->q);
     codec_arena_fini(&in->arena);
     codec_assembler_fini(&in->snap);
+    sc_close(&in->file);
 }
 
 static uint64_t inbox_next_due(const inbox *in)
@@ -228,6 +307,78 @@ static uint64_t inbox_next_due(const inbox *in)
         }
     }
     return d;
+}
+
+/* Answers a snapshot chunk to the stream that sent it (a node that sends
+ * version 1 frames, or a version 1 chunk, gets none: it cannot read it). */
+static void s_ack(inbox *in, const msg *chunk, const codec_chunk *ch,
+                  uint8_t status, uint64_t next)
+{
+    if (!in->router || in->arena.version < 2 || in->c->codec.version < 2) {
+        return;
+    }
+    msg m;
+    memset(&m, 0, sizeof m);
+    m.type = CODEC_MSG_SNAPSHOT_ACK;
+    m.from = in->c->self;
+    m.to = chunk->from;
+    m.term = chunk->term;
+    codec_ack a = {ch->snapshot_id, ch->offset, next, status};
+    unsigned char buf[CODEC_ACK_FRAME_MAX], rid[9];
+    size_t len;
+    if (codec_encode_ack(&in->c->codec, &m, &a, buf, sizeof buf, &len) != 0) {
+        return;
+    }
+    rid[0] = RPC_KIND_REPL;
+    for (int i = 0; i < 8; i++) {
+        rid[1 + i] = (unsigned char)(chunk->from >> (8 * i));
+    }
+    if (zmq_send(in->sock, rid, sizeof rid, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 9) {
+        zmq_send(in->sock, buf, len, ZMQ_DONTWAIT);
+    }
+}
+
+/* Stores the chunk just decoded into *out, acknowledges it, and when it
+ * completes its transfer puts the whole snapshot (mapped) in *out. 1: *out
+ * ready. */
+static int inbox_chunk(inbox *in, msg *out, uint64_t now)
+{
+    in->snap_seen = now;
+    codec_chunk ch = in->arena.chunk;
+    ch.bytes = NULL; /* released below; only the position is used after */
+    int rv = codec_assembler_add(&in->snap, out, &in->arena.chunk);
+    codec_msg_release(out);
+    if (rv == 0) {
+        s_ack(in, out, &ch, CODEC_ACK_ACCEPTED, ch.offset + ch.len);
+        return 0;
+    }
+    if (rv == ZRAFT_EAGAIN) {
+        /* A duplicate of bytes held is as good as accepted; anything else
+         * is a gap (or an unknown transfer: next 0). */
+        uint64_t next =
+            codec_assembler_next_for(&in->snap, out->term, ch.snapshot_id);
+        s_ack(in, out, &ch,
+              ch.offset + ch.len <= next ? CODEC_ACK_ACCEPTED
+                                         : CODEC_ACK_REFUSED,
+              next);
+        return 0;
+    }
+    zraft_buf *data = NULL;
+    if (rv == 1) {
+        codec_assembler_take(&in->snap, &in->snap_meta, NULL);
+        rv = in->file.fd >= 0 || ch.total == 0
+                 ? zraft_buf_map(in->file.fd, 0, (size_t)ch.total, &data)
+                 : ZRAFT_EIO;
+        sc_close(&in->file); /* the mapping keeps the bytes */
+    }
+    if (rv != 1 && rv != 0) {
+        s_ack(in, out, &ch, CODEC_ACK_ABORTED, 0);
+        return 0;
+    }
+    s_ack(in, out, &ch, CODEC_ACK_ACCEPTED, ch.total);
+    out->u.snapshot.meta = &in->snap_meta;
+    out->u.snapshot.data = data;
+    return 1;
 }
 
 /* Decodes a frame; applies faults and snapshot assembly. 1: *out ready. */
@@ -269,36 +420,40 @@ static int inbox_take(inbox *in, const unsigned char *f, size_t len, msg *out,
     if (out->type != MSG_SNAPSHOT) {
         return 1;
     }
-    codec_chunk ch = in->arena.chunk;
-    rv = codec_assembler_add(&in->snap, out, &ch);
-    codec_msg_release(out);
-    if (rv != 1) {
+    if (!in->router) {
+        codec_msg_release(out); /* snapshots are requests, not replies */
         return 0;
     }
-    zraft_buf *data = NULL;
-    msg head = *out;
-    if (codec_assembler_take(&in->snap, &in->snap_meta, &data) != 0) {
-        return 0;
-    }
-    *out = head;
-    out->u.snapshot.meta = &in->snap_meta;
-    out->u.snapshot.data = data;
-    return 1;
+    return inbox_chunk(in, out, now);
 }
+
+/* A partial transfer nobody continues for this long is dropped with its
+ * file (its sender gave up long before; a new one starts from 0). */
+#define PARTIAL_TTL_MS (300u * 1000u)
 
 static int inbox_recv(inbox *in, msg *out, uint64_t now)
 {
-    /* Delayed frames first, in due order. */
-    for (size_t i = 0; i < in->qn; i++) {
-        if (in->q[i].due <= now) {
-            delayed d = in->q[i];
-            in->q[i] = in->q[--in->qn];
-            int rv = inbox_take(in, d.frame, d.len, out, now, false);
-            free(d.frame);
-            if (rv == 1) {
-                return 1;
-            }
-            i = (size_t)-1;
+    if (in->snap.active && !in->snap.taken &&
+        now - in->snap_seen > PARTIAL_TTL_MS) {
+        codec_assembler_reset(&in->snap);
+    }
+    /* Delayed frames first: the earliest arrival that is due, so that one
+     * link's frames (all delayed alike) keep their order. */
+    for (;;) {
+        size_t i = 0;
+        while (i < in->qn && in->q[i].due > now) {
+            i++;
+        }
+        if (i == in->qn) {
+            break;
+        }
+        delayed d = in->q[i];
+        memmove(in->q + i, in->q + i + 1, (in->qn - i - 1) * sizeof(*in->q));
+        in->qn--;
+        int rv = inbox_take(in, d.frame, d.len, out, now, false);
+        free(d.frame);
+        if (rv == 1) {
+            return 1;
         }
     }
     for (;;) {
@@ -463,7 +618,6 @@ struct rpc_conn {
     const rpc_ctx *c;
     unsigned char *buf;
     size_t cap;
-    uint64_t snap_id;
     uint64_t created_ms, last_send_ms, last_recv_ms;
 };
 
@@ -543,42 +697,36 @@ void *rpc_conn_socket(rpc_conn *k)
     return k->sock;
 }
 
-int rpc_conn_send(rpc_conn *k, const msg *m)
+static int s_conn_send(rpc_conn *k, const msg *m, const codec_chunk *ch)
 {
     size_t len;
-    int rv;
     k->last_send_ms = s_now_ms();
-    if (m->type != MSG_SNAPSHOT) {
-        rv = s_encode(k->c, &k->buf, &k->cap, m, NULL, &len);
-        if (rv != 0) {
-            return rv;
-        }
-        return zmq_send(k->sock, k->buf, len, ZMQ_DONTWAIT) < 0 ? ZRAFT_EAGAIN
-                                                                : 0;
+    int rv = s_encode(k->c, &k->buf, &k->cap, m, ch, &len);
+    if (rv != 0) {
+        return rv;
     }
-    const zraft_buf *data = m->u.snapshot.data;
-    uint64_t total = data->len, off = 0;
-    uint32_t step = k->c->snapshot_chunk ? k->c->snapshot_chunk : (1u << 20);
-    k->snap_id++;
-    do {
-        codec_chunk ch;
-        memset(&ch, 0, sizeof ch);
-        ch.snapshot_id = k->snap_id;
-        ch.total = total;
-        ch.offset = off;
-        ch.len = (uint32_t)(total - off < step ? total - off : step);
-        ch.bytes = data->data + off;
-        ch.last = off + ch.len == total;
-        rv = s_encode(k->c, &k->buf, &k->cap, m, &ch, &len);
-        if (rv != 0) {
-            return rv;
-        }
-        if (zmq_send(k->sock, k->buf, len, ZMQ_DONTWAIT) < 0) {
-            return ZRAFT_EAGAIN;
-        }
-        off += ch.len;
-    } while (off < total);
-    return 0;
+    return zmq_send(k->sock, k->buf, len, ZMQ_DONTWAIT) < 0 ? ZRAFT_EAGAIN : 0;
+}
+
+int rpc_conn_send(rpc_conn *k, const msg *m)
+{
+    if (m->type == MSG_SNAPSHOT) {
+        return ZRAFT_EINVAL; /* chunk by chunk: rpc_conn_send_chunk() */
+    }
+    return s_conn_send(k, m, NULL);
+}
+
+int rpc_conn_send_chunk(rpc_conn *k, const msg *m, const codec_chunk *ch)
+{
+    if (m->type != MSG_SNAPSHOT || ch == NULL) {
+        return ZRAFT_EINVAL;
+    }
+    return s_conn_send(k, m, ch);
+}
+
+const codec_ack *rpc_conn_ack(const rpc_conn *k)
+{
+    return &k->in.arena.ack;
 }
 
 int rpc_conn_recv(rpc_conn *k, msg *out, uint64_t now_ms)

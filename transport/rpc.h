@@ -13,6 +13,8 @@
 #ifndef ZRAFT_TRANSPORT_RPC_H
 #define ZRAFT_TRANSPORT_RPC_H
 
+#include <limits.h>
+
 #include "core/engine.h"
 #include "transport/codec.h"
 #include "transport/resolver.h"
@@ -25,8 +27,11 @@ typedef struct {
     codec_ctx codec;
     zraft_network *net; /* NULL: TCP */
     zraft_id self;
-    uint32_t snapshot_chunk; /* bytes per snapshot chunk */
-    resolver *res;           /* TCP: peer host names (NULL: inproc) */
+    uint32_t snapshot_chunk;    /* bytes per snapshot chunk */
+    uint64_t snapshot_window;   /* snapshot bytes sent and not acknowledged,
+                                   at most (per transfer) */
+    resolver *res;              /* TCP: peer host names (NULL: inproc) */
+    char scratch_dir[PATH_MAX]; /* where received snapshots are written */
 } rpc_ctx;
 
 /* The endpoint node `id` binds: inproc name for an in-process network, else
@@ -61,10 +66,17 @@ rpc_server *rpc_server_new(void *zctx, const rpc_ctx *c, const char *endpoint,
 void rpc_server_destroy(rpc_server **s);
 void *rpc_server_socket(rpc_server *s);
 /* Receives one request if one is ready (non-blocking): 1 and *out filled
- * (release with codec_msg_release; snapshots are assembled from chunks and
- * then carry a complete meta and data buffer owned by *out), 0 if nothing is
- * ready (or the frame was dropped: malformed, faulted, a partial snapshot).
- * `now_ms` orders delayed frames. */
+ * (release with codec_msg_release), 0 if nothing is ready (or the frame was
+ * dropped: malformed, faulted, a snapshot chunk). `now_ms` orders delayed
+ * frames.
+ *
+ * Snapshot chunks never come out one by one: each is written at its offset
+ * into a file in c->scratch_dir (unnamed, or unlinked at once) and answered
+ * at once with a SNAPSHOT_ACK to the sender's stream (docs/wire.md); the
+ * transfer in progress is kept across the sender's reconnects, so it
+ * resumes where the acks say. When the last chunk arrives, the file is
+ * mapped and comes out as one MSG_SNAPSHOT whose data (owned by *out) is
+ * that mapping (ZRAFT_BUF_MAPPED): the snapshot is never held in memory. */
 int rpc_server_recv(rpc_server *s, msg *out, uint64_t now_ms);
 /* Next time a delayed frame becomes due (UINT64_MAX: none). */
 uint64_t rpc_server_next_due(const rpc_server *s);
@@ -78,11 +90,21 @@ rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
                        const char *endpoint, int kind);
 void rpc_conn_destroy(rpc_conn **c);
 void *rpc_conn_socket(rpc_conn *c);
-/* Sends a request; MSG_SNAPSHOT goes out as chunks. ZRAFT_EAGAIN when the
- * peer's queue is full (nothing, or for snapshots part, was sent). */
+/* Sends a request (not a MSG_SNAPSHOT: ZRAFT_EINVAL, see below).
+ * ZRAFT_EAGAIN when the peer's queue is full or no peer is connected
+ * (nothing was sent). */
 int rpc_conn_send(rpc_conn *c, const msg *m);
-/* Receives one reply if ready: 1 / 0 as rpc_server_recv. */
+/* Sends one chunk `ch` of the snapshot described by the MSG_SNAPSHOT `m`
+ * (its data is ignored). Errors as rpc_conn_send() and codec_encode_chunk().
+ * A transfer is driven chunk by chunk by a snapsend (transport/snapsend.h),
+ * never queued whole. */
+int rpc_conn_send_chunk(rpc_conn *c, const msg *m, const codec_chunk *ch);
+/* Receives one reply if ready: 1 / 0 as rpc_server_recv. A reply of type
+ * CODEC_MSG_SNAPSHOT_ACK carries its body in rpc_conn_ack(). */
 int rpc_conn_recv(rpc_conn *c, msg *out, uint64_t now_ms);
+/* The body of the CODEC_MSG_SNAPSHOT_ACK rpc_conn_recv() just returned;
+ * borrowed until the next rpc_conn_recv(). */
+const codec_ack *rpc_conn_ack(const rpc_conn *c);
 uint64_t rpc_conn_next_due(const rpc_conn *c);
 /* True when requests went out for longer than `timeout_ms` without any
  * reply: the owner should replace the connection (an inproc peer that

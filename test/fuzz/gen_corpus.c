@@ -33,6 +33,25 @@ static void put(const char *name, const msg *m, const codec_chunk *ch)
     written++;
 }
 
+static void put_ack(const char *name, const msg *m, const codec_ack *a)
+{
+    unsigned char buf[CODEC_ACK_FRAME_MAX];
+    size_t len;
+    int rv = codec_encode_ack(&ctx, m, a, buf, sizeof(buf), &len);
+    if (rv != 0) {
+        fprintf(stderr, "gen_corpus: %s: %s\n", name, zraft_strerror(rv));
+        exit(1);
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+        perror(path);
+        exit(1);
+    }
+    written++;
+}
+
 static void members(zraft_membership *mm, uint32_t n, bool joint)
 {
     memset(mm, 0, sizeof(*mm));
@@ -182,6 +201,29 @@ int main(int argc, char **argv)
     put("snapshot_resp", &m, NULL);
     m = (msg){.type = MSG_TIMEOUT_NOW, .from = 1, .to = 2, .term = 7};
     put("timeout_now", &m, NULL);
+
+    /* Version 2: chunk acknowledgements, one per status. */
+    static const char *names[] = {"snapshot_ack_accepted",
+                                  "snapshot_ack_refused",
+                                  "snapshot_ack_aborted"};
+    for (uint8_t st = CODEC_ACK_ACCEPTED; st <= CODEC_ACK_ABORTED; st++) {
+        m = (msg){
+            .type = CODEC_MSG_SNAPSHOT_ACK, .from = 2, .to = 1, .term = 7};
+        codec_ack ack = {9, 400, st == CODEC_ACK_ACCEPTED ? 800 : 400, st};
+        if (st == CODEC_ACK_ABORTED) {
+            ack.next = 0;
+        }
+        put_ack(names[st], &m, &ack);
+    }
+    /* Version 1 frames, still read. */
+    ctx.version = 1;
+    m = (msg){.type = MSG_HEARTBEAT, .from = 1, .to = 2, .term = 7};
+    m.u.heartbeat.commit = 40;
+    put("v1_heartbeat", &m, NULL);
+    m = (msg){.type = MSG_SNAPSHOT, .from = 1, .to = 2, .term = 7};
+    m.u.snapshot.meta = &meta;
+    put("v1_snapshot_chunk", &m, &ch);
+    ctx.version = CODEC_VERSION;
 
     for (int i = 0; i < 64; i++) {
         zraft_buf_unref(e[i].payload);

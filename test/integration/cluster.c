@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster.h"
 #include "zraft_disk.h"
@@ -74,6 +75,7 @@ static void r_destroy(void *ctx)
 typedef struct {
     zraft_storage *in;
     _Atomic int *fail;
+    _Atomic int *save_delay_ms;
 } faulty;
 
 static int f_load(void *ctx, zraft_storage_state *out)
@@ -128,6 +130,11 @@ static int f_snapshot_save(void *ctx, const zraft_snapshot_meta *meta,
 {
     faulty *f = ctx;
     int e = atomic_load(f->fail);
+    int ms = atomic_load(f->save_delay_ms);
+    if (ms > 0) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     return e ? e : f->in->snapshot_save(f->in->ctx, meta, data);
 }
 
@@ -152,13 +159,15 @@ static void f_destroy(void *ctx)
     free(f);
 }
 
-static zraft_storage *s_faulty(zraft_storage *in, _Atomic int *fail)
+static zraft_storage *s_faulty(zraft_storage *in, _Atomic int *fail,
+                               _Atomic int *save_delay_ms)
 {
     faulty *f = calloc(1, sizeof(*f));
     zraft_storage *s = calloc(1, sizeof(*s));
     cr_assert(f != NULL && s != NULL);
     f->in = in;
     f->fail = fail;
+    f->save_delay_ms = save_delay_ms;
     *s = (zraft_storage){
         f,       f_load, f_save_state,    f_append,        f_sync,  f_truncate,
         f_purge, f_get,  f_snapshot_save, f_snapshot_load, f_reset, f_destroy};
@@ -196,7 +205,11 @@ void cl_start_node(cluster *c, zraft_id id)
     f->snapshot = r_snapshot;
     f->restore = r_restore;
     f->destroy = r_destroy;
+    if (c->make_fsm != NULL) {
+        c->make_fsm(c->fsm_arg, id, f);
+    }
     zraft_storage *st;
+    char scratch[256];
     if (c->disk_dir != NULL) {
         /* Every stop is a power cut: unsynced bytes are dropped. */
         char path[256], why[256];
@@ -209,12 +222,15 @@ void cl_start_node(cluster *c, zraft_id id)
         int err;
         st = zraft_storage_disk_new(path, &o, &err, why, sizeof why);
         cr_assert_not_null(st, "disk: %s", why);
+        /* Snapshots being received are written next to the store. */
+        snprintf(scratch, sizeof scratch, "%s", path);
+        cfg.scratch_dir = scratch;
     } else {
         st = zraft_storage_memory_new();
     }
     atomic_store(&c->storage_fail[id], 0);
     atomic_store(&c->rec[id]->fail_apply, 0);
-    st = s_faulty(st, &c->storage_fail[id]);
+    st = s_faulty(st, &c->storage_fail[id], &c->save_delay_ms[id]);
     int rv = zraft_node_new(&cfg, st, f, &c->nodes[id]);
     cr_assert_eq(rv, 0, "node %llu: %s", (unsigned long long)id,
                  zraft_strerror(rv));
@@ -226,11 +242,15 @@ void cl_start(cluster *c, uint32_t n)
     uint64_t th = c->snapshot_threshold, keep = c->snapshot_keep;
     uint32_t et = c->election_timeout_ms;
     const char *dd = c->disk_dir;
+    void (*mf)(void *, zraft_id, zraft_fsm *) = c->make_fsm;
+    void *fa = c->fsm_arg;
     memset(c, 0, sizeof(*c));
     c->snapshot_threshold = th;
     c->snapshot_keep = keep;
     c->election_timeout_ms = et;
     c->disk_dir = dd;
+    c->make_fsm = mf;
+    c->fsm_arg = fa;
     c->net = zraft_network_new();
     c->n = n;
     zraft_member ms[CL_MAX];

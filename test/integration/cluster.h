@@ -31,9 +31,16 @@ typedef struct {
     uint64_t snapshot_threshold; /* applied to nodes started later */
     uint64_t snapshot_keep;
     uint32_t election_timeout_ms; /* likewise; 0: 300 (the max is twice) */
+    /* Optional: fills the state machine of node `id` (default: a
+     * recorder; cl_applied() and cl_assert_same() need the recorder). */
+    void (*make_fsm)(void *arg, zraft_id id, zraft_fsm *out);
+    void *fsm_arg;
     /* Storage faults: while non-zero, node id's append, sync and
      * save_state return this error (a disk that filled up or failed). */
     _Atomic int storage_fail[CL_MAX + 1];
+    /* While non-zero, node id's snapshot_save takes this many ms longer (a
+     * slow disk writing a large snapshot). */
+    _Atomic int save_delay_ms[CL_MAX + 1];
 } cluster;
 
 /* Starts nodes 1..n (all voters) and initializes them. */

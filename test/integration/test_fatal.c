@@ -148,11 +148,9 @@ Test(limits, oversized_write_is_refused_and_largest_one_replicates,
     cluster c;
     memset(&c, 0, sizeof c);
     /* Moving 64 MiB to the followers takes over a second under TSan (each
-     * copy of the payload also fills its shadow memory) and could take
-     * longer than the default election timeout on any slow or loaded
-     * machine; then the cluster changes leaders and the write fails with
-     * ELEADERSHIP_LOST. Not what this test is about: elections wait longer
-     * here, and a write that still meets a leader change goes again. */
+     * copy of the payload also fills its shadow memory): with the default
+     * election timeout the retries below were not enough there (1 run in
+     * 20 failed after 5 leader changes), so elections wait longer here. */
     c.election_timeout_ms = 2000;
     cl_start(&c, 3);
     zraft_id l = cl_leader(&c);
@@ -168,20 +166,21 @@ Test(limits, oversized_write_is_refused_and_largest_one_replicates,
                  ZRAFT_ETOOBIG);
     zraft_buf_unref(b);
     /* Exactly the limit: it is replicated to every node (before, an entry
-     * over the frame limit was re-sent for ever and wedged the log: the
-     * write timed out). After a leader change the entry was either not
-     * committed (ELEADERSHIP_LOST) or not proposed (ENOTLEADER): it goes
-     * again, through the new leader. */
+     * over the frame limit was re-sent for ever and wedged the log). */
     uint64_t wid = 77;
     memcpy(p, &wid, 8);
     zraft_log_id id;
     int rv = ZRAFT_ENOTLEADER;
-    for (int attempt = 0; attempt < 5 && (rv == ZRAFT_ENOTLEADER ||
-                                          rv == ZRAFT_ELEADERSHIP_LOST);
-         attempt++) {
+    /* On two loaded cores, moving 64 MiB through every node can outlast an
+     * election timeout and cost the leader its term: retry through
+     * whoever leads then (a few times at most). */
+    for (int attempt = 0; attempt < 5 && rv != 0; attempt++) {
         l = cl_leader(&c);
         rv = zraft_write_sync(c.nodes[l], p, ZRAFT_MAX_PAYLOAD_BYTES,
                               CL_DEADLINE_MS, &id);
+        cr_assert(rv == 0 || rv == ZRAFT_ELEADERSHIP_LOST ||
+                      rv == ZRAFT_ENOTLEADER || rv == ZRAFT_ETIMEDOUT,
+                  "largest write: %s", zraft_strerror(rv));
     }
     cr_assert_eq(rv, 0, "largest write: %s", zraft_strerror(rv));
     free(p);

@@ -157,6 +157,66 @@ Test(cluster3, follower_cut_off_long_catches_up_by_snapshot, .timeout = 300)
     cl_stop(&c);
 }
 
+/* A follower that installs a snapshot (its log writer busy for a long
+ * time) keeps answering heartbeats: a heartbeat reply does not wait behind
+ * the install's held reply. Here the leader's quorum is that follower
+ * alone, so a silent follower would make it step down (check-quorum). */
+typedef struct {
+    uint64_t index;
+} at_least;
+
+static bool p_snap(const zraft_metrics *m, void *arg)
+{
+    return m->snapshot_index >= ((at_least *)arg)->index;
+}
+
+static bool p_follows(const zraft_metrics *m, void *arg)
+{
+    return m->leader == *(zraft_id *)arg;
+}
+
+static bool p_not_leader(const zraft_metrics *m, void *arg)
+{
+    return m->role_code != 3 || m->term != *(uint64_t *)arg;
+}
+
+Test(cluster3, installing_follower_keeps_answering_heartbeats, .timeout = 300)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.snapshot_keep = 2;
+    cl_start(&c, 3);
+    zraft_id l = cl_leader(&c);
+    zraft_id a = l == 1 ? 2 : 1, b = 6 - l - a;
+    cl_stop_node(&c, a);
+    zraft_log_id last = {0, 0};
+    for (uint64_t w = 1; w <= 30; w++) {
+        last = cl_write_any(&c, w, a);
+    }
+    cr_assert_eq(zraft_trigger_snapshot(c.nodes[l]), 0);
+    at_least snap = {last.index};
+    cr_assert_eq(zraft_wait(c.nodes[l], p_snap, &snap, CL_DEADLINE_MS), 0);
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[l], &m);
+    cr_assert_eq(m.role_code, 3);
+    uint64_t term = m.term;
+    /* The follower comes back, needs the snapshot, and takes 3 s to store
+     * it; once it hears from the leader the other follower goes away. */
+    atomic_store(&c.save_delay_ms[a], 3000);
+    cl_start_node(&c, a);
+    cr_assert_eq(zraft_wait(c.nodes[a], p_follows, &l, CL_DEADLINE_MS), 0);
+    cl_stop_node(&c, b);
+    cr_assert_eq(zraft_wait(c.nodes[l], p_not_leader, &term, 3500),
+                 ZRAFT_ETIMEDOUT, "the leader lost its leadership");
+    atomic_store(&c.save_delay_ms[a], 0);
+    cl_wait_applied(&c, last.index);
+    last = cl_write_any(&c, 31, b);
+    cl_wait_applied(&c, last.index);
+    zraft_metrics_get(c.nodes[l], &m);
+    cr_assert(m.role_code == 3 && m.term == term);
+    cl_stop(&c);
+}
+
 /* ----------------------------------------------- membership changes */
 
 typedef struct {

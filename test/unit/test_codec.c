@@ -275,16 +275,23 @@ static int decode_check(const codec_ctx *c, const unsigned char *buf,
     codec_arena_init(&a);
     int rv = codec_decode(c, buf, len, &m, &a);
     if (rv == 0) {
-        size_t need = m.type == MSG_SNAPSHOT
-                          ? codec_chunk_encoded_len(c, &m, &a.chunk)
-                          : codec_encoded_len(c, &m);
+        /* Re-encoded in the frame's own version, the same bytes. */
+        codec_ctx cv = *c;
+        cv.version = a.version;
+        size_t need =
+            m.type == MSG_SNAPSHOT ? codec_chunk_encoded_len(&cv, &m, &a.chunk)
+            : m.type == CODEC_MSG_SNAPSHOT_ACK ? len
+                                               : codec_encoded_len(&cv, &m);
         cr_assert_eq(need, len);
         unsigned char *again = malloc(need);
         size_t w;
         int erv = m.type == MSG_SNAPSHOT
-                      ? codec_encode_chunk(c, &m, &a.chunk, again, need, &w)
-                      : codec_encode(c, &m, again, need, &w);
+                      ? codec_encode_chunk(&cv, &m, &a.chunk, again, need, &w)
+                  : m.type == CODEC_MSG_SNAPSHOT_ACK
+                      ? codec_encode_ack(&cv, &m, &a.ack, again, need, &w)
+                      : codec_encode(&cv, &m, again, need, &w);
         cr_assert_eq(erv, 0);
+        cr_assert_eq(w, len);
         cr_assert_eq(memcmp(again, buf, len), 0);
         free(again);
     } else {
@@ -823,7 +830,7 @@ Test(codec, wrong_cluster_version_type_flags)
 
     buf[5] = 0;
     cr_assert_eq(decode_check(&c, buf, len), ZRAFT_EMALFORMED);
-    buf[5] = MSG__COUNT;
+    buf[5] = CODEC_MSG_SNAPSHOT_ACK + 1;
     cr_assert_eq(decode_check(&c, buf, len), ZRAFT_EMALFORMED);
     buf[5] = MSG_TIMEOUT_NOW;
 
@@ -834,6 +841,116 @@ Test(codec, wrong_cluster_version_type_flags)
     cr_assert_eq(decode_check(&c, buf, len), ZRAFT_EMALFORMED);
     buf[0] = 'Z';
     cr_assert_eq(decode_check(&c, buf, len), 0);
+}
+
+Test(codec, version_1_frames_are_read_and_written_on_request)
+{
+    codec_ctx c, v1;
+    codec_ctx_init(&c, CLUSTER, 0);
+    codec_ctx_init(&v1, CLUSTER, 0);
+    cr_assert_eq(c.version, 2);
+    v1.version = 1;
+    sample_set s;
+    samples_init(&s);
+    codec_arena a;
+    codec_arena_init(&a);
+    for (size_t i = 0; i < s.n; i++) {
+        /* Every version 1 message is unchanged but for the version byte,
+         * and a version 2 node reads it. */
+        size_t len1, len2;
+        unsigned char *b1 = encode(&v1, &s.m[i], &len1);
+        unsigned char *b2 = encode(&c, &s.m[i], &len2);
+        cr_assert_eq(len1, len2);
+        cr_assert_eq(b1[4], 1);
+        cr_assert_eq(b2[4], 2);
+        b1[4] = 2;
+        cr_assert_eq(memcmp(b1, b2, len1), 0);
+        b1[4] = 1;
+        msg out;
+        cr_assert_eq(codec_decode(&c, b1, len1, &out, &a), 0);
+        cr_assert_eq(a.version, 1);
+        assert_msg_eq(&s.m[i], &out);
+        codec_msg_release(&out);
+        cr_assert_eq(decode_check(&c, b1, len1), 0);
+        free(b1);
+        free(b2);
+    }
+    codec_arena_fini(&a);
+    samples_fini(&s);
+    /* No acknowledgements in version 1. */
+    msg m = {.type = CODEC_MSG_SNAPSHOT_ACK, .from = 2, .to = 1, .term = 3};
+    codec_ack ack = {7, 0, 100, CODEC_ACK_ACCEPTED};
+    unsigned char buf[CODEC_ACK_FRAME_MAX];
+    size_t w;
+    cr_assert_eq(codec_encode_ack(&v1, &m, &ack, buf, sizeof buf, &w),
+                 ZRAFT_EINVAL);
+    v1.version = 3;
+    cr_assert_eq(codec_encode(&v1, &s.m[0], buf, sizeof buf, &w), ZRAFT_EINVAL);
+}
+
+Test(snapshot_ack, layout_round_trip_and_rules)
+{
+    codec_ctx c, keyed;
+    codec_ctx_init(&c, CLUSTER, 1);
+    codec_ctx_init(&keyed, CLUSTER, 1);
+    cr_assert_eq(codec_ctx_set_key(&keyed, "k", 1), 0);
+    msg m = {.type = CODEC_MSG_SNAPSHOT_ACK, .from = 2, .to = 1, .term = 9};
+    codec_ack ack = {0x0102030405060708ull, 3u << 20, 4u << 20,
+                     CODEC_ACK_REFUSED};
+    unsigned char buf[CODEC_ACK_FRAME_MAX];
+    size_t w;
+    cr_assert_eq(codec_encode_ack(&c, &m, &ack, buf, sizeof buf, &w), 0);
+    cr_assert_eq(w, CODEC_HEADER_LEN + 25);
+    cr_assert_eq(buf[4], 2);
+    cr_assert_eq(buf[5], CODEC_MSG_SNAPSHOT_ACK);
+    cr_assert_eq(buf[40], 25);            /* body length */
+    cr_assert_eq(buf[44], 0x08);          /* snapshot id, low byte first */
+    cr_assert_eq(buf[44 + 8 + 2], 0x30);  /* offset 3 MiB */
+    cr_assert_eq(buf[44 + 16 + 2], 0x40); /* next 4 MiB */
+    cr_assert_eq(buf[44 + 24], CODEC_ACK_REFUSED);
+    codec_arena a;
+    codec_arena_init(&a);
+    msg out;
+    cr_assert_eq(codec_decode(&c, buf, w, &out, &a), 0);
+    cr_assert_eq(out.type, CODEC_MSG_SNAPSHOT_ACK);
+    cr_assert(out.from == 2 && out.to == 1 && out.term == 9);
+    cr_assert(a.ack.snapshot_id == ack.snapshot_id &&
+              a.ack.offset == ack.offset && a.ack.next == ack.next &&
+              a.ack.status == ack.status);
+    codec_msg_release(&out);
+    cr_assert_eq(decode_check(&c, buf, w), 0);
+    /* Every truncation and any trailing byte are refused. */
+    for (size_t n = 0; n < w; n++) {
+        cr_assert_eq(decode_check(&c, buf, n), ZRAFT_EMALFORMED);
+    }
+    /* An unknown status; the ack type in a version 1 frame. */
+    buf[44 + 24] = 3;
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    buf[44 + 24] = CODEC_ACK_ABORTED;
+    cr_assert_eq(decode_check(&c, buf, w), 0);
+    buf[4] = 1;
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    /* Authenticated like any frame. */
+    cr_assert_eq(codec_encode_ack(&keyed, &m, &ack, buf, sizeof buf, &w), 0);
+    cr_assert_eq(w, CODEC_ACK_FRAME_MAX);
+    cr_assert_eq(decode_check(&keyed, buf, w), 0);
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_ECORRUPT);
+    buf[50] ^= 1;
+    cr_assert_eq(decode_check(&keyed, buf, w), ZRAFT_ECORRUPT);
+    /* The encoder refuses what the decoder would. */
+    ack.status = 3;
+    cr_assert_eq(codec_encode_ack(&c, &m, &ack, buf, sizeof buf, &w),
+                 ZRAFT_EINVAL);
+    ack.status = CODEC_ACK_ACCEPTED;
+    cr_assert_eq(codec_encode_ack(&c, &m, &ack, buf, 10, &w), ZRAFT_ENOSPACE);
+    m.type = MSG_SNAPSHOT_RESP;
+    cr_assert_eq(codec_encode_ack(&c, &m, &ack, buf, sizeof buf, &w),
+                 ZRAFT_EINVAL);
+    m.type = CODEC_MSG_SNAPSHOT_ACK;
+    m.from = 0;
+    cr_assert_eq(codec_encode_ack(&c, &m, &ack, buf, sizeof buf, &w),
+                 ZRAFT_EINVAL);
+    codec_arena_fini(&a);
 }
 
 Test(codec, node_ids_and_destination)
@@ -1231,6 +1348,113 @@ Test(snapshot_chunks, newer_transfer_replaces_stale_is_refused)
     msg vote = {.type = MSG_VOTE};
     cr_assert_eq(codec_assembler_add(&f->a, &vote, &a0), ZRAFT_EINVAL);
     codec_assembler_fini(&f->a);
+    free(f);
+}
+
+Test(snapshot_chunks, taken_transfer_answers_duplicates_with_its_total)
+{
+    snap_fixture *f = malloc(sizeof(*f));
+    snap_init(f);
+    msg m = snap_msg(f, 5);
+    codec_chunk c0 = chunk(f, 1, 0, 4000), c1 = chunk(f, 1, 4000, 6000);
+    cr_assert_eq(codec_assembler_next_for(&f->a, 5, 1), 0);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &c0), 0);
+    cr_assert_eq(codec_assembler_next_for(&f->a, 5, 1), 4000);
+    cr_assert_eq(codec_assembler_next_for(&f->a, 5, 2), 0);
+    cr_assert_eq(codec_assembler_next_for(&f->a, 6, 1), 0);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &c1), 1);
+    expect_complete(f);
+    /* Late duplicates of the taken transfer: refused, and its total says
+     * the receiver holds it all. */
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &c1), ZRAFT_EAGAIN);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &c0), ZRAFT_EAGAIN);
+    cr_assert_eq(codec_assembler_next_for(&f->a, 5, 1), sizeof(f->data));
+    /* A new transfer replaces it. */
+    codec_chunk d0 = chunk(f, 2, 0, 4000);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &d0), 0);
+    cr_assert_eq(codec_assembler_next_for(&f->a, 5, 1), 0);
+    codec_assembler_fini(&f->a);
+    free(f);
+}
+
+/* A sink that records what it is told (and can fail). */
+typedef struct {
+    unsigned char bytes[10000];
+    uint64_t stored;
+    int opens, closes;
+    int fail_write_at; /* write number (1-based) that fails, 0: none */
+    int writes;
+} rec_sink;
+
+static int rs_open(void *ctx, uint64_t total)
+{
+    rec_sink *r = ctx;
+    (void)total;
+    r->opens++;
+    r->stored = 0;
+    return 0;
+}
+
+static int rs_write(void *ctx, uint64_t off, const unsigned char *p,
+                    uint32_t len)
+{
+    rec_sink *r = ctx;
+    if (++r->writes == r->fail_write_at) {
+        return ZRAFT_ENOSPACE;
+    }
+    cr_assert_eq(off, r->stored, "writes are contiguous");
+    memcpy(r->bytes + off, p, len);
+    r->stored += len;
+    return 0;
+}
+
+static void rs_close(void *ctx)
+{
+    rec_sink *r = ctx;
+    r->closes++;
+}
+
+Test(snapshot_chunks, sink_receives_the_bytes_in_order)
+{
+    snap_fixture *f = malloc(sizeof(*f));
+    rec_sink *r = calloc(1, sizeof(*r));
+    snap_init(f);
+    codec_sink sink = {r, rs_open, rs_write, rs_close};
+    codec_assembler_fini(&f->a);
+    codec_assembler_init_sink(&f->a, 0, &sink);
+    msg m = snap_msg(f, 5);
+    codec_chunk c0 = chunk(f, 1, 0, 4000), c1 = chunk(f, 1, 4000, 4000),
+                c2 = chunk(f, 1, 8000, 2000);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &c0), 0);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &c2), ZRAFT_EAGAIN);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &c1), 0);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &c2), 1);
+    snapshot_meta meta;
+    zraft_buf *b = (zraft_buf *)1;
+    cr_assert_eq(codec_assembler_take(&f->a, &meta, &b), 0);
+    cr_assert_null(b, "the bytes are the sink's");
+    cr_assert_eq(meta.last_log_id.index, 777);
+    cr_assert_eq(r->stored, sizeof(f->data));
+    cr_assert_eq(memcmp(r->bytes, f->data, sizeof(f->data)), 0);
+    cr_assert(r->opens == 1 && r->closes == 0);
+    /* A transfer that is dropped is closed; one that fails to store is
+     * dropped. */
+    codec_chunk d0 = chunk(f, 2, 0, 4000), d1 = chunk(f, 2, 4000, 4000);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &d0), 0);
+    cr_assert_eq(r->opens, 2);
+    codec_chunk bad = d1;
+    bad.total++;
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &bad), ZRAFT_EMALFORMED);
+    cr_assert_eq(r->closes, 1);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &d0), 0);
+    r->fail_write_at = r->writes + 1;
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &d1), ZRAFT_ENOSPACE);
+    cr_assert_eq(r->closes, 2);
+    cr_assert_eq(codec_assembler_next_offset(&f->a), 0);
+    cr_assert_eq(codec_assembler_add(&f->a, &m, &d1), ZRAFT_EAGAIN);
+    codec_assembler_fini(&f->a);
+    cr_assert_eq(r->closes, 2, "nothing left to close");
+    free(r);
     free(f);
 }
 
