@@ -62,6 +62,10 @@ static const key keys[] = {
         "largest accepted HTTP body (at most 64 MiB - 65 KiB: one entry)"),
     U32(leader_wait_ms, 0, 600000,
         "how long a request waits for a leader (0: two election timeouts)"),
+    U32(http_threads, 1, 64,
+        "HTTP serving threads (event loops; each serves many connections)"),
+    U32(http_max_connections, 1, 1000000,
+        "open HTTP connections at most (idle keep-alive ones cost no thread)"),
     STR(log_level, "debug, info, warn or error"),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -90,6 +94,8 @@ void config_defaults(config *c)
     snprintf(c->storage, sizeof c->storage, "disk");
     c->fsync = true;
     c->max_body_bytes = 1u << 20;
+    c->http_threads = 1;
+    c->http_max_connections = 16384;
     snprintf(c->log_level, sizeof c->log_level, "info");
 }
 

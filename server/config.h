@@ -51,7 +51,9 @@ typedef struct {
     char secret[128];        /* shared cluster secret (HMAC), empty: off */
     uint64_t max_body_bytes; /* <= CONFIG_MAX_BODY: one write, one entry */
     uint32_t leader_wait_ms; /* 0: two election timeouts */
-    char log_level[16];      /* debug, info, warn, error */
+    uint32_t http_threads;   /* HTTP serving (event-loop) threads */
+    uint32_t http_max_connections;
+    char log_level[16]; /* debug, info, warn, error */
 } config;
 
 /* Fills `c` with defaults. */

@@ -194,7 +194,7 @@ int kv_encode(uint8_t op, const void *key, size_t klen, const void *val,
     b->data[1] = (unsigned char)(klen & 0xff);
     b->data[2] = (unsigned char)(klen >> 8);
     memcpy(b->data + 3, key, klen);
-    if (vlen > 0) {
+    if (vlen > 0 && val != NULL) {
         memcpy(b->data + 3 + klen, val, vlen);
     }
     *out = b;

@@ -25,8 +25,10 @@ void kv_destroy(kv **k);
 /* The state machine interface backed by `k` (borrowed until kv_destroy). */
 zraft_fsm kv_fsm(kv *k);
 
-/* Encodes a command into a new buffer; caller owns it. ZRAFT_EINVAL for an
- * empty or oversized key, ZRAFT_ENOMEM. */
+/* Encodes a command into a new buffer; caller owns it. With `val` NULL the
+ * vlen value bytes are left for the caller to fill in, at
+ * (*out)->data + KV_CMD_OVERHEAD + klen. ZRAFT_EINVAL for an empty or
+ * oversized key, ZRAFT_ENOMEM. */
 int kv_encode(uint8_t op, const void *key, size_t klen, const void *val,
               size_t vlen, zraft_buf **out);
 

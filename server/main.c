@@ -2,14 +2,17 @@
  * one Raft node per process, nodes talking over ZeroMQ TCP.
  *
  * Threads: main (waits for SIGTERM/SIGINT with sigwait; every other thread
- * has the signals blocked), libmicrohttpd's connection threads (block in
- * the backend below), the node's own threads, and a registrar that, while
+ * has the signals blocked), the HTTP server's serving threads (they call
+ * the non-blocking backend below; the node's state machine thread
+ * completes their writes and reads) and its admin thread (blocking admin
+ * calls), the node's own threads, and a registrar that, while
  * this node leads, records its HTTP address in the replicated store under a
  * reserved key so that followers can redirect clients to it (user keys come
  * from URL paths and can never contain the NUL that starts reserved ones).
  *
- * Shutdown: stop accepting HTTP, let in-flight requests finish, stop the
- * node (joins its threads), exit 0. */
+ * Shutdown: stop taking HTTP requests, let those in flight finish (up to
+ * OP_TIMEOUT_MS), stop the node (which fails what is left with ESHUTDOWN:
+ * 503), stop the HTTP server, exit 0. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,32 +93,57 @@ static size_t s_http_key(zraft_id id, char *out)
 
 /* -------------------------------------------------------------- backend */
 
-static int b_write(void *ctx, uint8_t op, const char *key, size_t klen,
-                   const void *val, size_t vlen)
+/* Blocking write of a reserved key, for the admin and registrar threads
+ * (never an HTTP serving thread). */
+static int s_write_sync(const char *key, size_t klen, const char *val,
+                        size_t vlen)
 {
-    (void)ctx;
     zraft_buf *cmd;
-    int rv = kv_encode(op, key, klen, val, vlen, &cmd);
+    int rv = kv_encode(KV_OP_PUT, key, klen, val, vlen, &cmd);
     if (rv != 0) {
         return rv;
     }
-    /* Blocking form over the buffer: one copy less than zraft_write_sync. */
     rv = zraft_write_sync(D.node, cmd->data, cmd->len, OP_TIMEOUT_MS, NULL);
     zraft_buf_unref(cmd);
     return rv;
 }
 
-static int b_read(void *ctx, bool stale, const char *key, size_t klen,
-                  zraft_buf **val, size_t *off, size_t *len)
+/* Runs on the node's state machine thread. */
+static void b_write_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
+{
+    http_op *op = arg;
+    (void)id;
+    (void)result;
+    op->err = err;
+    op->complete(op);
+}
+
+static int b_write(void *ctx, zraft_buf *cmd, http_op *op)
 {
     (void)ctx;
-    if (!stale) {
-        int rv = zraft_read_sync(D.node, OP_TIMEOUT_MS);
-        if (rv != 0) {
-            return rv;
-        }
+    return zraft_write_buf(D.node, cmd, b_write_done, op);
+}
+
+/* Runs on the node's state machine thread, once the read-index is
+ * applied: the store reflects every write acknowledged before the read. */
+static void b_read_done(void *arg, int err)
+{
+    http_op *op = arg;
+    if (err == 0) {
+        err = kv_get(D.store, op->key, op->klen, &op->val, &op->off, &op->len);
     }
-    return kv_get(D.store, key, klen, val, off, len);
+    op->err = err;
+    op->complete(op);
+}
+
+static int b_read(void *ctx, http_op *op)
+{
+    (void)ctx;
+    if (op->stale) {
+        b_read_done(op, 0);
+        return 0;
+    }
+    return zraft_read(D.node, b_read_done, op);
 }
 
 static int b_leader_http(void *ctx, char *out, size_t cap)
@@ -258,7 +287,7 @@ static int b_add_learner(void *ctx, uint64_t id, const char *raft_addr,
     if (rv == 0 && http_addr != NULL && http_addr[0] != '\0') {
         char key[64];
         size_t kl = s_http_key(id, key);
-        rv = b_write(NULL, KV_OP_PUT, key, kl, http_addr, strlen(http_addr));
+        rv = s_write_sync(key, kl, http_addr, strlen(http_addr));
     }
     logf_(L_INFO, "add learner %llu at %s: %s", (unsigned long long)id,
           raft_addr, zraft_strerror(rv));
@@ -288,42 +317,21 @@ static int b_snapshot(void *ctx)
     return zraft_trigger_snapshot(D.node);
 }
 
-static bool p_leader_moved(const zraft_metrics *m, void *arg)
-{
-    const zraft_metrics *was = arg;
-    return m->leader != was->leader || m->term != was->term ||
-           m->role_code != was->role_code ||
-           m->last_applied != was->last_applied || m->fatal != 0;
-}
-
 /* A leader is known when this node leads, or when the leader's HTTP
  * address (a replicated key the leader writes once elected) is applied
- * here. */
-static int b_wait_leader(void *ctx, uint32_t timeout_ms)
+ * here. Non-blocking: the HTTP server polls it while requests wait. */
+static int b_leader_known(void *ctx)
 {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        zraft_metrics m;
-        zraft_metrics_get(D.node, &m);
-        char addr[CONFIG_ADDR_MAX];
-        if (m.fatal != 0) {
-            return ZRAFT_ETIMEDOUT;
-        }
-        if (m.role_code == 3) {
-            return 1;
-        }
-        if (b_leader_http(ctx, addr, sizeof addr) == 0) {
-            return 0;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        int64_t spent = (int64_t)(t.tv_sec - t0.tv_sec) * 1000 +
-                        (t.tv_nsec - t0.tv_nsec) / 1000000;
-        if (spent >= (int64_t)timeout_ms) {
-            return ZRAFT_ETIMEDOUT;
-        }
-        zraft_wait(D.node, p_leader_moved, &m, (int)(timeout_ms - spent));
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    char addr[CONFIG_ADDR_MAX];
+    if (m.fatal != 0) {
+        return m.fatal; /* none will be: stop waiting */
     }
+    if (m.role_code == 3) {
+        return 1;
+    }
+    return b_leader_http(ctx, addr, sizeof addr) == 0 ? 0 : ZRAFT_ENOTFOUND;
 }
 
 static int b_health(void *ctx)
@@ -421,8 +429,8 @@ static void *registrar(void *arg)
                    memcmp(v->data + off, D.cfg.http_addr, len) == 0;
             zraft_buf_unref(v);
         }
-        if (same || b_write(NULL, KV_OP_PUT, key, kl, D.cfg.http_addr,
-                            strlen(D.cfg.http_addr)) == 0) {
+        if (same || s_write_sync(key, kl, D.cfg.http_addr,
+                                 strlen(D.cfg.http_addr)) == 0) {
             done_term = was.term;
         }
     }
@@ -430,6 +438,17 @@ static void *registrar(void *arg)
 }
 
 /* ----------------------------------------------------------------- main */
+
+/* Every open connection is a descriptor: allow as many as the hard limit
+ * does (idle keep-alive connections cost no thread, only this). */
+static void s_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -509,15 +528,29 @@ int main(int argc, char **argv)
         logf_(L_INFO, "bootstrapped a %u-member cluster: %s", D.cfg.n_peers,
               zraft_strerror(rv));
     }
-    http_backend b = {NULL,       b_write,    b_read,        b_leader_http,
-                      b_status,   b_metrics,  b_add_learner, b_membership,
-                      b_transfer, b_snapshot, b_health,      b_wait_leader,
-                      0};
-    b.leader_wait_ms = D.cfg.leader_wait_ms ? D.cfg.leader_wait_ms
-                                            : 2 * D.cfg.election_timeout_max_ms;
+    http_backend b = {
+        .write = b_write,
+        .read = b_read,
+        .leader_known = b_leader_known,
+        .leader_http = b_leader_http,
+        .status_json = b_status,
+        .metrics_text = b_metrics,
+        .health = b_health,
+        .add_learner = b_add_learner,
+        .change_membership = b_membership,
+        .transfer_leader = b_transfer,
+        .snapshot = b_snapshot,
+        .leader_wait_ms = D.cfg.leader_wait_ms
+                              ? D.cfg.leader_wait_ms
+                              : 2 * D.cfg.election_timeout_max_ms,
+        .op_timeout_ms = OP_TIMEOUT_MS,
+    };
+    http_options ho = {D.cfg.max_body_bytes, D.cfg.http_threads,
+                       D.cfg.http_max_connections};
+    s_raise_fd_limit();
     const char *listen =
         D.cfg.http_listen[0] ? D.cfg.http_listen : D.cfg.http_addr;
-    D.http = http_start(listen, &b, D.cfg.max_body_bytes, why, sizeof why);
+    D.http = http_start(listen, &b, &ho, why, sizeof why);
     if (D.http == NULL) {
         fprintf(stderr, "zraftd: %s\n", why);
         zraft_node_destroy(&D.node);
@@ -533,9 +566,13 @@ int main(int argc, char **argv)
     sigwait(&sigs, &sig);
     logf_(L_INFO, "signal %d: shutting down", sig);
     atomic_store(&D.stop, true);
-    http_stop(&D.http); /* finishes in-flight requests */
+    /* Stop taking requests; give those in flight a moment to complete,
+     * then the node fails what is left with ESHUTDOWN (503), and the HTTP
+     * threads answer it before they stop. */
+    http_drain(D.http, OP_TIMEOUT_MS);
     pthread_join(reg, NULL);
     zraft_node_destroy(&D.node);
+    http_stop(&D.http);
     kv_destroy(&D.store);
     fprintf(stderr, "zraftd: stopped\n");
     return 0;
