@@ -147,6 +147,11 @@ static int s_push(zraft_node *n, api_req *r)
         pthread_mutex_unlock(&n->qlock);
         return ZRAFT_ESHUTDOWN;
     }
+    /* Wake the core only for the first request of a batch: it reads the
+     * eventfd before it takes the whole queue under the lock, so a request
+     * that finds the queue non-empty is taken with those before it, and
+     * one that finds it empty after a take wakes it again. */
+    bool wake = n->qhead == NULL;
     if (n->qtail) {
         n->qtail->next = r;
     } else {
@@ -154,9 +159,11 @@ static int s_push(zraft_node *n, api_req *r)
     }
     n->qtail = r;
     pthread_mutex_unlock(&n->qlock);
-    uint64_t one = 1;
-    ssize_t w = write(n->efd, &one, sizeof one);
-    (void)w;
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t w = write(n->efd, &one, sizeof one);
+        (void)w;
+    }
     return 0;
 }
 
