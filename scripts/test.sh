@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds zraft and runs every test: unit, simulation and integration tests in
 # a gcc build; the same under ASan+UBSan in a clang build; the format check;
-# a short fuzz run of the wire decoder and of the disk store's recovery; the
-# Docker image and a 3-node compose cluster under faults. Exits non-zero on
-# the first failure.
+# a short fuzz run of the wire decoder, the disk store's recovery and the
+# RESP command parser; the Docker image and a 3-node compose cluster under
+# faults. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
@@ -35,7 +35,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j "$jobs" -LE nosan)
 
 if [ -x scripts/fuzz.sh ]; then
-  step "fuzz (wire decoder, disk recovery; fixed time)"
+  step "fuzz (wire decoder, disk recovery, RESP parser; fixed time)"
   ./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 fi
 
