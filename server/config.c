@@ -64,8 +64,12 @@ static const key keys[] = {
         "how long a request waits for a leader (0: two election timeouts)"),
     U32(http_threads, 1, 64,
         "HTTP serving threads (event loops; each serves many connections)"),
-    U32(http_max_connections, 1, 1000000,
-        "open HTTP connections at most (idle keep-alive ones cost no thread)"),
+    U32(max_connections, 1, 1000000,
+        "open connections per front end (idle ones cost no thread)"),
+    STR(resp_addr, "host:port of the Redis-protocol (RESP2) port, as clients "
+                   "reach it (default: off)"),
+    STR(resp_listen, "host:port the RESP port binds (default: resp_addr; "
+                     "the port is off unless resp_addr is set)"),
     STR(log_level, "debug, info, warn or error"),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -95,7 +99,7 @@ void config_defaults(config *c)
     c->fsync = true;
     c->max_body_bytes = 1u << 20;
     c->http_threads = 1;
-    c->http_max_connections = 16384;
+    c->max_connections = 16384;
     snprintf(c->log_level, sizeof c->log_level, "info");
 }
 
@@ -315,7 +319,11 @@ int config_validate(config *c, char *why, size_t whylen)
         (c->http_listen[0] != '\0' &&
          s_check_addr("http_listen", c->http_listen, why, whylen) != 0) ||
         (c->raft_listen[0] != '\0' &&
-         s_check_addr("raft_listen", c->raft_listen, why, whylen) != 0)) {
+         s_check_addr("raft_listen", c->raft_listen, why, whylen) != 0) ||
+        (c->resp_addr[0] != '\0' &&
+         s_check_addr("resp_addr", c->resp_addr, why, whylen) != 0) ||
+        (c->resp_listen[0] != '\0' &&
+         s_check_addr("resp_listen", c->resp_listen, why, whylen) != 0)) {
         return -1;
     }
     if (c->election_timeout_max_ms <= c->election_timeout_min_ms) {
