@@ -457,6 +457,7 @@ http_server *http_start(const char *addr, const http_backend *b,
             http_handle, w, MHD_OPTION_LISTEN_SOCKET, s->lfd,
             MHD_OPTION_NOTIFY_COMPLETED, http_completed, w,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16u << 10),
             MHD_OPTION_CONNECTION_LIMIT, per, MHD_OPTION_END);
         const union MHD_DaemonInfo *di =
             w->d ? MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;

@@ -573,6 +573,11 @@ static void s_parse(resp_conn *c)
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
+    if (c->in_len == 0 && c->in_cap > 0) {
+        free(c->in); /* an idle connection keeps no buffer */
+        c->in = NULL;
+        c->in_cap = 0;
+    }
     s_pump(c);
 }
 
@@ -644,6 +649,9 @@ static void s_write_out(resp_conn *c)
         return;
     }
     c->out.len = c->out_off = 0;
+    if (c->out.cap > 4096) {
+        resp_out_free(&c->out); /* nor a large reply buffer */
+    }
     if (c->want_out) {
         c->want_out = false;
         s_events(c);
