@@ -318,17 +318,31 @@ static void c_command(resp_server *s, resp_conn *c, const resp_cmd *cmd,
     }
 }
 
-/* CONFIG GET (redis-benchmark asks for "save" and "appendonly"): nothing
- * is configurable through this port. */
+/* CONFIG GET: the two parameters redis-benchmark asks for at start ("save":
+ * zraft takes no RDB snapshots of its own, "appendonly": its log is not an
+ * AOF), as Redis answers them; nothing else is configurable here. */
 static void c_config(resp_server *s, resp_conn *c, const resp_cmd *cmd,
                      resp_req *r)
 {
     (void)s;
     (void)c;
-    if (s_is(cmd, 1, "get")) {
-        resp_out_array(&r->reply, 0);
-    } else {
+    if (!s_is(cmd, 1, "get")) {
         s_error(r, "ERR CONFIG is not supported by zraft (except GET)");
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 2; i < cmd->argc; i++) {
+        n += s_is(cmd, i, "save") || s_is(cmd, i, "appendonly");
+    }
+    resp_out_array(&r->reply, 2 * n);
+    for (size_t i = 2; i < cmd->argc; i++) {
+        if (s_is(cmd, i, "save")) {
+            resp_out_bulk(&r->reply, "save", 4);
+            resp_out_bulk(&r->reply, "", 0);
+        } else if (s_is(cmd, i, "appendonly")) {
+            resp_out_bulk(&r->reply, "appendonly", 10);
+            resp_out_bulk(&r->reply, "no", 2);
+        }
     }
 }
 

@@ -383,6 +383,8 @@ Test(resp, strings_counters_and_keys)
     c_cmd(c, "COMMAND", "DOCS", NULL);
     expect_reply(c, "*0");
     c_cmd(c, "CONFIG", "GET", "save", NULL);
+    expect_reply(c, "*2 $save $");
+    c_cmd(c, "CONFIG", "GET", "maxmemory", NULL);
     expect_reply(c, "*0");
     c_close(c);
 }
