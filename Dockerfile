@@ -58,11 +58,14 @@ COPY --from=build /zraftd /usr/local/bin/zraftd
 # interface. A cluster sets ZRAFT_ID, ZRAFT_RAFT_ADDR, ZRAFT_HTTP_ADDR (the
 # address followers redirect clients to, e.g. the service name) and
 # ZRAFT_INITIAL_CLUSTER per node.
+# The Redis-protocol port is off unless ZRAFT_RESP_ADDR is set (the address
+# -MOVED replies name); it then binds ZRAFT_RESP_LISTEN.
 ENV ZRAFT_DATA_DIR=/var/lib/zraft \
     ZRAFT_HTTP_LISTEN=0.0.0.0:8001 \
-    ZRAFT_RAFT_LISTEN=0.0.0.0:7001
+    ZRAFT_RAFT_LISTEN=0.0.0.0:7001 \
+    ZRAFT_RESP_LISTEN=0.0.0.0:6379
 VOLUME ["/var/lib/zraft"]
-EXPOSE 7001 8001
+EXPOSE 7001 8001 6379
 USER zraft
 WORKDIR /var/lib/zraft
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=3 \

@@ -156,6 +156,11 @@ static int s_push(zraft_node *n, api_req *r)
         pthread_mutex_unlock(&n->qlock);
         return ZRAFT_ESHUTDOWN;
     }
+    /* Wake the core only for the first request of a batch: it reads the
+     * eventfd before it takes the whole queue under the lock, so a request
+     * that finds the queue non-empty is taken with those before it, and
+     * one that finds it empty after a take wakes it again. */
+    bool wake = n->qhead == NULL;
     if (n->qtail) {
         n->qtail->next = r;
     } else {
@@ -163,9 +168,11 @@ static int s_push(zraft_node *n, api_req *r)
     }
     n->qtail = r;
     pthread_mutex_unlock(&n->qlock);
-    uint64_t one = 1;
-    ssize_t w = write(n->efd, &one, sizeof one);
-    (void)w;
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t w = write(n->efd, &one, sizeof one);
+        (void)w;
+    }
     return 0;
 }
 
@@ -694,12 +701,73 @@ int zraft_change_membership(zraft_node *n, const zraft_id *voters, size_t count,
 
 /* ------------------------------------------------------------ metrics */
 
+static uint64_t s_mix(uint64_t h, uint64_t v)
+{
+    return (h ^ v) * 0x100000001b3ull; /* FNV-1a, a word at a time */
+}
+
+/* A digest of what zraft_wait() callers hear of at once: role, term,
+ * leader, fatal error, membership (ids and roles). */
+static uint64_t s_urgent(const zraft_metrics *m)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    h = s_mix(h, (uint64_t)(int64_t)m->role_code);
+    h = s_mix(h, m->term);
+    h = s_mix(h, m->leader);
+    h = s_mix(h, (uint64_t)(int64_t)m->fatal);
+    h = s_mix(h, (uint64_t)m->membership.n << 1 | m->membership.joint);
+    for (uint32_t i = 0; i < m->membership.n && i < ZRAFT_MAX_MEMBERS; i++) {
+        h = s_mix(h, m->membership.members[i].id);
+        h = s_mix(h, m->membership.members[i].roles);
+    }
+    return h;
+}
+
+/* A digest of the rest: indexes, counters, replication progress. */
+static uint64_t s_rest(const zraft_metrics *m)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t v[] = {
+        m->commit_index,      m->last_applied,   m->last_log_id.term,
+        m->last_log_id.index, m->snapshot_index, m->writes,
+        m->applied,           m->fsyncs,         m->n_peers};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        h = s_mix(h, v[i]);
+    }
+    for (uint32_t i = 0; i < m->n_peers && i < ZRAFT_MAX_MEMBERS; i++) {
+        h = s_mix(h, m->peers[i].matched);
+    }
+    return h;
+}
+
+/* Metrics change after nearly every core event, log flush and applied
+ * batch: thousands of times a second under load. Waking every zraft_wait()
+ * caller (zraftd's registrar, tests) each time costs a futex wake-up and a
+ * context switch per change for nothing; so a change that is not urgent
+ * wakes them only if NODE_METRICS_COALESCE_US passed since they were last
+ * woken, else it is left pending and announced by the first update after
+ * that (the core updates every loop turn, at least every 5 ms): a waiter
+ * sees every change within a few milliseconds, and role, term, leader,
+ * membership and fatal changes at once. An update that changes nothing
+ * wakes nobody. */
 void node_metrics_update(zraft_node *n, void (*fn)(zraft_metrics *, void *),
                          void *arg)
 {
     pthread_mutex_lock(&n->mlock);
+    uint64_t u0 = s_urgent(&n->m), r0 = s_rest(&n->m);
     fn(&n->m, arg);
-    pthread_cond_broadcast(&n->mcond);
+    bool urgent = s_urgent(&n->m) != u0;
+    if (urgent || n->m_pending || s_rest(&n->m) != r0) {
+        uint64_t now = actor_now_us();
+        if (urgent || n->m.fatal != 0 ||
+            now - n->m_woke_us >= NODE_METRICS_COALESCE_US) {
+            n->m_woke_us = now;
+            n->m_pending = false;
+            pthread_cond_broadcast(&n->mcond);
+        } else {
+            n->m_pending = true;
+        }
+    }
     pthread_mutex_unlock(&n->mlock);
 }
 

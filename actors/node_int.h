@@ -75,10 +75,16 @@ struct zraft_node {
     int efd;
     atomic_bool stopping;
 
-    /* Metrics (core and sm write, anyone reads). */
+    /* Metrics (core, log writer and sm write, anyone reads). Every change
+     * is visible to zraft_metrics_get() at once; zraft_wait() callers are
+     * woken (mcond) at once when the role, term, leader, membership or
+     * fatal error changed, else at most every NODE_METRICS_COALESCE_US
+     * (see node_metrics_update). */
     pthread_mutex_t mlock;
     pthread_cond_t mcond;
     zraft_metrics m;
+    uint64_t m_woke_us; /* last broadcast */
+    bool m_pending;     /* changed since the last broadcast */
 
     /* Start-up state handed to the threads. */
     uint64_t start_applied;
@@ -113,7 +119,16 @@ int node_get_entries(zraft_node *n, uint64_t from, uint64_t to,
 /* Completes an admin waiter. */
 void waiter_done(waiter *w, int rv);
 
-/* Calls `fn` under the metrics lock and wakes zraft_wait() callers. */
+/* How long a change that is not urgent may wait before zraft_wait()
+ * callers are woken for it, at least (they are woken by a later update:
+ * the core publishes every loop turn, at least every 5 ms). */
+#define NODE_METRICS_COALESCE_US 2000
+
+/* Calls `fn` under the metrics lock, then, if anything changed, wakes
+ * zraft_wait() callers: at once if the role, term, leader, membership or
+ * fatal error changed (or the node failed), or if NODE_METRICS_COALESCE_US
+ * passed since they were last woken; otherwise the change waits for the
+ * next update (coalesced). Any thread. */
 void node_metrics_update(zraft_node *n, void (*fn)(zraft_metrics *, void *),
                          void *arg);
 

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bench/http_load.h"
+#include "bench/resp_load.h"
 #include "zraft.h"
 #include "zraft_disk.h"
 
@@ -35,7 +36,9 @@ typedef struct {
     bool threads;
     const char *storage; /* "memory" or "disk" */
     const char *dir;
-    const char *http; /* host:port of a running zraftd cluster */
+    const char *http;  /* host:port of a running zraftd cluster */
+    const char *resp;  /* host:port of a zraftd RESP port (the leader's) */
+    uint32_t pipeline; /* --resp: requests in flight per connection */
 } opts;
 
 typedef struct bench bench;
@@ -252,14 +255,16 @@ static void s_report(const opts *o, const char *transport, uint64_t done,
     fprintf(f,
             "{\"nodes\":%u,\"clients\":%u,\"payload\":%u,"
             "\"duration_s\":%.3f,\"storage\":\"%s\","
-            "\"transport\":\"%s\",\"ops\":%llu,\"errors\":%llu,"
+            "\"transport\":\"%s\",\"pipeline\":%u,\"ops\":%llu,"
+            "\"errors\":%llu,"
             "\"writes_per_sec\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,"
             "\"p999_us\":%llu,\"max_us\":%llu}\n",
             o->nodes, o->clients, o->payload, (double)elapsed / 1e6,
-            o->http ? "server" : o->storage, transport,
-            (unsigned long long)done, (unsigned long long)errors, wps,
-            (unsigned long long)p50, (unsigned long long)p99,
-            (unsigned long long)p999, (unsigned long long)max);
+            o->http || o->resp ? "server" : o->storage, transport,
+            o->resp ? o->pipeline : 1, (unsigned long long)done,
+            (unsigned long long)errors, wps, (unsigned long long)p50,
+            (unsigned long long)p99, (unsigned long long)p999,
+            (unsigned long long)max);
     fclose(f);
 }
 
@@ -281,6 +286,25 @@ static int s_http_mode(opts *o)
     return r.done > 0 ? 0 : 1;
 }
 
+static int s_resp_mode(opts *o)
+{
+    resp_load_opts ro = {o->resp,     o->clients,  o->payload,
+                         o->pipeline, o->duration, o->ops};
+    http_load_result r;
+    if (resp_load_run(&ro, &r) != 0) {
+        return 2;
+    }
+    uint64_t total = r.done ? r.done : 1;
+    o->nodes = 0; /* unknown: an existing cluster */
+    s_report(o, "resp+zmq-tcp", r.done, r.errors, r.elapsed_us,
+             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.50, r.max_us),
+             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.99, r.max_us),
+             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.999, r.max_us),
+             r.max_us);
+    free(r.hist);
+    return r.done > 0 ? 0 : 1;
+}
+
 static void usage(void)
 {
     fprintf(
@@ -289,8 +313,11 @@ static void usage(void)
         "                   [--ops N] [--payload BYTES] [--json FILE]\n"
         "                   [--threads] [--storage memory|disk] [--dir DIR]\n"
         "                   [--http HOST:PORT]\n"
+        "                   [--resp HOST:PORT [--pipeline N]]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
         "the leader are followed) with C keep-alive HTTP clients.\n"
+        "--resp drives the leader's RESP port with C connections, each\n"
+        "keeping N SETs in flight (one client thread, epoll).\n"
         "Starts an N-node cluster in this process (in-process network,\n"
         "memory storage, or the durable log with fsync under DIR) and\n"
         "drives it with C closed-loop clients.\n");
@@ -299,12 +326,16 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static struct option lo[] = {
-        {"nodes", 1, 0, 'n'},   {"clients", 1, 0, 'c'}, {"duration", 1, 0, 'd'},
-        {"ops", 1, 0, 'o'},     {"payload", 1, 0, 'p'}, {"json", 1, 0, 'j'},
-        {"threads", 0, 0, 't'}, {"help", 0, 0, 'h'},    {"storage", 1, 0, 's'},
-        {"dir", 1, 0, 'D'},     {"http", 1, 0, 'H'},    {0, 0, 0, 0}};
+        {"nodes", 1, 0, 'n'},    {"clients", 1, 0, 'c'},
+        {"duration", 1, 0, 'd'}, {"ops", 1, 0, 'o'},
+        {"payload", 1, 0, 'p'},  {"json", 1, 0, 'j'},
+        {"threads", 0, 0, 't'},  {"help", 0, 0, 'h'},
+        {"storage", 1, 0, 's'},  {"dir", 1, 0, 'D'},
+        {"http", 1, 0, 'H'},     {"resp", 1, 0, 'R'},
+        {"pipeline", 1, 0, 'P'}, {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
-    b->o = (opts){3, 16, 128, 5.0, 0, NULL, false, "memory", NULL, NULL};
+    b->o =
+        (opts){3, 16, 128, 5.0, 0, NULL, false, "memory", NULL, NULL, NULL, 1};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -338,6 +369,12 @@ int main(int argc, char **argv)
         case 'H':
             b->o.http = optarg;
             break;
+        case 'R':
+            b->o.resp = optarg;
+            break;
+        case 'P':
+            b->o.pipeline = (uint32_t)atoi(optarg);
+            break;
         default:
             usage();
             return ch == 'h' ? 0 : 2;
@@ -352,6 +389,13 @@ int main(int argc, char **argv)
     }
     if (b->o.http != NULL) {
         return s_http_mode(&b->o);
+    }
+    if (b->o.resp != NULL) {
+        if (b->o.pipeline < 1 || b->o.pipeline > 4096) {
+            fprintf(stderr, "zraft-bench: --pipeline must be 1..4096\n");
+            return 2;
+        }
+        return s_resp_mode(&b->o);
     }
     bool disk = strcmp(b->o.storage, "disk") == 0;
     if (!disk && strcmp(b->o.storage, "memory") != 0) {

@@ -1,8 +1,9 @@
 #!/bin/sh
 # fuzz.sh [seconds] - builds the libFuzzer targets with clang (ASan + UBSan)
-# in build-fuzz/ and runs each for half of `seconds` (default 60): the wire
-# codec (fuzz_codec, corpus test/fuzz/corpus/codec) and the disk store's
-# recovery (fuzz_disk, corpus test/fuzz/corpus/disk), each over a temporary
+# in build-fuzz/ and runs each for a third of `seconds` (default 60): the
+# wire codec (fuzz_codec, corpus test/fuzz/corpus/codec), the disk store's
+# recovery (fuzz_disk, corpus test/fuzz/corpus/disk) and the RESP command
+# parser (fuzz_resp, corpus test/fuzz/corpus/resp), each over a temporary
 # copy of its corpus, so the repository is never modified. Exits non-zero on
 # any crash, leak, sanitizer report or violated property; the crashing input
 # is kept in build-fuzz/artifacts/.
@@ -21,13 +22,13 @@ esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${ZRAFT_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${ZRAFT_JOBS:-2}
-each=$((secs / 2))
+each=$((secs / 3))
 [ "$each" -ge 1 ] || each=1
 
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZRAFT_FUZZ=ON -DZRAFT_SANITIZE=ON \
     >/dev/null
-cmake --build "$build" --target fuzz_codec fuzz_disk -j "$jobs"
+cmake --build "$build" --target fuzz_codec fuzz_disk fuzz_resp -j "$jobs"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
@@ -50,4 +51,5 @@ run() {
 
 run fuzz_codec codec 8192
 run fuzz_disk disk 65536
+run fuzz_resp resp 16384
 echo "fuzz.sh: ok"

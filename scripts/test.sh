@@ -2,9 +2,9 @@
 # Builds zraft and runs every test: unit, simulation and integration tests in
 # a gcc build; the same under ASan+UBSan in a clang build; unit, integration
 # and system tests under ThreadSanitizer in a third; the format check; a
-# short fuzz run of the wire decoder and of the disk store's recovery; the
-# Docker image and a 3-node compose cluster under faults. Exits non-zero on
-# the first failure.
+# short fuzz run of the wire decoder, the disk store's recovery and the RESP
+# command parser; the Docker image and a 3-node compose cluster under
+# faults. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
@@ -56,7 +56,7 @@ step "tests (TSan: unit, integration, system)"
 (cd build-tsan && ctest --output-on-failure -j "$jobs" -L 'unit|integration|system' -LE notsan)
 
 if [ -x scripts/fuzz.sh ]; then
-  step "fuzz (wire decoder, disk recovery; fixed time)"
+  step "fuzz (wire decoder, disk recovery, RESP parser; fixed time)"
   ./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 fi
 

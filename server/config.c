@@ -62,6 +62,14 @@ static const key keys[] = {
         "largest accepted HTTP body (at most 64 MiB - 65 KiB: one entry)"),
     U32(leader_wait_ms, 0, 600000,
         "how long a request waits for a leader (0: two election timeouts)"),
+    U32(http_threads, 1, 64,
+        "HTTP serving threads (event loops; each serves many connections)"),
+    U32(max_connections, 1, 1000000,
+        "open connections per front end (idle ones cost no thread)"),
+    STR(resp_addr, "host:port of the Redis-protocol (RESP2) port, as clients "
+                   "reach it (default: off)"),
+    STR(resp_listen, "host:port the RESP port binds (default: resp_addr; "
+                     "the port is off unless resp_addr is set)"),
     STR(log_level, "debug, info, warn or error"),
     U32(wire_version, 0, 2,
         "wire format version sent (0: newest; 1 while upgrading a cluster "
@@ -93,6 +101,8 @@ void config_defaults(config *c)
     snprintf(c->storage, sizeof c->storage, "disk");
     c->fsync = true;
     c->max_body_bytes = 1u << 20;
+    c->http_threads = 1;
+    c->max_connections = 16384;
     snprintf(c->log_level, sizeof c->log_level, "info");
 }
 
@@ -312,7 +322,11 @@ int config_validate(config *c, char *why, size_t whylen)
         (c->http_listen[0] != '\0' &&
          s_check_addr("http_listen", c->http_listen, why, whylen) != 0) ||
         (c->raft_listen[0] != '\0' &&
-         s_check_addr("raft_listen", c->raft_listen, why, whylen) != 0)) {
+         s_check_addr("raft_listen", c->raft_listen, why, whylen) != 0) ||
+        (c->resp_addr[0] != '\0' &&
+         s_check_addr("resp_addr", c->resp_addr, why, whylen) != 0) ||
+        (c->resp_listen[0] != '\0' &&
+         s_check_addr("resp_listen", c->resp_listen, why, whylen) != 0)) {
         return -1;
     }
     if (c->election_timeout_max_ms <= c->election_timeout_min_ms) {

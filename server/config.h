@@ -48,11 +48,16 @@ typedef struct {
     uint64_t snapshot_keep_entries;
     char storage[16]; /* "disk" or "memory" */
     bool fsync;
-    char secret[128];        /* shared cluster secret (HMAC), empty: off */
-    uint64_t max_body_bytes; /* <= CONFIG_MAX_BODY: one write, one entry */
-    uint32_t leader_wait_ms; /* 0: two election timeouts */
-    char log_level[16];      /* debug, info, warn, error */
-    uint32_t wire_version;   /* 0: newest (docs/wire.md, Versioning) */
+    char secret[128];         /* shared cluster secret (HMAC), empty: off */
+    uint64_t max_body_bytes;  /* <= CONFIG_MAX_BODY: one write, one entry */
+    uint32_t leader_wait_ms;  /* 0: two election timeouts */
+    uint32_t http_threads;    /* HTTP serving (event-loop) threads */
+    uint32_t max_connections; /* per front end */
+    char
+        resp_addr[CONFIG_ADDR_MAX]; /* RESP port as clients reach it; "": off */
+    char resp_listen[CONFIG_ADDR_MAX]; /* bound; "": resp_addr */
+    char log_level[16];                /* debug, info, warn, error */
+    uint32_t wire_version; /* 0: newest (docs/wire.md, Versioning) */
 } config;
 
 /* Fills `c` with defaults. */

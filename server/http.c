@@ -1,58 +1,48 @@
-/* http.c - zraftd's HTTP/JSON API on libmicrohttpd (see http.h).
+/* http.c - zraftd's HTTP/JSON API, the HTTP side (see http.h): routes,
+ * requests and their bodies, answers and status codes; the threads and the
+ * suspend/resume machinery are http_loop.c's.
  *
- * Threads: libmicrohttpd runs one thread per connection; a handler reads the
- * whole body (bounded by max_body), then calls the backend, which blocks
- * until the node answers. Nothing here holds a lock across a backend call.
+ * A request's body goes straight into the log entry's buffer when it is a
+ * PUT of a small announced length (no copy between the socket buffer and
+ * the entry); a GET answers from the stored entry's buffer (no copy either).
  * Every failure becomes a status code and a JSON error; no input is trusted
- * (sizes, JSON, ids, keys). */
-#include <arpa/inet.h>
+ * (sizes, JSON, ids, keys). Runs on the serving threads only. */
 #include <cjson/cJSON.h>
-#include <microhttpd.h>
-#include <netdb.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "kv.h"
+#include "http_int.h"
 
-struct http_server {
-    struct MHD_Daemon *d;
-    http_backend b;
-    size_t max_body;
-    uint16_t port;
-};
+/* Bodies up to this size are received straight into the log entry's
+ * buffer; larger ones (and chunked ones) are collected, then encoded. The
+ * bound keeps a client that announces a large body and sends nothing from
+ * making us allocate it. */
+#define DIRECT_BODY_MAX (64u << 10)
 
-typedef struct {
-    char *body;
-    size_t len, cap;
-    bool too_big;
-} request;
+/* --------------------------------------------------------- responses */
 
-static enum MHD_Result s_reply(struct MHD_Connection *c, unsigned status,
-                               const char *ctype, const void *data, size_t len)
+static enum MHD_Result s_queue(struct MHD_Connection *c, unsigned status,
+                               struct MHD_Response *r)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, (void *)data, MHD_RESPMEM_MUST_COPY);
     if (r == NULL) {
         return MHD_NO;
-    }
-    if (ctype != NULL) {
-        MHD_add_response_header(r, "Content-Type", ctype);
     }
     enum MHD_Result rv = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return rv;
 }
 
-static enum MHD_Result s_error_hdr(struct MHD_Connection *c, unsigned status,
-                                   int err, const char *msg, const char *hdr,
-                                   const char *val);
-
-static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status,
-                               int err, const char *msg)
+static enum MHD_Result s_reply(struct MHD_Connection *c, unsigned status,
+                               const char *ctype, const void *data, size_t len)
 {
-    return s_error_hdr(c, status, err, msg, NULL, NULL);
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (r != NULL && ctype != NULL) {
+        MHD_add_response_header(r, "Content-Type", ctype);
+    }
+    return s_queue(c, status, r);
 }
 
 static enum MHD_Result s_error_hdr(struct MHD_Connection *c, unsigned status,
@@ -70,16 +60,19 @@ static enum MHD_Result s_error_hdr(struct MHD_Connection *c, unsigned status,
     struct MHD_Response *r = MHD_create_response_from_buffer(
         strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
     free(s);
-    if (r == NULL) {
-        return MHD_NO;
+    if (r != NULL) {
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        if (hdr != NULL) {
+            MHD_add_response_header(r, hdr, val);
+        }
     }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    if (hdr != NULL) {
-        MHD_add_response_header(r, hdr, val);
-    }
-    enum MHD_Result rv = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return rv;
+    return s_queue(c, status, r);
+}
+
+static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status,
+                               int err, const char *msg)
+{
+    return s_error_hdr(c, status, err, msg, NULL, NULL);
 }
 
 static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status,
@@ -130,14 +123,10 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
                  query ? query : "");
         struct MHD_Response *r =
             MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-        if (r == NULL) {
-            return MHD_NO;
+        if (r != NULL) {
+            MHD_add_response_header(r, "Location", loc);
         }
-        MHD_add_response_header(r, "Location", loc);
-        enum MHD_Result rv =
-            MHD_queue_response(c, MHD_HTTP_TEMPORARY_REDIRECT, r);
-        MHD_destroy_response(r);
-        return rv;
+        return s_queue(c, MHD_HTTP_TEMPORARY_REDIRECT, r);
     }
     unsigned status = 500;
     switch (err) {
@@ -173,20 +162,77 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
     return s_error(c, status, err, NULL);
 }
 
-/* A call answered ENOTLEADER while no leader (or no leader address) is
- * known, as during an election or right after one: wait for a leader, up to
- * the bound. True when this node leads now (the caller tries again here);
- * otherwise s_node_error redirects to the leader or answers 503. */
-static bool s_wait_leader(http_server *s, struct MHD_Connection *c, int err)
+static void s_unref_cb(void *cls)
 {
-    char leader[256];
-    if (err != ZRAFT_ENOTLEADER || s->b.wait_leader == NULL ||
-        s->b.leader_http(s->b.ctx, leader, sizeof leader) == 0) {
-        return false;
+    zraft_buf_unref(cls);
+}
+
+/* ---------------------------------------------------------- requests */
+
+void http_req_free(http_req *rq)
+{
+    zraft_buf_unref(rq->cmd);
+    zraft_buf_unref(rq->op.val);
+    free(rq->body);
+    free(rq->raft_addr);
+    free(rq->http_addr);
+    free(rq);
+}
+
+/* The escaped request path of a KV request (for redirects). */
+static void s_kv_path(const http_req *rq, char *out, size_t cap)
+{
+    snprintf(out, cap, "/kv/");
+    s_escape(rq->key, rq->klen, out + 4, cap - 4);
+}
+
+/* The answer to a finished write, read or admin call. */
+static enum MHD_Result s_answer(http_req *rq)
+{
+    http_server *s = rq->w->s;
+    struct MHD_Connection *c = rq->conn;
+    int err = rq->op.err;
+    if (rq->kind == K_ADMIN) {
+        if (err != 0) {
+            return s_node_error(s, c, err, rq->url, NULL);
+        }
+        return s_reply(c, 200, "application/json", "{\"ok\":true}", 11);
     }
-    uint32_t ms = s->b.leader_wait_ms;
+    char path[3 * KV_MAX_KEY + 8];
+    s_kv_path(rq, path, sizeof path);
+    if (rq->kind != K_GET) {
+        if (err != 0) {
+            return s_node_error(s, c, err, path, NULL);
+        }
+        return s_reply(c, MHD_HTTP_NO_CONTENT, NULL, "", 0);
+    }
+    if (err == ZRAFT_ENOTFOUND) {
+        return s_error(c, 404, err, "key not found");
+    }
+    if (err != 0) {
+        return s_node_error(s, c, err, path,
+                            rq->op.stale ? "?consistency=stale" : NULL);
+    }
+    /* The value goes out from the entry's own buffer (no copy). */
+    zraft_buf *v = rq->op.val;
+    rq->op.val = NULL;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer_with_free_callback_cls(
+            rq->op.len, v->data + rq->op.off, s_unref_cb, v);
+    if (r == NULL) {
+        zraft_buf_unref(v);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+    return s_queue(c, 200, r);
+}
+
+/* How long this request may wait for a leader. */
+static uint32_t s_wait_ms(const http_req *rq)
+{
+    uint32_t ms = rq->w->s->b.leader_wait_ms;
     const char *t =
-        MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "timeout");
+        MHD_lookup_connection_value(rq->conn, MHD_GET_ARGUMENT_KIND, "timeout");
     if (t != NULL) {
         char *end;
         unsigned long v = strtoul(t, &end, 10);
@@ -194,67 +240,90 @@ static bool s_wait_leader(http_server *s, struct MHD_Connection *c, int err)
             ms = v > 60000 ? 60000 : (uint32_t)v;
         }
     }
-    return ms > 0 && s->b.wait_leader(s->b.ctx, ms) == 1;
+    return ms;
 }
 
-static enum MHD_Result s_kv(http_server *s, struct MHD_Connection *c,
-                            const char *method, const char *url, request *rq)
+/* A write or read finished (result in rq->op): answer, or wait for a
+ * leader first when the node knows none (as during an election). */
+enum MHD_Result http_req_done(http_req *rq)
 {
-    const char *key = url + 4; /* after "/kv/" */
-    size_t klen = strlen(key);
-    if (klen == 0 || klen > KV_MAX_KEY) {
-        return s_error(c, 400, ZRAFT_EINVAL,
-                       klen ? "key longer than 1024 bytes" : "empty key");
-    }
-    char path[3 * KV_MAX_KEY + 8] = "/kv/";
-    s_escape(key, klen, path + 4, sizeof path - 4);
-    if (!strcmp(method, "PUT") || !strcmp(method, "DELETE")) {
-        bool put = method[0] == 'P';
-        int rv = s->b.write(s->b.ctx, put ? KV_OP_PUT : KV_OP_DEL, key, klen,
-                            rq->body, put ? rq->len : 0);
-        if (s_wait_leader(s, c, rv)) {
-            rv = s->b.write(s->b.ctx, put ? KV_OP_PUT : KV_OP_DEL, key, klen,
-                            rq->body, put ? rq->len : 0);
+    http_server *s = rq->w->s;
+    char leader[256];
+    if (rq->op.err == ZRAFT_ENOTLEADER && rq->kind != K_ADMIN && !rq->waited &&
+        s->b.leader_known != NULL && !atomic_load(&s->draining) &&
+        s->b.leader_http(s->b.ctx, leader, sizeof leader) != 0) {
+        uint32_t ms = s_wait_ms(rq);
+        if (ms > 0) {
+            return http_loop_wait_leader(rq, ms);
         }
+    }
+    return s_answer(rq);
+}
+
+static enum MHD_Result s_start_op(http_req *rq)
+{
+    http_server *s = rq->w->s;
+    zraft_buf_unref(rq->op.val);
+    rq->op.val = NULL;
+    rq->op.err = 0;
+    rq->op.off = rq->op.len = 0;
+    atomic_store(&rq->phase, PH_CALLING);
+    int rv;
+    if (rq->kind == K_GET) {
+        rv = s->b.read(s->b.ctx, &rq->op);
+    } else {
+        zraft_buf *cmd = zraft_buf_ref(rq->cmd); /* kept for a retry */
+        rv = s->b.write(s->b.ctx, cmd, &rq->op);
         if (rv != 0) {
-            return s_node_error(s, c, rv, path, NULL);
+            zraft_buf_unref(cmd);
         }
-        return s_reply(c, MHD_HTTP_NO_CONTENT, NULL, "", 0);
     }
-    if (!strcmp(method, "GET")) {
+    return http_loop_called(rq, rv);
+}
+
+/* ------------------------------------------------------------ routes */
+
+static enum MHD_Result s_kv(http_req *rq, const char *method)
+{
+    http_server *s = rq->w->s;
+    struct MHD_Connection *c = rq->conn;
+    if (rq->bad_key) {
+        return s_error(c, 400, ZRAFT_EINVAL,
+                       rq->klen ? "key longer than 1024 bytes" : "empty key");
+    }
+    if (rq->kind == K_PUT || rq->kind == K_DEL) {
+        if (rq->cmd == NULL) {
+            int rv = kv_encode(rq->kind == K_PUT ? KV_OP_PUT : KV_OP_DEL,
+                               rq->key, rq->klen, rq->body,
+                               rq->kind == K_PUT ? rq->len : 0, &rq->cmd);
+            if (rv != 0) {
+                return s_node_error(s, c, rv, "", NULL);
+            }
+            free(rq->body);
+            rq->body = NULL;
+        } else if (rq->got != rq->vlen) {
+            return s_error(c, 400, ZRAFT_EINVAL, "short body");
+        }
+        return s_start_op(rq);
+    }
+    if (rq->kind == K_GET) {
         const char *cons = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
                                                        "consistency");
-        bool stale = false;
         if (cons != NULL) {
             if (!strcmp(cons, "stale")) {
-                stale = true;
+                rq->op.stale = true;
             } else if (strcmp(cons, "linearizable") != 0) {
                 return s_error(c, 400, ZRAFT_EINVAL,
                                "consistency must be stale or linearizable");
             }
         }
-        zraft_buf *v = NULL;
-        size_t off = 0, len = 0;
-        int rv = s->b.read(s->b.ctx, stale, key, klen, &v, &off, &len);
-        if (s_wait_leader(s, c, rv)) {
-            rv = s->b.read(s->b.ctx, stale, key, klen, &v, &off, &len);
-        }
-        if (rv == ZRAFT_ENOTFOUND) {
-            return s_error(c, 404, rv, "key not found");
-        }
-        if (rv != 0) {
-            return s_node_error(s, c, rv, path,
-                                stale ? "?consistency=stale" : NULL);
-        }
-        enum MHD_Result r =
-            s_reply(c, 200, "application/octet-stream", v->data + off, len);
-        zraft_buf_unref(v);
-        return r;
+        return s_start_op(rq);
     }
+    (void)method;
     return s_error(c, 405, 0, "method not allowed on /kv/{key}");
 }
 
-static cJSON *s_body_json(request *rq)
+static cJSON *s_body_json(http_req *rq)
 {
     if (rq->len == 0) {
         return NULL;
@@ -273,10 +342,79 @@ static bool s_get_id(cJSON *o, const char *name, uint64_t *out)
     return true;
 }
 
-static enum MHD_Result s_cluster(http_server *s, struct MHD_Connection *c,
-                                 const char *method, const char *url,
-                                 request *rq)
+/* Parses an admin request into rq (on the serving thread); 0, or the
+ * message of a 400/404 (status in *status). */
+static const char *s_parse_admin(http_req *rq, const char *what,
+                                 unsigned *status)
 {
+    *status = 400;
+    if (!strcmp(what, "snapshot")) {
+        rq->admin = A_SNAPSHOT;
+        return NULL;
+    }
+    cJSON *o = s_body_json(rq);
+    const char *bad = NULL;
+    if (!cJSON_IsObject(o)) {
+        bad = "body must be a JSON object";
+    } else if (!strcmp(what, "learners")) {
+        cJSON *ra = cJSON_GetObjectItemCaseSensitive(o, "raft_addr");
+        cJSON *ha = cJSON_GetObjectItemCaseSensitive(o, "http_addr");
+        if (!s_get_id(o, "id", &rq->id) || !cJSON_IsString(ra) ||
+            (ha != NULL && !cJSON_IsString(ha))) {
+            bad = "need {\"id\":N,\"raft_addr\":\"host:port\","
+                  "\"http_addr\":\"host:port\"}";
+        } else {
+            rq->admin = A_LEARNER;
+            rq->raft_addr = strdup(ra->valuestring);
+            rq->http_addr = strdup(ha ? ha->valuestring : "");
+            if (rq->raft_addr == NULL || rq->http_addr == NULL) {
+                bad = "out of memory";
+                *status = 500;
+            }
+        }
+    } else if (!strcmp(what, "membership")) {
+        cJSON *vs = cJSON_GetObjectItemCaseSensitive(o, "voters");
+        bool ok = cJSON_IsArray(vs) && cJSON_GetArraySize(vs) > 0 &&
+                  cJSON_GetArraySize(vs) <= ZRAFT_MAX_MEMBERS;
+        cJSON *it = NULL;
+        rq->n_ids = 0;
+        cJSON_ArrayForEach(it, vs)
+        {
+            if (!ok) {
+                break;
+            }
+            if (!cJSON_IsNumber(it) || it->valuedouble < 1 ||
+                it->valuedouble > 9.0e15 ||
+                it->valuedouble != (double)(uint64_t)it->valuedouble) {
+                ok = false;
+                break;
+            }
+            rq->ids[rq->n_ids++] = (uint64_t)it->valuedouble;
+        }
+        if (!ok) {
+            bad = "need {\"voters\":[id,...]} with 1..64 ids";
+        } else {
+            rq->admin = A_MEMBERSHIP;
+        }
+    } else if (!strcmp(what, "transfer-leader")) {
+        if (!s_get_id(o, "to", &rq->id)) {
+            bad = "need {\"to\":N}";
+        } else {
+            rq->admin = A_TRANSFER;
+        }
+    } else {
+        bad = "no such endpoint";
+        *status = 404;
+    }
+    cJSON_Delete(o);
+    return bad;
+}
+
+static enum MHD_Result s_cluster(http_req *rq, const char *method,
+                                 const char *url)
+{
+    http_server *s = rq->w->s;
+    struct MHD_Connection *c = rq->conn;
     const char *what = url + strlen("/cluster/");
     if (!strcmp(what, "status")) {
         if (strcmp(method, "GET") != 0) {
@@ -287,123 +425,32 @@ static enum MHD_Result s_cluster(http_server *s, struct MHD_Connection *c,
     if (strcmp(method, "POST") != 0) {
         return s_error(c, 405, 0, "use POST");
     }
-    int rv;
-    if (!strcmp(what, "snapshot")) {
-        rv = s->b.snapshot(s->b.ctx);
-    } else {
-        cJSON *o = s_body_json(rq);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            return s_error(c, 400, ZRAFT_EINVAL, "body must be a JSON object");
-        }
-        uint64_t id;
-        if (!strcmp(what, "learners")) {
-            cJSON *ra = cJSON_GetObjectItemCaseSensitive(o, "raft_addr");
-            cJSON *ha = cJSON_GetObjectItemCaseSensitive(o, "http_addr");
-            if (!s_get_id(o, "id", &id) || !cJSON_IsString(ra) ||
-                (ha != NULL && !cJSON_IsString(ha))) {
-                cJSON_Delete(o);
-                return s_error(c, 400, ZRAFT_EINVAL,
-                               "need {\"id\":N,\"raft_addr\":\"host:port\","
-                               "\"http_addr\":\"host:port\"}");
-            }
-            rv = s->b.add_learner(s->b.ctx, id, ra->valuestring,
-                                  ha ? ha->valuestring : "");
-        } else if (!strcmp(what, "membership")) {
-            cJSON *vs = cJSON_GetObjectItemCaseSensitive(o, "voters");
-            uint64_t ids[ZRAFT_MAX_MEMBERS];
-            size_t n = 0;
-            bool ok = cJSON_IsArray(vs) && cJSON_GetArraySize(vs) > 0 &&
-                      cJSON_GetArraySize(vs) <= ZRAFT_MAX_MEMBERS;
-            cJSON *it = NULL;
-            cJSON_ArrayForEach(it, vs)
-            {
-                if (!ok) {
-                    break;
-                }
-                if (!cJSON_IsNumber(it) || it->valuedouble < 1 ||
-                    it->valuedouble > 9.0e15 ||
-                    it->valuedouble != (double)(uint64_t)it->valuedouble) {
-                    ok = false;
-                    break;
-                }
-                ids[n++] = (uint64_t)it->valuedouble;
-            }
-            if (!ok) {
-                cJSON_Delete(o);
-                return s_error(c, 400, ZRAFT_EINVAL,
-                               "need {\"voters\":[id,...]} with 1..64 ids");
-            }
-            rv = s->b.change_membership(s->b.ctx, ids, n);
-        } else if (!strcmp(what, "transfer-leader")) {
-            if (!s_get_id(o, "to", &id)) {
-                cJSON_Delete(o);
-                return s_error(c, 400, ZRAFT_EINVAL, "need {\"to\":N}");
-            }
-            rv = s->b.transfer_leader(s->b.ctx, id);
-        } else {
-            cJSON_Delete(o);
-            return s_error(c, 404, 0, "no such endpoint");
-        }
-        cJSON_Delete(o);
+    unsigned status;
+    const char *bad = s_parse_admin(rq, what, &status);
+    if (bad != NULL) {
+        return s_error(c, status, status == 400 ? ZRAFT_EINVAL : 0, bad);
     }
-    if (rv != 0) {
-        return s_node_error(s, c, rv, url, NULL);
-    }
-    return s_reply(c, 200, "application/json", "{\"ok\":true}", 11);
+    return http_loop_admin(rq);
 }
 
-static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c,
-                                const char *url, const char *method,
-                                const char *version, const char *data,
-                                size_t *data_size, void **con_cls)
+/* The request's body is in: route it. */
+static enum MHD_Result s_route(http_req *rq, const char *url,
+                               const char *method)
 {
-    http_server *s = cls;
-    request *rq = *con_cls;
-    (void)version;
-    if (rq == NULL) {
-        rq = calloc(1, sizeof(*rq));
-        if (rq == NULL) {
-            return MHD_NO;
-        }
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*data_size > 0) {
-        if (!rq->too_big) {
-            if (rq->len + *data_size > s->max_body) {
-                rq->too_big = true;
-                free(rq->body);
-                rq->body = NULL;
-                rq->len = rq->cap = 0;
-            } else {
-                if (rq->len + *data_size > rq->cap) {
-                    size_t cap = rq->cap ? rq->cap : 1024;
-                    while (cap < rq->len + *data_size) {
-                        cap *= 2;
-                    }
-                    char *nb = realloc(rq->body, cap);
-                    if (nb == NULL) {
-                        return MHD_NO;
-                    }
-                    rq->body = nb;
-                    rq->cap = cap;
-                }
-                memcpy(rq->body + rq->len, data, *data_size);
-                rq->len += *data_size;
-            }
-        }
-        *data_size = 0;
-        return MHD_YES;
+    http_server *s = rq->w->s;
+    struct MHD_Connection *c = rq->conn;
+    if (atomic_load(&s->draining)) {
+        return s_error_hdr(c, 503, ZRAFT_ESHUTDOWN, "shutting down",
+                           "Connection", "close");
     }
     if (rq->too_big) {
         return s_error(c, 413, ZRAFT_ETOOBIG, "request body too large");
     }
     if (!strncmp(url, "/kv/", 4)) {
-        return s_kv(s, c, method, url, rq);
+        return s_kv(rq, method);
     }
     if (!strncmp(url, "/cluster/", 9)) {
-        return s_cluster(s, c, method, url, rq);
+        return s_cluster(rq, method, url);
     }
     if (!strcmp(url, "/healthz")) {
         int err = s->b.health ? s->b.health(s->b.ctx) : 0;
@@ -425,81 +472,146 @@ static enum MHD_Result s_handle(void *cls, struct MHD_Connection *c,
     return s_error(c, 404, 0, "no such endpoint");
 }
 
-static void s_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                        enum MHD_RequestTerminationCode toe)
+/* First call of a request: what it is, and where its body goes. */
+static http_req *s_request_new(http_worker *w, struct MHD_Connection *c,
+                               const char *url, const char *method)
+{
+    http_req *rq = calloc(1, sizeof(*rq));
+    if (rq == NULL) {
+        return NULL;
+    }
+    rq->w = w;
+    rq->conn = c;
+    rq->url = url;
+    rq->op.complete = http_loop_complete;
+    if (strncmp(url, "/kv/", 4) != 0) {
+        return rq;
+    }
+    if (!strcmp(method, "PUT")) {
+        rq->kind = K_PUT;
+    } else if (!strcmp(method, "DELETE")) {
+        rq->kind = K_DEL;
+    } else if (!strcmp(method, "GET")) {
+        rq->kind = K_GET;
+    }
+    size_t klen = strlen(url + 4);
+    if (klen == 0 || klen > KV_MAX_KEY) {
+        rq->bad_key = true;
+        rq->klen = klen;
+        return rq;
+    }
+    memcpy(rq->key, url + 4, klen);
+    rq->klen = klen;
+    rq->op.key = rq->key;
+    rq->op.klen = klen;
+    if (rq->kind != K_PUT) {
+        return rq;
+    }
+    /* A PUT with a small Content-Length: receive the value straight into
+     * the command buffer that becomes the log entry's payload. */
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno == 0 && *end == '\0' && end != cl && cl[0] != '-' &&
+            n <= DIRECT_BODY_MAX && n <= w->s->o.max_body &&
+            kv_encode(KV_OP_PUT, rq->key, klen, NULL, (size_t)n, &rq->cmd) ==
+                0) {
+            rq->vlen = (size_t)n;
+        }
+    }
+    return rq;
+}
+
+static int s_body(http_req *rq, const char *data, size_t n)
+{
+    if (rq->too_big) {
+        return 0;
+    }
+    if (rq->cmd != NULL) {
+        if (n > rq->vlen - rq->got) {
+            rq->too_big = true; /* more than announced */
+            return 0;
+        }
+        memcpy(rq->cmd->data + KV_CMD_OVERHEAD + rq->klen + rq->got, data, n);
+        rq->got += n;
+        return 0;
+    }
+    if (rq->len + n > rq->w->s->o.max_body) {
+        rq->too_big = true;
+        free(rq->body);
+        rq->body = NULL;
+        rq->len = rq->cap = 0;
+        return 0;
+    }
+    if (rq->len + n > rq->cap) {
+        size_t cap = rq->cap ? rq->cap : 1024;
+        while (cap < rq->len + n) {
+            cap *= 2;
+        }
+        char *nb = realloc(rq->body, cap);
+        if (nb == NULL) {
+            return -1;
+        }
+        rq->body = nb;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->len, data, n);
+    rq->len += n;
+    return 0;
+}
+
+enum MHD_Result http_handle(void *cls, struct MHD_Connection *c,
+                            const char *url, const char *method,
+                            const char *version, const char *data,
+                            size_t *data_size, void **con_cls)
+{
+    http_worker *w = cls;
+    http_req *rq = *con_cls;
+    (void)version;
+    if (rq == NULL) {
+        rq = s_request_new(w, c, url, method);
+        *con_cls = rq;
+        return rq ? MHD_YES : MHD_NO;
+    }
+    if (*data_size > 0) {
+        int rv = s_body(rq, data, *data_size);
+        *data_size = 0;
+        return rv == 0 ? MHD_YES : MHD_NO;
+    }
+    int wait = rq->wait;
+    rq->wait = W_NONE;
+    switch (wait) {
+    case W_OP:
+        if (rq->timed_out) {
+            return s_node_error(w->s, c, ZRAFT_ETIMEDOUT, url, NULL);
+        }
+        return http_req_done(rq);
+    case W_LEADER:
+        if (rq->leader == 1) {
+            return s_start_op(rq); /* this node leads now: try here */
+        }
+        return s_answer(rq); /* ENOTLEADER: redirect, or 503 */
+    default:
+        return s_route(rq, url, method);
+    }
+}
+
+void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                    enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
     (void)c;
     (void)toe;
-    request *rq = *con_cls;
-    if (rq != NULL) {
-        free(rq->body);
-        free(rq);
-        *con_cls = NULL;
-    }
-}
-
-http_server *http_start(const char *addr, const http_backend *b,
-                        size_t max_body, char *why, size_t whylen)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        snprintf(why, whylen, "http_addr '%s' must be host:port", addr);
-        return NULL;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(host[0] ? host : "0.0.0.0", colon + 1, &hints, &res);
-    if (gai != 0) {
-        snprintf(why, whylen, "http_addr '%s': %s", addr, gai_strerror(gai));
-        return NULL;
-    }
-    http_server *s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        freeaddrinfo(res);
-        snprintf(why, whylen, "out of memory");
-        return NULL;
-    }
-    s->b = *b;
-    s->max_body = max_body;
-    struct sockaddr_in sa;
-    memcpy(&sa, res->ai_addr, sizeof sa);
-    freeaddrinfo(res);
-    s->d = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-            MHD_USE_ITC,
-        ntohs(sa.sin_port), NULL, NULL, s_handle, s, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, s_completed, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)2048, MHD_OPTION_END);
-    if (s->d == NULL) {
-        snprintf(why, whylen, "cannot listen on %s (in use or not local?)",
-                 addr);
-        free(s);
-        return NULL;
-    }
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : ntohs(sa.sin_port);
-    return s;
-}
-
-uint16_t http_port(const http_server *s)
-{
-    return s->port;
-}
-
-void http_stop(http_server **sp)
-{
-    if (sp == NULL || *sp == NULL) {
+    http_req *rq = *con_cls;
+    if (rq == NULL) {
         return;
     }
-    http_server *s = *sp;
-    MHD_stop_daemon(s->d);
-    free(s);
-    *sp = NULL;
+    *con_cls = NULL;
+    rq->finished = true;
+    if (!rq->outstanding) {
+        http_req_free(rq);
+    }
 }

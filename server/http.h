@@ -1,8 +1,12 @@
-/* http.h - zraftd's HTTP/JSON API (libmicrohttpd, a thread per connection).
+/* http.h - zraftd's HTTP/JSON API: libmicrohttpd driven by a few
+ * event-loop threads, no thread per connection and no blocking call on a
+ * serving thread.
  *
- * The API is served over a backend: a struct of blocking calls into the
- * node (the daemon wires it to libzraft). Handlers run on libmicrohttpd's
- * connection threads and may block; the node's own threads never do.
+ * The API is served over a backend: a struct of calls into the node (the
+ * daemon wires it to libzraft). Writes and reads are asynchronous: the
+ * backend starts them and completes them later from any thread; the
+ * request's connection is suspended meanwhile. Admin calls may block; they
+ * run on one admin thread of the server's own.
  *
  *   PUT    /kv/{key}                 body = value      -> 204
  *   GET    /kv/{key}[?consistency=stale]               -> 200 value | 404
@@ -19,7 +23,10 @@
  * On a node that is not the leader: 307 to the same path on the leader's
  * HTTP address. While no leader (or no leader address) is known, a request
  * waits for one up to leader_wait_ms (or ?timeout=ms), then answers 503 with
- * Retry-After. Errors are JSON: {"error":"...","code":"ENOTLEADER"}. */
+ * Retry-After. A write or read the node has not completed within
+ * op_timeout_ms answers 504 (it may still take effect). Errors are JSON:
+ * {"error":"...","code":"ENOTLEADER"}. Keep-alive and HTTP/1.1 pipelining
+ * work; the requests of one connection are answered in order. */
 #ifndef ZRAFT_SERVER_HTTP_H
 #define ZRAFT_SERVER_HTTP_H
 
@@ -29,38 +36,74 @@
 
 #include "zraft_types.h"
 
+/* How often a request waiting for a leader asks the backend again. */
+#define HTTP_LEADER_POLL_MS 5
+
+typedef struct http_op http_op;
+
+/* One asynchronous backend call, a KV write or read. The server owns it;
+ * the backend borrows it from the call until it calls op->complete(op). */
+struct http_op {
+    /* Reads: the key (borrowed until complete) and whether a stale read
+     * (this node's state, no read-index) is fine. */
+    const char *key;
+    size_t klen;
+    bool stale;
+    /* Set by the backend before complete(): 0 or ZRAFT_E* (reads:
+     * ZRAFT_ENOTFOUND when absent); a read that found the key sets `val`
+     * to a reference the server takes over, the value being val->data +
+     * off, len bytes. */
+    int err;
+    zraft_buf *val;
+    size_t off, len;
+    /* The server's completion: call it exactly once, from any thread,
+     * possibly before the backend call returns. */
+    void (*complete)(http_op *op);
+};
+
 typedef struct {
     void *ctx;
-    /* Replicates a KV command (kv_encode) and waits until it is applied on
-     * this (leader) node. 0 or ZRAFT_E*. */
-    int (*write)(void *ctx, uint8_t op, const char *key, size_t klen,
-                 const void *val, size_t vlen);
-    /* Reads a key: linearizable (read-index) unless `stale`. On success
-     * *val is a reference the caller unrefs. ZRAFT_ENOTFOUND if absent. */
-    int (*read)(void *ctx, bool stale, const char *key, size_t klen,
-                zraft_buf **val, size_t *off, size_t *len);
-    /* The leader's HTTP address ("host:port"); ZRAFT_ENOTFOUND if unknown
-     * (or ZRAFT_EINVAL if this node is the leader). */
+    /* Replicates a KV command (kv_encode) and completes `op` once it is
+     * applied on this (leader) node. Takes ownership of `cmd` on success.
+     * Never blocks. 0: op->complete will run; ZRAFT_E*: it never runs. */
+    int (*write)(void *ctx, zraft_buf *cmd, http_op *op);
+    /* Reads op->key, linearizable (read-index) unless op->stale; same
+     * contract as write. */
+    int (*read)(void *ctx, http_op *op);
+    /* Non-blocking: 1 when this node leads, 0 when another node does and
+     * its HTTP address is known, ZRAFT_ENOTFOUND while none is, any other
+     * error when none will be (waiting requests give up at once). Polled
+     * every HTTP_LEADER_POLL_MS, on a serving thread, while a request waits
+     * for a leader. NULL: requests never wait. */
+    int (*leader_known)(void *ctx);
+    /* Non-blocking. The leader's HTTP address ("host:port");
+     * ZRAFT_ENOTFOUND if unknown (or ZRAFT_EINVAL if this node leads). */
     int (*leader_http)(void *ctx, char *out, size_t cap);
-    /* malloc'ed JSON / Prometheus text; the caller frees. */
+    /* Non-blocking. malloc'ed JSON / Prometheus text; the caller frees. */
     char *(*status_json)(void *ctx);
     char *(*metrics_text)(void *ctx);
+    /* Non-blocking. 0 while the node works; else the error that stopped it
+     * (storage or state machine failure), which /healthz reports as 503. */
+    int (*health)(void *ctx);
+    /* Admin calls; they may block (the admin thread runs one at a time). */
     int (*add_learner)(void *ctx, uint64_t id, const char *raft_addr,
                        const char *http_addr);
     int (*change_membership)(void *ctx, const uint64_t *voters, size_t n);
     int (*transfer_leader)(void *ctx, uint64_t to);
     int (*snapshot)(void *ctx);
-    /* 0 while the node works; else the error that stopped it (storage or
-     * state machine failure), which /healthz reports with 503. */
-    int (*health)(void *ctx);
-    /* Waits up to timeout_ms until a leader is known: 1 when this node
-     * leads, 0 when another node does and its HTTP address is known,
-     * ZRAFT_ETIMEDOUT. NULL: requests never wait. */
-    int (*wait_leader)(void *ctx, uint32_t timeout_ms);
     /* How long a request that finds no leader waits for one (?timeout=ms
      * overrides it per request, up to 60 s). */
     uint32_t leader_wait_ms;
+    /* How long a write or read may stay with the node before its request
+     * answers 504 (0: 10 s). */
+    uint32_t op_timeout_ms;
 } http_backend;
+
+typedef struct {
+    size_t max_body;          /* largest accepted body (413 above) */
+    uint32_t threads;         /* serving threads (0: 1) */
+    uint32_t max_connections; /* open connections, all threads (0: 16384) */
+} http_options;
 
 typedef struct http_server http_server;
 
@@ -68,10 +111,18 @@ typedef struct http_server http_server;
  * borrowed until http_stop. Caller owns the return value; NULL with a
  * message in `why` on failure. */
 http_server *http_start(const char *addr, const http_backend *b,
-                        size_t max_body, char *why, size_t whylen);
+                        const http_options *o, char *why, size_t whylen);
 /* The port actually bound. */
 uint16_t http_port(const http_server *s);
-/* Stops accepting, lets in-flight requests finish, frees (NULL-safe). */
+/* Stops taking requests: the listening socket closes, requests that arrive
+ * on open connections answer 503 (and close them), requests waiting for a
+ * leader answer 503 at once. Returns once no backend call is running or
+ * will start, after waiting up to wait_ms for the writes and reads in
+ * flight to complete. Idempotent. */
+void http_drain(http_server *s, uint32_t wait_ms);
+/* Drains, waits until every write and read in flight has completed (the
+ * caller sees to it, e.g. by destroying the node, which completes them with
+ * ZRAFT_ESHUTDOWN), stops the threads and frees (NULL-safe, nulls *s). */
 void http_stop(http_server **s);
 
 #endif

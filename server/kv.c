@@ -1,16 +1,24 @@
 /* kv.c - the key-value state machine (see kv.h).
  *
- * Command record (little-endian), the payload of a NORMAL entry:
- *   u8 op | u16 key_len | key | value (the rest; PUT only)
+ * Command records (little-endian), the payload of a NORMAL entry:
+ *   PUT, DEL  u8 op | u16 key_len | key | value (the rest; PUT only)
+ *   MULTI     u8 op | u16 count | count x { u8 op (PUT or DEL) | u16 key_len
+ *             | u32 value_len | key | value }; applied all or nothing (a
+ *             malformed one changes nothing); answers u64 deleted-and-existed
+ *   INCR      u8 op | u16 key_len | key | i64 delta; answers u8 outcome |
+ *             i64 new value. The new value is stored in decimal in a buffer
+ *             of its own (the others live in their entry's payload).
  * Snapshot:
  *   "ZKV1" | u64 count | count x { u16 key_len | u32 val_len | key | val }
  * A malformed command is applied as a no-op (it was committed; every node
  * skips it identically) and counted; a malformed snapshot is refused. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kv.h"
+#include "zraft.h"
 
 typedef struct {
     uint64_t hash;  /* 0: empty slot */
@@ -166,7 +174,7 @@ static int s_put(kv *k, zraft_buf *src, uint32_t koff, uint32_t klen,
     return 0;
 }
 
-static void s_del(kv *k, const void *key, size_t klen)
+static bool s_del(kv *k, const void *key, size_t klen)
 {
     uint64_t h = s_hash(key, klen);
     slot *s = s_find(k->slots, k->cap, h, key, klen, false);
@@ -174,6 +182,7 @@ static void s_del(kv *k, const void *key, size_t klen)
         s->tomb = true; /* keeps src until the next grow or destroy */
         k->count--;
     }
+    return s != NULL;
 }
 
 int kv_encode(uint8_t op, const void *key, size_t klen, const void *val,
@@ -194,26 +203,155 @@ int kv_encode(uint8_t op, const void *key, size_t klen, const void *val,
     b->data[1] = (unsigned char)(klen & 0xff);
     b->data[2] = (unsigned char)(klen >> 8);
     memcpy(b->data + 3, key, klen);
-    if (vlen > 0) {
+    if (vlen > 0 && val != NULL) {
         memcpy(b->data + 3 + klen, val, vlen);
     }
     *out = b;
     return 0;
 }
 
+static void s_put64(unsigned char *o, uint64_t v, int n);
+static uint64_t s_get64(const unsigned char *o, int n);
+
+/* Checks a MULTI record; its item count, or 0 when malformed. */
+static size_t s_multi_check(const unsigned char *p, size_t len)
+{
+    if (len < 3) {
+        return 0;
+    }
+    size_t n = s_get64(p + 1, 2), off = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (len - off < 7) {
+            return 0;
+        }
+        uint8_t op = p[off];
+        size_t kl = s_get64(p + off + 1, 2), vl = s_get64(p + off + 3, 4);
+        if ((op != KV_OP_PUT && op != KV_OP_DEL) || kl == 0 ||
+            kl > KV_MAX_KEY || (op == KV_OP_DEL && vl != 0) ||
+            len - off - 7 < kl + vl) {
+            return 0;
+        }
+        off += 7 + kl + vl;
+    }
+    return off == len ? n : 0;
+}
+
+static zraft_buf *s_answer(size_t len)
+{
+    return zraft_buf_new(NULL, len); /* NULL: the caller answers nothing */
+}
+
+/* Write lock held. */
+static int s_apply_multi(kv *k, zraft_buf *p, size_t n, zraft_buf **result)
+{
+    uint64_t deleted = 0;
+    size_t off = 3;
+    int rv = 0;
+    for (size_t i = 0; i < n && rv == 0; i++) {
+        uint8_t op = p->data[off];
+        size_t kl = s_get64(p->data + off + 1, 2);
+        size_t vl = s_get64(p->data + off + 3, 4);
+        if (op == KV_OP_PUT) {
+            rv = s_put(k, p, (uint32_t)(off + 7), (uint32_t)kl,
+                       (uint32_t)(off + 7 + kl), (uint32_t)vl);
+        } else {
+            deleted += s_del(k, p->data + off + 7, kl);
+        }
+        off += 7 + kl + vl;
+    }
+    *result = s_answer(8);
+    if (*result != NULL) {
+        s_put64((*result)->data, deleted, 8);
+    }
+    return rv;
+}
+
+/* The value as a decimal int64 (Redis's rule: optional '-', digits, no
+ * leading zeros or spaces, at most 20 characters). */
+static bool s_parse_i64(const unsigned char *v, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 20) {
+        return false;
+    }
+    bool neg = v[0] == '-';
+    size_t i = neg;
+    if (i == n || (v[i] == '0' && n > i + 1) || (neg && v[i] == '0')) {
+        return false;
+    }
+    uint64_t acc = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : INT64_MAX;
+    for (; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9') {
+            return false;
+        }
+        unsigned d = v[i] - '0';
+        if (acc > (lim - d) / 10) {
+            return false;
+        }
+        acc = acc * 10 + d;
+    }
+    *out = neg ? (int64_t)(0 - acc) : (int64_t)acc;
+    return true;
+}
+
+/* Write lock held. */
+static int s_apply_incr(kv *k, zraft_buf *p, size_t klen, zraft_buf **result)
+{
+    const unsigned char *key = p->data + 3;
+    int64_t delta = (int64_t)s_get64(p->data + 3 + klen, 8), cur = 0;
+    uint8_t outcome = KV_INCR_OK;
+    slot *s = s_find(k->slots, k->cap, s_hash(key, klen), key, klen, false);
+    if (s != NULL && !s_parse_i64(s->src->data + s->voff, s->vlen, &cur)) {
+        outcome = KV_INCR_NOT_INTEGER;
+    } else if ((delta > 0 && cur > INT64_MAX - delta) ||
+               (delta < 0 && cur < INT64_MIN - delta)) {
+        outcome = KV_INCR_OVERFLOW;
+    }
+    int rv = 0;
+    if (outcome == KV_INCR_OK) {
+        cur += delta;
+        char digits[24];
+        int dl = snprintf(digits, sizeof digits, "%lld", (long long)cur);
+        zraft_buf *b = zraft_buf_new(NULL, klen + (size_t)dl);
+        if (b == NULL) {
+            return ZRAFT_ENOMEM;
+        }
+        memcpy(b->data, key, klen);
+        memcpy(b->data + klen, digits, (size_t)dl);
+        rv = s_put(k, b, 0, (uint32_t)klen, (uint32_t)klen, (uint32_t)dl);
+        zraft_buf_unref(b);
+    }
+    *result = s_answer(9);
+    if (*result != NULL) {
+        (*result)->data[0] = outcome;
+        s_put64((*result)->data + 1, (uint64_t)cur, 8);
+    }
+    return rv;
+}
+
 static int s_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
 {
     kv *k = ctx;
     zraft_buf *p = e->payload;
-    (void)result;
-    if (p == NULL || p->len < 3) {
+    if (p == NULL || p->len < 3 || p->len > UINT32_MAX) {
         k->malformed++;
         return 0;
     }
     uint8_t op = p->data[0];
+    if (op == KV_OP_MULTI) {
+        size_t n = s_multi_check(p->data, p->len);
+        if (n == 0) {
+            k->malformed++;
+            return 0;
+        }
+        pthread_rwlock_wrlock(&k->lock);
+        int rv = s_apply_multi(k, p, n, result);
+        pthread_rwlock_unlock(&k->lock);
+        return rv;
+    }
     size_t klen = (size_t)p->data[1] | ((size_t)p->data[2] << 8);
     if (klen == 0 || klen > KV_MAX_KEY || p->len < 3 + klen ||
-        p->len > UINT32_MAX || (op != KV_OP_PUT && op != KV_OP_DEL)) {
+        (op != KV_OP_PUT && op != KV_OP_DEL && op != KV_OP_INCR) ||
+        (op == KV_OP_INCR && p->len != 3 + klen + 8)) {
         k->malformed++;
         return 0;
     }
@@ -222,11 +360,90 @@ static int s_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
     if (op == KV_OP_PUT) {
         rv = s_put(k, p, 3, (uint32_t)klen, (uint32_t)(3 + klen),
                    (uint32_t)(p->len - 3 - klen));
-    } else {
+    } else if (op == KV_OP_DEL) {
         s_del(k, p->data + 3, klen);
+    } else {
+        rv = s_apply_incr(k, p, klen, result);
     }
     pthread_rwlock_unlock(&k->lock);
     return rv;
+}
+
+int kv_encode_multi(const kv_item *items, size_t n, zraft_buf **out)
+{
+    if (n == 0 || n > 65535) {
+        return ZRAFT_EINVAL;
+    }
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++) {
+        const kv_item *it = &items[i];
+        if (it->klen == 0 || it->klen > KV_MAX_KEY ||
+            (it->op != KV_OP_PUT && it->op != KV_OP_DEL) ||
+            it->vlen > UINT32_MAX - 8) {
+            return ZRAFT_EINVAL;
+        }
+        len += 7 + it->klen + (it->op == KV_OP_PUT ? it->vlen : 0);
+        if (len > ZRAFT_MAX_PAYLOAD_BYTES) {
+            return ZRAFT_ETOOBIG;
+        }
+    }
+    zraft_buf *b = zraft_buf_new(NULL, len);
+    if (b == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    unsigned char *o = b->data;
+    o[0] = KV_OP_MULTI;
+    s_put64(o + 1, n, 2);
+    o += 3;
+    for (size_t i = 0; i < n; i++) {
+        const kv_item *it = &items[i];
+        size_t vl = it->op == KV_OP_PUT ? it->vlen : 0;
+        o[0] = it->op;
+        s_put64(o + 1, it->klen, 2);
+        s_put64(o + 3, vl, 4);
+        memcpy(o + 7, it->key, it->klen);
+        if (vl > 0) {
+            memcpy(o + 7 + it->klen, it->val, vl);
+        }
+        o += 7 + it->klen + vl;
+    }
+    *out = b;
+    return 0;
+}
+
+int kv_encode_incr(const void *key, size_t klen, int64_t delta, zraft_buf **out)
+{
+    if (klen == 0 || klen > KV_MAX_KEY) {
+        return ZRAFT_EINVAL;
+    }
+    zraft_buf *b = zraft_buf_new(NULL, 3 + klen + 8);
+    if (b == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    b->data[0] = KV_OP_INCR;
+    s_put64(b->data + 1, klen, 2);
+    memcpy(b->data + 3, key, klen);
+    s_put64(b->data + 3 + klen, (uint64_t)delta, 8);
+    *out = b;
+    return 0;
+}
+
+int kv_multi_result(const zraft_buf *r, uint64_t *deleted)
+{
+    if (r == NULL || r->len != 8) {
+        return -1;
+    }
+    *deleted = s_get64(r->data, 8);
+    return 0;
+}
+
+int kv_incr_result(const zraft_buf *r, int64_t *value)
+{
+    if (r == NULL || r->len != 9 || r->data[0] > KV_INCR_OVERFLOW) {
+        return -1;
+    }
+    *value = (int64_t)s_get64(r->data + 1, 8);
+    return r->data[0];
 }
 
 static void s_put64(unsigned char *o, uint64_t v, int n)

@@ -2,14 +2,19 @@
  * one Raft node per process, nodes talking over ZeroMQ TCP.
  *
  * Threads: main (waits for SIGTERM/SIGINT with sigwait; every other thread
- * has the signals blocked), libmicrohttpd's connection threads (block in
- * the backend below), the node's own threads, and a registrar that, while
- * this node leads, records its HTTP address in the replicated store under a
- * reserved key so that followers can redirect clients to it (user keys come
- * from URL paths and can never contain the NUL that starts reserved ones).
+ * has the signals blocked), the HTTP server's serving threads (they call
+ * the non-blocking backend below; the node's state machine thread
+ * completes their writes and reads) and its admin thread (blocking admin
+ * calls), the RESP port's loop thread (with resp_addr), the node's own
+ * threads, and a registrar that, while
+ * this node leads, records its HTTP (and RESP) address in the replicated
+ * store under reserved keys so that followers can redirect clients to it (user
+ * keys come from URL paths and can never contain the NUL that starts reserved
+ * ones).
  *
- * Shutdown: stop accepting HTTP, let in-flight requests finish, stop the
- * node (joins its threads), exit 0. */
+ * Shutdown: stop taking HTTP requests, let those in flight finish (up to
+ * OP_TIMEOUT_MS), stop the node (which fails what is left with ESHUTDOWN:
+ * 503), stop the HTTP server, exit 0. */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -19,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +33,7 @@
 #include "config.h"
 #include "http.h"
 #include "kv.h"
+#include "resp.h"
 #include "zraft.h"
 #include "zraft_disk.h"
 
@@ -39,6 +46,7 @@ typedef struct {
     kv *store;
     zraft_node *node;
     http_server *http;
+    resp_server *resp; /* NULL unless resp_addr is set */
     atomic_bool stop;
     int level;
 } daemon_t;
@@ -78,48 +86,79 @@ static void logf_(int level, const char *fmt, ...)
 
 enum { L_DEBUG, L_INFO, L_WARN, L_ERROR };
 
-/* ------------------------------------------------ reserved HTTP keys */
+/* ------------------------------------------- reserved address keys */
+
+static size_t s_addr_key(const char *what, zraft_id id, char *out)
+{
+    out[0] = '\0';
+    return 1 + (size_t)sprintf(out + 1, "zraft/%s/%llu", what,
+                               (unsigned long long)id);
+}
 
 static size_t s_http_key(zraft_id id, char *out)
 {
-    out[0] = '\0';
-    return 1 +
-           (size_t)sprintf(out + 1, "zraft/http/%llu", (unsigned long long)id);
+    return s_addr_key("http", id, out);
 }
 
 /* -------------------------------------------------------------- backend */
 
-static int b_write(void *ctx, uint8_t op, const char *key, size_t klen,
-                   const void *val, size_t vlen)
+/* Blocking write of a reserved key, for the admin and registrar threads
+ * (never an HTTP serving thread). */
+static int s_write_sync(const char *key, size_t klen, const char *val,
+                        size_t vlen)
 {
-    (void)ctx;
     zraft_buf *cmd;
-    int rv = kv_encode(op, key, klen, val, vlen, &cmd);
+    int rv = kv_encode(KV_OP_PUT, key, klen, val, vlen, &cmd);
     if (rv != 0) {
         return rv;
     }
-    /* Blocking form over the buffer: one copy less than zraft_write_sync. */
     rv = zraft_write_sync(D.node, cmd->data, cmd->len, OP_TIMEOUT_MS, NULL);
     zraft_buf_unref(cmd);
     return rv;
 }
 
-static int b_read(void *ctx, bool stale, const char *key, size_t klen,
-                  zraft_buf **val, size_t *off, size_t *len)
+/* Runs on the node's state machine thread. */
+static void b_write_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
 {
-    (void)ctx;
-    if (!stale) {
-        int rv = zraft_read_sync(D.node, OP_TIMEOUT_MS);
-        if (rv != 0) {
-            return rv;
-        }
-    }
-    return kv_get(D.store, key, klen, val, off, len);
+    http_op *op = arg;
+    (void)id;
+    (void)result;
+    op->err = err;
+    op->complete(op);
 }
 
-static int b_leader_http(void *ctx, char *out, size_t cap)
+static int b_write(void *ctx, zraft_buf *cmd, http_op *op)
 {
     (void)ctx;
+    return zraft_write_buf(D.node, cmd, b_write_done, op);
+}
+
+/* Runs on the node's state machine thread, once the read-index is
+ * applied: the store reflects every write acknowledged before the read. */
+static void b_read_done(void *arg, int err)
+{
+    http_op *op = arg;
+    if (err == 0) {
+        err = kv_get(D.store, op->key, op->klen, &op->val, &op->off, &op->len);
+    }
+    op->err = err;
+    op->complete(op);
+}
+
+static int b_read(void *ctx, http_op *op)
+{
+    (void)ctx;
+    if (op->stale) {
+        b_read_done(op, 0);
+        return 0;
+    }
+    return zraft_read(D.node, b_read_done, op);
+}
+
+/* The leader's address for a front end ("http" or "resp"), from the
+ * reserved key its registrar wrote. */
+static int s_leader_addr(const char *what, char *out, size_t cap)
+{
     zraft_metrics m;
     zraft_metrics_get(D.node, &m);
     if (m.leader == 0) {
@@ -129,7 +168,7 @@ static int b_leader_http(void *ctx, char *out, size_t cap)
         return ZRAFT_EINVAL;
     }
     char key[64];
-    size_t kl = s_http_key(m.leader, key);
+    size_t kl = s_addr_key(what, m.leader, key);
     zraft_buf *v;
     size_t off, len;
     if (kv_get(D.store, key, kl, &v, &off, &len) != 0) {
@@ -142,6 +181,12 @@ static int b_leader_http(void *ctx, char *out, size_t cap)
     }
     zraft_buf_unref(v);
     return rv;
+}
+
+static int b_leader_http(void *ctx, char *out, size_t cap)
+{
+    (void)ctx;
+    return s_leader_addr("http", out, cap);
 }
 
 static cJSON *s_ids(const zraft_membership *m, uint8_t role)
@@ -258,7 +303,7 @@ static int b_add_learner(void *ctx, uint64_t id, const char *raft_addr,
     if (rv == 0 && http_addr != NULL && http_addr[0] != '\0') {
         char key[64];
         size_t kl = s_http_key(id, key);
-        rv = b_write(NULL, KV_OP_PUT, key, kl, http_addr, strlen(http_addr));
+        rv = s_write_sync(key, kl, http_addr, strlen(http_addr));
     }
     logf_(L_INFO, "add learner %llu at %s: %s", (unsigned long long)id,
           raft_addr, zraft_strerror(rv));
@@ -288,42 +333,21 @@ static int b_snapshot(void *ctx)
     return zraft_trigger_snapshot(D.node);
 }
 
-static bool p_leader_moved(const zraft_metrics *m, void *arg)
-{
-    const zraft_metrics *was = arg;
-    return m->leader != was->leader || m->term != was->term ||
-           m->role_code != was->role_code ||
-           m->last_applied != was->last_applied || m->fatal != 0;
-}
-
 /* A leader is known when this node leads, or when the leader's HTTP
  * address (a replicated key the leader writes once elected) is applied
- * here. */
-static int b_wait_leader(void *ctx, uint32_t timeout_ms)
+ * here. Non-blocking: the HTTP server polls it while requests wait. */
+static int b_leader_known(void *ctx)
 {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        zraft_metrics m;
-        zraft_metrics_get(D.node, &m);
-        char addr[CONFIG_ADDR_MAX];
-        if (m.fatal != 0) {
-            return ZRAFT_ETIMEDOUT;
-        }
-        if (m.role_code == 3) {
-            return 1;
-        }
-        if (b_leader_http(ctx, addr, sizeof addr) == 0) {
-            return 0;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        int64_t spent = (int64_t)(t.tv_sec - t0.tv_sec) * 1000 +
-                        (t.tv_nsec - t0.tv_nsec) / 1000000;
-        if (spent >= (int64_t)timeout_ms) {
-            return ZRAFT_ETIMEDOUT;
-        }
-        zraft_wait(D.node, p_leader_moved, &m, (int)(timeout_ms - spent));
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    char addr[CONFIG_ADDR_MAX];
+    if (m.fatal != 0) {
+        return m.fatal; /* none will be: stop waiting */
     }
+    if (m.role_code == 3) {
+        return 1;
+    }
+    return b_leader_http(ctx, addr, sizeof addr) == 0 ? 0 : ZRAFT_ENOTFOUND;
 }
 
 static int b_health(void *ctx)
@@ -332,6 +356,91 @@ static int b_health(void *ctx)
     zraft_metrics m;
     zraft_metrics_get(D.node, &m);
     return m.fatal;
+}
+
+/* ----------------------------------------------------- RESP backend */
+
+/* Runs on the node's state machine thread. */
+static void r_write_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
+{
+    resp_op *op = arg;
+    (void)id;
+    op->err = err;
+    op->result = result != NULL ? zraft_buf_ref(result) : NULL;
+    op->complete(op);
+}
+
+static int r_write(void *ctx, zraft_buf *cmd, resp_op *op)
+{
+    (void)ctx;
+    return zraft_write_buf(D.node, cmd, r_write_done, op);
+}
+
+static void r_barrier_done(void *arg, int err)
+{
+    resp_op *op = arg;
+    op->err = err;
+    op->result = NULL;
+    op->complete(op);
+}
+
+static int r_barrier(void *ctx, resp_op *op)
+{
+    (void)ctx;
+    return zraft_read(D.node, r_barrier_done, op);
+}
+
+/* A leader is known when this node leads, or when the leader's RESP
+ * address is applied here. */
+static int r_leader_known(void *ctx)
+{
+    (void)ctx;
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    char addr[CONFIG_ADDR_MAX];
+    if (m.fatal != 0) {
+        return m.fatal;
+    }
+    if (m.role_code == 3) {
+        return 1;
+    }
+    return s_leader_addr("resp", addr, sizeof addr) == 0 ? 0 : ZRAFT_ENOTFOUND;
+}
+
+static int r_leader_addr(void *ctx, char *out, size_t cap)
+{
+    (void)ctx;
+    return s_leader_addr("resp", out, cap);
+}
+
+/* INFO, in Redis's layout. redis_version is the Redis level of the
+ * commands this port speaks, for clients that look at it. */
+static char *r_info(void *ctx)
+{
+    (void)ctx;
+    zraft_metrics m;
+    zraft_metrics_get(D.node, &m);
+    char *t = malloc(2048);
+    if (t == NULL) {
+        return NULL;
+    }
+    snprintf(t, 2048,
+             "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n"
+             "zraft:1\r\nprocess_id:%d\r\ntcp_port:%s\r\n\r\n"
+             "# Replication\r\nrole:%s\r\n\r\n"
+             "# Zraft\r\nzraft_id:%llu\r\nzraft_role:%s\r\nzraft_term:%llu\r\n"
+             "zraft_leader:%llu\r\nzraft_commit_index:%llu\r\n"
+             "zraft_last_applied:%llu\r\nzraft_last_log_index:%llu\r\n"
+             "zraft_fatal:%s\r\n\r\n"
+             "# Keyspace\r\ndb0:keys=%zu,expires=0,avg_ttl=0\r\n",
+             (int)getpid(), strrchr(D.cfg.resp_addr, ':') + 1,
+             m.role_code == 3 ? "master" : "slave", (unsigned long long)m.id,
+             m.role ? m.role : "unknown", (unsigned long long)m.term,
+             (unsigned long long)m.leader, (unsigned long long)m.commit_index,
+             (unsigned long long)m.last_applied,
+             (unsigned long long)m.last_log_id.index,
+             m.fatal ? zraft_err_name(m.fatal) : "", kv_count(D.store));
+    return t;
 }
 
 /* ----------------------------------------------------------- binding */
@@ -383,7 +492,23 @@ static bool p_role_change(const zraft_metrics *m, void *arg)
            m->leader != was->leader || m->fatal != was->fatal;
 }
 
-/* While leader: make sure our HTTP address is in the store. */
+/* Writes this node's address for a front end under its reserved key,
+ * unless it is there already. */
+static int s_register(const char *what, const char *addr)
+{
+    char key[64];
+    size_t kl = s_addr_key(what, D.cfg.id, key);
+    zraft_buf *v;
+    size_t off, len;
+    bool same = false;
+    if (kv_get(D.store, key, kl, &v, &off, &len) == 0) {
+        same = len == strlen(addr) && memcmp(v->data + off, addr, len) == 0;
+        zraft_buf_unref(v);
+    }
+    return same ? 0 : s_write_sync(key, kl, addr, strlen(addr));
+}
+
+/* While leader: make sure our HTTP (and RESP) addresses are in the store. */
 static void *registrar(void *arg)
 {
     (void)arg;
@@ -411,18 +536,9 @@ static void *registrar(void *arg)
             continue;
         }
         logf_(L_INFO, "became leader");
-        char key[64];
-        size_t kl = s_http_key(D.cfg.id, key);
-        zraft_buf *v;
-        size_t off, len;
-        bool same = false;
-        if (kv_get(D.store, key, kl, &v, &off, &len) == 0) {
-            same = len == strlen(D.cfg.http_addr) &&
-                   memcmp(v->data + off, D.cfg.http_addr, len) == 0;
-            zraft_buf_unref(v);
-        }
-        if (same || b_write(NULL, KV_OP_PUT, key, kl, D.cfg.http_addr,
-                            strlen(D.cfg.http_addr)) == 0) {
+        if (s_register("http", D.cfg.http_addr) == 0 &&
+            (D.cfg.resp_addr[0] == '\0' ||
+             s_register("resp", D.cfg.resp_addr) == 0)) {
             done_term = was.term;
         }
     }
@@ -430,6 +546,17 @@ static void *registrar(void *arg)
 }
 
 /* ----------------------------------------------------------------- main */
+
+/* Every open connection is a descriptor: allow as many as the hard limit
+ * does (idle keep-alive connections cost no thread, only this). */
+static void s_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
 
 int main(int argc, char **argv)
 {
@@ -512,19 +639,56 @@ int main(int argc, char **argv)
         logf_(L_INFO, "bootstrapped a %u-member cluster: %s", D.cfg.n_peers,
               zraft_strerror(rv));
     }
-    http_backend b = {NULL,       b_write,    b_read,        b_leader_http,
-                      b_status,   b_metrics,  b_add_learner, b_membership,
-                      b_transfer, b_snapshot, b_health,      b_wait_leader,
-                      0};
-    b.leader_wait_ms = D.cfg.leader_wait_ms ? D.cfg.leader_wait_ms
-                                            : 2 * D.cfg.election_timeout_max_ms;
+    http_backend b = {
+        .write = b_write,
+        .read = b_read,
+        .leader_known = b_leader_known,
+        .leader_http = b_leader_http,
+        .status_json = b_status,
+        .metrics_text = b_metrics,
+        .health = b_health,
+        .add_learner = b_add_learner,
+        .change_membership = b_membership,
+        .transfer_leader = b_transfer,
+        .snapshot = b_snapshot,
+        .leader_wait_ms = D.cfg.leader_wait_ms
+                              ? D.cfg.leader_wait_ms
+                              : 2 * D.cfg.election_timeout_max_ms,
+        .op_timeout_ms = OP_TIMEOUT_MS,
+    };
+    http_options ho = {D.cfg.max_body_bytes, D.cfg.http_threads,
+                       D.cfg.max_connections};
+    s_raise_fd_limit();
     const char *listen =
         D.cfg.http_listen[0] ? D.cfg.http_listen : D.cfg.http_addr;
-    D.http = http_start(listen, &b, D.cfg.max_body_bytes, why, sizeof why);
+    D.http = http_start(listen, &b, &ho, why, sizeof why);
     if (D.http == NULL) {
         fprintf(stderr, "zraftd: %s\n", why);
         zraft_node_destroy(&D.node);
         return 1;
+    }
+    if (D.cfg.resp_addr[0] != '\0') {
+        resp_backend rb = {
+            .store = D.store,
+            .write = r_write,
+            .barrier = r_barrier,
+            .leader_known = r_leader_known,
+            .leader_addr = r_leader_addr,
+            .info = r_info,
+            .leader_wait_ms = b.leader_wait_ms,
+            .op_timeout_ms = OP_TIMEOUT_MS,
+        };
+        resp_options ro = {D.cfg.max_body_bytes, D.cfg.max_connections};
+        const char *rl =
+            D.cfg.resp_listen[0] ? D.cfg.resp_listen : D.cfg.resp_addr;
+        D.resp = resp_start(rl, &rb, &ro, why, sizeof why);
+        if (D.resp == NULL) {
+            fprintf(stderr, "zraftd: %s\n", why);
+            http_stop(&D.http);
+            zraft_node_destroy(&D.node);
+            return 1;
+        }
+        logf_(L_INFO, "serving RESP on %s (bound to %s)", D.cfg.resp_addr, rl);
     }
     pthread_t reg;
     pthread_create(&reg, NULL, registrar, NULL);
@@ -536,9 +700,18 @@ int main(int argc, char **argv)
     sigwait(&sigs, &sig);
     logf_(L_INFO, "signal %d: shutting down", sig);
     atomic_store(&D.stop, true);
-    http_stop(&D.http); /* finishes in-flight requests */
+    /* Stop taking requests; give those in flight a moment to complete,
+     * then the node fails what is left with ESHUTDOWN (503), and the HTTP
+     * threads answer it before they stop. */
+    http_drain(D.http, 0); /* both front ends stop taking requests */
+    if (D.resp != NULL) {
+        resp_drain(D.resp, OP_TIMEOUT_MS);
+    }
+    http_drain(D.http, OP_TIMEOUT_MS);
     pthread_join(reg, NULL);
     zraft_node_destroy(&D.node);
+    http_stop(&D.http);
+    resp_stop(&D.resp);
     kv_destroy(&D.store);
     fprintf(stderr, "zraftd: stopped\n");
     return 0;

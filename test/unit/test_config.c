@@ -81,6 +81,10 @@ Test(config, mistakes_get_one_clear_message)
     /* A body that could not be one log entry (frames are 64 MiB). */
     expect_error("{\"id\":1,\"max_body_bytes\":67108864}",
                  "max_body_bytes must be in");
+    expect_error("{\"id\":1,\"resp_addr\":\"6379\"}", "resp_addr");
+    expect_error("{\"id\":1,\"http_threads\":0}", "http_threads must be in");
+    expect_error("{\"id\":1,\"max_connections\":0}",
+                 "max_connections must be in");
     expect_error("{\"id\":1,\"raft_listen\":\"0.0.0.0\"}",
                  "raft_listen '0.0.0.0' must be host:port");
 }

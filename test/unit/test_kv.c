@@ -131,3 +131,104 @@ Test(kv, malformed_command_is_a_noop)
     cr_assert_eq(kv_encode(KV_OP_PUT, "", 0, "v", 1, &b), ZRAFT_EINVAL);
     kv_destroy(&k);
 }
+
+static zraft_buf *apply_cmd(zraft_fsm *f, uint64_t idx, zraft_buf *cmd)
+{
+    zraft_entry e = {{1, idx}, ZRAFT_ENTRY_NORMAL, cmd};
+    zraft_buf *res = NULL;
+    cr_assert_eq(f->apply(f->ctx, &e, &res), 0);
+    zraft_buf_unref(cmd);
+    return res;
+}
+
+static int incr(zraft_fsm *f, uint64_t idx, const char *key, int64_t by,
+                int64_t *value)
+{
+    zraft_buf *cmd;
+    cr_assert_eq(kv_encode_incr(key, strlen(key), by, &cmd), 0);
+    zraft_buf *res = apply_cmd(f, idx, cmd);
+    int outcome = kv_incr_result(res, value);
+    zraft_buf_unref(res);
+    return outcome;
+}
+
+Test(kv, multi_puts_and_deletes_in_one_entry_and_counts_what_existed)
+{
+    kv *k = kv_new();
+    zraft_fsm f = kv_fsm(k);
+    put(&f, 1, "gone", "x");
+    kv_item its[] = {
+        {KV_OP_PUT, "a", 1, "1", 1},  {KV_OP_PUT, "b", 1, "22", 2},
+        {KV_OP_DEL, "gone", 4, 0, 0}, {KV_OP_DEL, "never", 5, 0, 0},
+        {KV_OP_PUT, "a", 1, "3", 1},
+    };
+    zraft_buf *cmd;
+    cr_assert_eq(kv_encode_multi(its, 5, &cmd), 0);
+    zraft_buf *res = apply_cmd(&f, 2, cmd);
+    uint64_t deleted = 99;
+    cr_assert_eq(kv_multi_result(res, &deleted), 0);
+    cr_assert_eq(deleted, 1, "only 'gone' existed");
+    zraft_buf_unref(res);
+    expect(k, "a", "3"); /* in order: the later put wins */
+    expect(k, "b", "22");
+    expect(k, "gone", NULL);
+    cr_assert_eq(kv_count(k), 2);
+    kv_item bad = {KV_OP_INCR, "a", 1, NULL, 0};
+    cr_assert_eq(kv_encode_multi(&bad, 1, &cmd), ZRAFT_EINVAL);
+    cr_assert_eq(kv_encode_multi(its, 0, &cmd), ZRAFT_EINVAL);
+    kv_destroy(&k);
+}
+
+Test(kv, incr_counts_from_zero_and_refuses_non_integers_and_overflow)
+{
+    kv *k = kv_new();
+    zraft_fsm f = kv_fsm(k);
+    int64_t v = 0;
+    cr_assert_eq(incr(&f, 1, "n", 1, &v), KV_INCR_OK);
+    cr_assert_eq(v, 1);
+    cr_assert_eq(incr(&f, 2, "n", 41, &v), KV_INCR_OK);
+    cr_assert_eq(v, 42);
+    expect(k, "n", "42");
+    cr_assert_eq(incr(&f, 3, "n", -50, &v), KV_INCR_OK);
+    expect(k, "n", "-8");
+    put(&f, 4, "s", "abc");
+    cr_assert_eq(incr(&f, 5, "s", 1, &v), KV_INCR_NOT_INTEGER);
+    expect(k, "s", "abc");
+    put(&f, 6, "z", "007"); /* Redis's rule: no leading zeros */
+    cr_assert_eq(incr(&f, 7, "z", 1, &v), KV_INCR_NOT_INTEGER);
+    put(&f, 8, "max", "9223372036854775807");
+    cr_assert_eq(incr(&f, 9, "max", 1, &v), KV_INCR_OVERFLOW);
+    expect(k, "max", "9223372036854775807");
+    put(&f, 10, "min", "-9223372036854775808");
+    cr_assert_eq(incr(&f, 11, "min", -1, &v), KV_INCR_OVERFLOW);
+    cr_assert_eq(incr(&f, 12, "min", 1, &v), KV_INCR_OK);
+    expect(k, "min", "-9223372036854775807");
+    /* An incremented value lives in a buffer of its own: it survives a
+     * snapshot and restore like any other. */
+    zraft_buf *snap;
+    cr_assert_eq(f.snapshot(f.ctx, &snap), 0);
+    kv *k2 = kv_new();
+    zraft_fsm f2 = kv_fsm(k2);
+    cr_assert_eq(f2.restore(f2.ctx, snap), 0);
+    zraft_buf_unref(snap);
+    expect(k2, "n", "-8");
+    kv_destroy(&k2);
+    kv_destroy(&k);
+}
+
+Test(kv, malformed_multi_changes_nothing)
+{
+    kv *k = kv_new();
+    zraft_fsm f = kv_fsm(k);
+    kv_item its[] = {{KV_OP_PUT, "a", 1, "1", 1}, {KV_OP_PUT, "b", 1, "2", 1}};
+    zraft_buf *cmd;
+    cr_assert_eq(kv_encode_multi(its, 2, &cmd), 0);
+    for (size_t cut = 1; cut < cmd->len; cut++) {
+        zraft_buf *t = zraft_buf_new(cmd->data, cut);
+        zraft_buf *res = apply_cmd(&f, cut, t);
+        cr_assert_null(res);
+    }
+    cr_assert_eq(kv_count(k), 0, "no prefix of a MULTI applies anything");
+    zraft_buf_unref(cmd);
+    kv_destroy(&k);
+}

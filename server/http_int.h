@@ -1,0 +1,135 @@
+/* http_int.h - what the two halves of zraftd's HTTP server share:
+ * http.c (routes, requests and answers: the HTTP semantics) and http_loop.c
+ * (the serving threads, suspend and resume, completions, leader waits,
+ * time-outs, the admin thread, start and shutdown). Internal to server/. */
+#ifndef ZRAFT_SERVER_HTTP_INT_H
+#define ZRAFT_SERVER_HTTP_INT_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "http.h"
+#include "kv.h"
+
+typedef struct http_req http_req;
+typedef struct http_worker http_worker;
+
+/* Who has the request's backend call (request.phase). */
+enum {
+    PH_IDLE,      /* no call */
+    PH_CALLING,   /* the handler is in the call */
+    PH_EARLY,     /* completed during the call: the handler answers */
+    PH_SUSPENDED, /* the handler returned; the completion queues it */
+};
+
+/* What a request does. */
+enum { K_OTHER, K_PUT, K_DEL, K_GET, K_ADMIN };
+
+/* Why a request is suspended. */
+enum { W_NONE, W_OP, W_LEADER };
+
+/* Admin calls (run on the admin thread). */
+enum { A_LEARNER = 1, A_MEMBERSHIP, A_TRANSFER, A_SNAPSHOT };
+
+typedef struct {
+    http_req *head, *tail;
+} rlist;
+
+struct http_req {
+    http_op op; /* the backend call; first: &op is the request */
+    http_worker *w;
+    struct MHD_Connection *conn;
+    const char *url; /* libmicrohttpd's, valid until the request ends */
+    _Atomic int phase;
+    http_req *qnext;       /* completion queue (w->qlock) */
+    http_req *prev, *next; /* w->pending or w->waiting */
+    int kind;
+    int wait;         /* W_* while suspended */
+    bool outstanding; /* the backend or admin thread holds it */
+    bool timed_out;   /* answered 504 while outstanding */
+    bool waited;      /* has waited for a leader (once at most) */
+    bool finished;    /* libmicrohttpd is done with it */
+    bool too_big;
+    bool bad_key;
+    int leader;        /* outcome of the leader wait */
+    uint64_t deadline; /* ms: op time-out, or end of the leader wait */
+    zraft_buf *cmd;    /* PUT/DELETE: the kv command */
+    size_t vlen, got;  /* PUT into cmd: value length, bytes received */
+    char *body;        /* other bodies (and large or chunked PUTs) */
+    size_t len, cap;
+    /* admin call */
+    int admin;
+    uint64_t id;
+    uint64_t ids[ZRAFT_MAX_MEMBERS];
+    size_t n_ids;
+    char *raft_addr, *http_addr;
+    http_req *anext;
+    char key[KV_MAX_KEY + 1];
+    size_t klen;
+};
+
+struct http_worker {
+    http_server *s;
+    unsigned idx;
+    pthread_t thread;
+    bool started;
+    struct MHD_Daemon *d;
+    int efd; /* eventfd: completions queued, or drain/stop */
+    int ep;  /* epoll set: efd and the daemon's own epoll fd */
+    pthread_mutex_t qlock;
+    http_req *qhead, *qtail; /* completed (any thread pushes) */
+    rlist pending;           /* calls in flight, oldest first */
+    rlist waiting;           /* waiting for a leader */
+    uint64_t next_probe;     /* ms */
+    size_t outstanding;      /* calls not completed yet */
+    bool acked;              /* saw the drain */
+};
+
+struct http_server {
+    http_backend b;
+    http_options o;
+    int lfd;
+    uint16_t port;
+    http_worker *w;
+    unsigned nw;
+    atomic_bool draining, stopping;
+    pthread_mutex_t lock; /* everything below */
+    pthread_cond_t cond;
+    unsigned acks; /* threads that saw the drain */
+    _Atomic size_t outstanding;
+    pthread_t admin;
+    bool admin_started, admin_exit, admin_acked;
+    http_req *ahead, *atail;
+};
+
+/* ---- http_loop.c: the machinery (serving thread unless noted) */
+
+/* Monotonic milliseconds. */
+uint64_t http_now_ms(void);
+/* After rq's backend call (or admin push) returned rv, phase PH_CALLING set
+ * before the call: answers now (http_req_done) if it failed or completed
+ * during the call, else suspends the connection until the completion. */
+enum MHD_Result http_loop_called(http_req *rq, int rv);
+/* rq->op.complete: any thread, once per call. */
+void http_loop_complete(http_op *op);
+/* Suspends rq until a leader is known or `ms` passed (rq->leader). */
+enum MHD_Result http_loop_wait_leader(http_req *rq, uint32_t ms);
+/* Hands rq's admin call (rq->admin ...) to the admin thread. */
+enum MHD_Result http_loop_admin(http_req *rq);
+
+/* ---- http.c: the HTTP side */
+
+/* libmicrohttpd's access handler and completion notice (cls: the worker). */
+enum MHD_Result http_handle(void *cls, struct MHD_Connection *c,
+                            const char *url, const char *method,
+                            const char *version, const char *data,
+                            size_t *data_size, void **con_cls);
+void http_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                    enum MHD_RequestTerminationCode toe);
+/* rq's write or read finished (result in rq->op): answers, or waits for a
+ * leader first. */
+enum MHD_Result http_req_done(http_req *rq);
+void http_req_free(http_req *rq);
+
+#endif

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# System test: zraftd's Redis-protocol port with Debian's redis-tools.
+#   3 nodes with --resp-addr; redis-cli against the leader (strings,
+#   counters, MSET/MGET, DEL, EXISTS, INFO); a follower answers -MOVED to
+#   the leader, which `redis-cli -c` follows; READONLY reads there; a short
+#   redis-benchmark -t set,get (pipelined) with no errors and its keys
+#   there afterwards, on every node; kill -9 the leader: the data survives
+#   and the new leader serves RESP; SIGTERM: every node exits 0.
+# Every wait polls a condition with a deadline. Exit 77 (skipped) without
+# redis-cli and redis-benchmark (scripts/deps.sh installs redis-tools).
+# Usage: resp.sh PATH/TO/zraftd
+set -euo pipefail
+ZRAFTD=${1:?usage: resp.sh PATH/TO/zraftd}
+if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  echo "skipped: redis-cli / redis-benchmark not installed (apt-get install redis-tools)"
+  exit 77
+fi
+base=$((10000 + RANDOM % 20000))
+work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-resp.XXXXXX")
+declare -A pids=()
+pass=0
+
+cleanup() {
+  for id in "${!pids[@]}"; do kill -KILL "${pids[$id]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+raft() { echo "127.0.0.1:$((base + $1))"; }
+http() { echo "127.0.0.1:$((base + 100 + $1))"; }
+rport() { echo "$((base + 200 + $1))"; }
+cluster="1=$(raft 1),2=$(raft 2),3=$(raft 3)"
+
+start() {
+  "$ZRAFTD" --id "$1" --raft-addr "$(raft "$1")" --http-addr "$(http "$1")" \
+    --resp-addr "127.0.0.1:$(rport "$1")" --data-dir "$work/n$1" \
+    --initial-cluster "$cluster" \
+    --election-timeout-min-ms 300 --election-timeout-max-ms 600 \
+    >>"$work/log$1" 2>&1 &
+  pids[$1]=$!
+}
+
+check() { # name command...
+  local name=$1
+  shift
+  if "$@"; then
+    echo "ok   $name"
+    pass=$((pass + 1))
+  else
+    echo "FAIL $name"
+    for f in "$work"/log*; do echo "--- $f"; tail -5 "$f"; done
+    exit 1
+  fi
+}
+
+status_url() { echo "http://$(http "$1")/cluster/status"; }
+# shellcheck source=../lib/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
+
+rc() { # node args... : one redis-cli command, raw output
+  local n=$1
+  shift
+  redis-cli -p "$(rport "$n")" --no-raw "$@" 2>&1
+}
+is() { [ "$1" = "$2" ] || { echo "     got '$1', want '$2'"; false; }; }
+
+for id in 1 2 3; do start "$id"; done
+check "a leader is elected" wait_for 20 has_leader 1 2 3
+L=$(leader_of 1 2 3)
+F=$((L % 3 + 1))
+# The leader's addresses are registered a moment after its election.
+check "the leader registered its RESP address" \
+  wait_for 20 bash -c "redis-cli -p $(rport "$F") SET probe 1 | grep -q MOVED"
+
+check "PING" is "$(rc "$L" PING)" "PONG"
+check "SET" is "$(rc "$L" SET greeting hello)" "OK"
+check "GET" is "$(rc "$L" GET greeting)" '"hello"'
+check "GET of a missing key is nil" is "$(rc "$L" GET nope)" "(nil)"
+rc "$L" INCR counter >/dev/null
+rc "$L" INCRBY counter 41 >/dev/null
+check "INCR, INCRBY are applied in the state machine" \
+  is "$(rc "$L" INCR counter)" "(integer) 43"
+check "INCR of a non-number is refused" \
+  bash -c "redis-cli -p $(rport "$L") INCR greeting | grep -q 'not an integer'"
+check "MSET" is "$(rc "$L" MSET a 1 b 2 c 3)" "OK"
+check "MGET" is "$(rc "$L" MGET a nope c | tr '\n' ' ')" '1) "1" 2) (nil) 3) "3" '
+check "DEL counts the keys that existed" is "$(rc "$L" DEL a b nope)" "(integer) 2"
+check "EXISTS" is "$(rc "$L" EXISTS a c greeting)" "(integer) 2"
+check "SET options are refused" \
+  bash -c "redis-cli -p $(rport "$L") SET k v NX | grep -q 'not supported'"
+check "unknown commands are errors" \
+  bash -c "redis-cli -p $(rport "$L") FLUSHALL | grep -q 'unknown command'"
+check "INFO says master on the leader" \
+  bash -c "redis-cli -p $(rport "$L") INFO | grep -q '^role:master'"
+
+moved=$(rc "$F" SET fromfollower 1)
+check "a follower answers MOVED to the leader ($moved)" \
+  bash -c "[[ '$moved' == *'MOVED '*' 127.0.0.1:$(rport "$L")' ]]"
+check "redis-cli -c follows it" \
+  is "$(redis-cli -c -p "$(rport "$F")" SET fromfollower 2)" "OK"
+check "and reads through it" \
+  is "$(redis-cli -c -p "$(rport "$F")" GET fromfollower)" "2"
+stale() { [ "$(printf 'READONLY\nGET fromfollower\n' | redis-cli -p "$(rport "$F")" | tail -1)" = 2 ]; }
+check "READONLY reads the follower's own state" wait_for 10 stale
+
+out=$(redis-benchmark -p "$(rport "$L")" -q -t set,get -n 4000 -c 20 -P 8 2>&1 | tr '\r' '\n')
+echo "$out" | grep -E '^(SET|GET):' | sed 's/^/     /'
+check "redis-benchmark -t set,get: no errors" \
+  bash -c "! grep -qi error <<<'$out' && grep -q '^SET:' <<<'$out' && grep -q '^GET:' <<<'$out'"
+check "its key is there" is "$(rc "$L" EXISTS key:__rand_int__)" "(integer) 1"
+val=$(redis-cli -p "$(rport "$L")" GET key:__rand_int__)
+check "with its 3-byte value" is "${#val}" 3
+everywhere() {
+  local n
+  for n in 1 2 3; do
+    [ "$(printf 'READONLY\nGET key:__rand_int__\n' | redis-cli -p "$(rport "$n")" | tail -1)" = "$val" ] || return 1
+  done
+}
+check "on every node" wait_for 20 everywhere
+
+kill -KILL "${pids[$L]}"
+wait "${pids[$L]}" 2>/dev/null || true
+unset "pids[$L]"
+rest=()
+for id in 1 2 3; do [ "$id" = "$L" ] || rest+=("$id"); done
+check "kill -9 the leader: a new leader" wait_for 20 has_leader "${rest[@]}"
+N=$(leader_of "${rest[@]}")
+served() { [ "$(rc "$N" GET counter)" = '"43"' ]; }
+check "the new leader serves RESP with the data" wait_for 20 served
+check "and takes writes" is "$(rc "$N" INCR counter)" "(integer) 44"
+
+for id in "${!pids[@]}"; do kill -TERM "${pids[$id]}"; done
+rc_all=0
+for id in "${!pids[@]}"; do wait "${pids[$id]}" || rc_all=1; done
+pids=()
+check "SIGTERM: every node exits 0" [ "$rc_all" = 0 ]
+echo "$pass passed"
