@@ -105,8 +105,6 @@ struct http_server {
 
 /* ---- http_loop.c: the machinery (serving thread unless noted) */
 
-/* Monotonic milliseconds. */
-uint64_t http_now_ms(void);
 /* After rq's backend call (or admin push) returned rv, phase PH_CALLING set
  * before the call: answers now (http_req_done) if it failed or completed
  * during the call, else suspends the connection until the completion. */

@@ -37,10 +37,8 @@
  * threads and then the daemons (libmicrohttpd must not be stopped with a
  * connection suspended).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,20 +49,7 @@
 #include <unistd.h>
 
 #include "http_int.h"
-
-uint64_t http_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void s_kick(http_worker *w)
-{
-    uint64_t one = 1;
-    ssize_t rv = write(w->efd, &one, sizeof one);
-    (void)rv; /* EAGAIN: the counter is already non-zero */
-}
+#include "netutil.h"
 
 /* ------------------------------------------------------------- lists */
 
@@ -119,8 +104,9 @@ enum MHD_Result http_loop_called(http_req *rq, int rv)
     atomic_fetch_add(&w->s->outstanding, 1);
     rq->wait = W_OP;
     if (rq->kind != K_ADMIN) {
-        uint32_t t = w->s->b.op_timeout_ms ? w->s->b.op_timeout_ms : 10000;
-        rq->deadline = http_now_ms() + t;
+        uint32_t t = w->s->b.op_timeout_ms ? w->s->b.op_timeout_ms
+                                           : NETUTIL_OP_TIMEOUT_MS;
+        rq->deadline = netutil_now_ms() + t;
         s_append(&w->pending, rq);
     }
     MHD_suspend_connection(rq->conn);
@@ -130,7 +116,7 @@ enum MHD_Result http_loop_called(http_req *rq, int rv)
 enum MHD_Result http_loop_wait_leader(http_req *rq, uint32_t ms)
 {
     rq->waited = true;
-    rq->deadline = http_now_ms() + ms;
+    rq->deadline = netutil_now_ms() + ms;
     rq->wait = W_LEADER;
     s_append(&rq->w->waiting, rq);
     MHD_suspend_connection(rq->conn);
@@ -157,7 +143,7 @@ void http_loop_complete(http_op *op)
     w->qtail = rq;
     pthread_mutex_unlock(&w->qlock);
     if (wake) {
-        s_kick(w);
+        netutil_wake(w->efd);
     }
 }
 
@@ -301,14 +287,10 @@ static int s_timeout(http_worker *w, uint64_t now)
         t = mt > INT_MAX ? INT_MAX : (int64_t)mt;
     }
     if (w->pending.head != NULL) {
-        int64_t d = w->pending.head->deadline > now
-                        ? (int64_t)(w->pending.head->deadline - now)
-                        : 0;
-        t = t < 0 || d < t ? d : t;
+        t = netutil_sooner(t, w->pending.head->deadline, now);
     }
     if (w->waiting.head != NULL) {
-        int64_t d = w->next_probe > now ? (int64_t)(w->next_probe - now) : 0;
-        t = t < 0 || d < t ? d : t;
+        t = netutil_sooner(t, w->next_probe, now);
     }
     return (int)t;
 }
@@ -322,15 +304,13 @@ static void *s_worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     for (;;) {
         struct epoll_event evs[2];
-        int n = epoll_wait(w->ep, evs, 2, s_timeout(w, http_now_ms()));
+        int n = epoll_wait(w->ep, evs, 2, s_timeout(w, netutil_now_ms()));
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u32 == 0) {
-                uint64_t v;
-                ssize_t rd = read(w->efd, &v, sizeof v);
-                (void)rd;
+                netutil_wake_clear(w->efd);
             }
         }
-        uint64_t now = http_now_ms();
+        uint64_t now = netutil_now_ms();
         bool draining = atomic_load(&s->draining);
         if (draining && !w->acked) {
             MHD_quiesce_daemon(w->d); /* the listening socket is shared */
@@ -357,39 +337,6 @@ static void *s_worker_main(void *arg)
 }
 
 /* ------------------------------------------------------------- start */
-
-static int s_listen(const char *addr, char *why, size_t whylen)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        snprintf(why, whylen, "http_addr '%s' must be host:port", addr);
-        return -1;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(host[0] ? host : "0.0.0.0", colon + 1, &hints, &res);
-    if (gai != 0) {
-        snprintf(why, whylen, "http_addr '%s': %s", addr, gai_strerror(gai));
-        return -1;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
-        snprintf(why, whylen, "cannot listen on %s: %s", addr, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
 
 static void s_destroy(http_server *s)
 {
@@ -427,11 +374,12 @@ http_server *http_start(const char *addr, const http_backend *b,
     s->b = *b;
     s->o = *o;
     s->nw = o->threads ? o->threads : 1;
-    uint32_t maxc = o->max_connections ? o->max_connections : 16384;
+    uint32_t maxc =
+        o->max_connections ? o->max_connections : NETUTIL_MAX_CONNECTIONS;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
     s->w = calloc(s->nw, sizeof(http_worker));
-    s->lfd = s->w ? s_listen(addr, why, whylen) : -1;
+    s->lfd = s->w ? netutil_listen(addr, "http_addr", why, whylen) : -1;
     if (s->w == NULL || s->lfd < 0) {
         if (s->w == NULL) {
             snprintf(why, whylen, "out of memory");
@@ -440,10 +388,7 @@ http_server *http_start(const char *addr, const http_backend *b,
         s_destroy(s);
         return NULL;
     }
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    getsockname(s->lfd, (struct sockaddr *)&sa, &sl);
-    s->port = ntohs(sa.sin_port);
+    s->port = netutil_port(s->lfd);
     for (unsigned i = 0; i < s->nw; i++) {
         http_worker *w = &s->w[i];
         w->s = s;
@@ -499,7 +444,7 @@ void http_drain(http_server *s, uint32_t wait_ms)
 {
     atomic_store(&s->draining, true);
     for (unsigned i = 0; i < s->nw; i++) {
-        s_kick(&s->w[i]);
+        netutil_wake(s->w[i].efd);
     }
     pthread_mutex_lock(&s->lock);
     pthread_cond_broadcast(&s->cond); /* the admin thread */
@@ -511,17 +456,7 @@ void http_drain(http_server *s, uint32_t wait_ms)
     while (s->acks < want) {
         pthread_cond_wait(&s->cond, &s->lock);
     }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += wait_ms / 1000;
-    dl.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
-    while (atomic_load(&s->outstanding) > 0 &&
-           pthread_cond_timedwait(&s->cond, &s->lock, &dl) != ETIMEDOUT) {
-    }
+    netutil_wait_outstanding(&s->cond, &s->lock, &s->outstanding, wait_ms);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -535,7 +470,7 @@ void http_stop(http_server **sp)
     atomic_store(&s->stopping, true);
     for (unsigned i = 0; i < s->nw; i++) {
         if (s->w[i].started) {
-            s_kick(&s->w[i]);
+            netutil_wake(s->w[i].efd);
             pthread_join(s->w[i].thread, NULL);
         }
     }

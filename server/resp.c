@@ -35,9 +35,7 @@
  * queued or 4 MiB of its replies are unsent; a command larger than the
  * input bound, or a protocol error, answers -ERR and closes it (as Redis
  * does). */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -51,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "netutil.h"
 #include "resp_int.h"
 #include "zraft.h"
 
@@ -107,20 +106,6 @@ struct resp_server {
     resp_cmd parse;
 };
 
-static uint64_t s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void s_kick(resp_server *s)
-{
-    uint64_t one = 1;
-    ssize_t rv = write(s->efd, &one, sizeof one);
-    (void)rv;
-}
-
 const resp_backend *resp_backend_of(const resp_server *s)
 {
     return &s->b;
@@ -140,8 +125,9 @@ void resp_conn_set_readonly(resp_conn *c, bool on)
 
 static void s_pend_add(resp_server *s, resp_pend *p)
 {
-    uint32_t t = s->b.op_timeout_ms ? s->b.op_timeout_ms : 10000;
-    p->deadline = s_now_ms() + t;
+    uint32_t t =
+        s->b.op_timeout_ms ? s->b.op_timeout_ms : NETUTIL_OP_TIMEOUT_MS;
+    p->deadline = netutil_now_ms() + t;
     p->next = NULL;
     p->prev = s->ptail;
     if (s->ptail) {
@@ -231,7 +217,7 @@ static void s_complete(resp_op *op)
     s->qtail = p;
     pthread_mutex_unlock(&s->qlock);
     if (wake) {
-        s_kick(s);
+        netutil_wake(s->efd);
     }
 }
 
@@ -313,7 +299,7 @@ static bool s_not_leader(resp_server *s, resp_req *r)
     if (!r->waited && s->b.leader_known != NULL && s->b.leader_wait_ms > 0 &&
         !atomic_load(&s->draining)) {
         r->waited = true;
-        r->wait_deadline = s_now_ms() + s->b.leader_wait_ms;
+        r->wait_deadline = netutil_now_ms() + s->b.leader_wait_ms;
         s_wait_add(s, r);
         return false;
     }
@@ -670,7 +656,8 @@ static void s_accept(resp_server *s)
         if (fd < 0) {
             return; /* EAGAIN, or out of descriptors: try next turn */
         }
-        uint32_t max = s->o.max_connections ? s->o.max_connections : 16384;
+        uint32_t max = s->o.max_connections ? s->o.max_connections
+                                            : NETUTIL_MAX_CONNECTIONS;
         resp_conn *c = s->nconns < max ? calloc(1, sizeof(*c)) : NULL;
         if (c == NULL) {
             static const char full[] = "-ERR max number of clients reached\r\n";
@@ -791,11 +778,10 @@ static int s_timeout(resp_server *s, uint64_t now)
 {
     int64_t t = -1;
     if (s->phead != NULL) {
-        t = s->phead->deadline > now ? (int64_t)(s->phead->deadline - now) : 0;
+        t = netutil_sooner(t, s->phead->deadline, now);
     }
     if (s->whead != NULL) {
-        int64_t d = s->next_probe > now ? (int64_t)(s->next_probe - now) : 0;
-        t = t < 0 || d < t ? d : t;
+        t = netutil_sooner(t, s->next_probe, now);
     }
     return (int)(t > 60000 ? 60000 : t);
 }
@@ -806,15 +792,13 @@ static void *s_main(void *arg)
     pthread_setname_np(pthread_self(), "resp");
     struct epoll_event evs[64];
     for (;;) {
-        int n = epoll_wait(s->ep, evs, 64, s_timeout(s, s_now_ms()));
+        int n = epoll_wait(s->ep, evs, 64, s_timeout(s, netutil_now_ms()));
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &s->lfd) {
                 s_accept(s);
             } else if (p == &s->efd) {
-                uint64_t v;
-                ssize_t rd = read(s->efd, &v, sizeof v);
-                (void)rd;
+                netutil_wake_clear(s->efd);
             } else {
                 resp_conn *c = p;
                 if (c->closed) {
@@ -832,7 +816,7 @@ static void *s_main(void *arg)
                 }
             }
         }
-        uint64_t now = s_now_ms();
+        uint64_t now = netutil_now_ms();
         bool draining = atomic_load(&s->draining);
         if (draining && s->lfd >= 0) {
             epoll_ctl(s->ep, EPOLL_CTL_DEL, s->lfd, NULL);
@@ -875,39 +859,6 @@ static void *s_main(void *arg)
 }
 
 /* ------------------------------------------------------------ start */
-
-static int s_listen(const char *addr, char *why, size_t whylen)
-{
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        snprintf(why, whylen, "resp_addr '%s' must be host:port", addr);
-        return -1;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    int gai = getaddrinfo(host[0] ? host : "0.0.0.0", colon + 1, &hints, &res);
-    if (gai != 0) {
-        snprintf(why, whylen, "resp_addr '%s': %s", addr, gai_strerror(gai));
-        return -1;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0) {
-        snprintf(why, whylen, "cannot listen on %s: %s", addr, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-        }
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
 
 static void s_free(resp_server *s)
 {
@@ -955,7 +906,7 @@ resp_server *resp_start(const char *addr, const resp_backend *b,
     pthread_mutex_init(&s->qlock, NULL);
     s->ep = epoll_create1(EPOLL_CLOEXEC);
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    s->lfd = s_listen(addr, why, whylen);
+    s->lfd = netutil_listen(addr, "resp_addr", why, whylen);
     if (s->lfd < 0 || s->ep < 0 || s->efd < 0) {
         if (s->lfd >= 0) {
             snprintf(why, whylen, "out of descriptors");
@@ -963,10 +914,7 @@ resp_server *resp_start(const char *addr, const resp_backend *b,
         s_free(s);
         return NULL;
     }
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    getsockname(s->lfd, (struct sockaddr *)&sa, &sl);
-    s->port = ntohs(sa.sin_port);
+    s->port = netutil_port(s->lfd);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->lfd};
     bool ok = epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &ev) == 0;
     ev.data.ptr = &s->efd;
@@ -988,22 +936,12 @@ uint16_t resp_port(const resp_server *s)
 void resp_drain(resp_server *s, uint32_t wait_ms)
 {
     atomic_store(&s->draining, true);
-    s_kick(s);
+    netutil_wake(s->efd);
     pthread_mutex_lock(&s->lock);
     while (!s->acked) {
         pthread_cond_wait(&s->cond, &s->lock);
     }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += wait_ms / 1000;
-    dl.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
-    while (atomic_load(&s->outstanding) > 0 &&
-           pthread_cond_timedwait(&s->cond, &s->lock, &dl) != ETIMEDOUT) {
-    }
+    netutil_wait_outstanding(&s->cond, &s->lock, &s->outstanding, wait_ms);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -1015,7 +953,7 @@ void resp_stop(resp_server **sp)
     resp_server *s = *sp;
     resp_drain(s, 0);
     atomic_store(&s->stopping, true);
-    s_kick(s);
+    netutil_wake(s->efd);
     pthread_join(s->thread, NULL);
     s_free(s);
     *sp = NULL;
