@@ -3,9 +3,7 @@
  * leader, requests suspended while the node works (answered from another
  * thread), keep-alive and pipelining, and connections that cost no
  * threads. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +13,7 @@
 
 #include "http.h"
 #include "kv.h"
+#include "net_fixture.h"
 
 typedef struct {
     kv *store;
@@ -248,17 +247,6 @@ typedef struct {
     size_t body_len;
 } reply;
 
-static int s_connect(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(http_port(S));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    return fd;
-}
-
 static void s_send(int fd, const char *method, const char *path,
                    const char *body, size_t body_len, bool close_after)
 {
@@ -317,27 +305,13 @@ static reply s_recv(int fd, rbuf *rb)
 static reply req(const char *method, const char *path, const char *body,
                  size_t body_len)
 {
-    int fd = s_connect();
+    int fd = nf_connect(http_port(S));
     s_send(fd, method, path, body, body_len, true);
     rbuf *rb = calloc(1, sizeof(*rb));
     reply r = s_recv(fd, rb);
     free(rb);
     close(fd);
     return r;
-}
-
-/* Threads of this process. */
-static unsigned s_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    cr_assert_not_null(d);
-    unsigned n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        n += de->d_name[0] != '.';
-    }
-    closedir(d);
-    return n;
 }
 
 TestSuite(http, .init = setup, .fini = teardown);
@@ -474,7 +448,7 @@ Test(http, request_that_waits_is_served_once_a_leader_is_known)
 
 Test(http, keep_alive_and_pipelined_requests_answer_in_order)
 {
-    int fd = s_connect();
+    int fd = nf_connect(http_port(S));
     rbuf *rb = calloc(1, sizeof(*rb));
     for (int i = 0; i < 3; i++) { /* one after the other, same connection */
         char path[32], val[32];
@@ -510,19 +484,19 @@ Test(http, suspended_requests_are_answered_from_the_nodes_thread)
     /* 100 connections, each with a write the node has not completed yet:
      * their connections are suspended, and no thread is added for them. */
     enum { N = 100 };
-    unsigned before = s_threads();
+    unsigned before = nf_threads();
     F.hold = true;
     int fds[N];
     for (int i = 0; i < N; i++) {
         char path[32];
         snprintf(path, sizeof path, "/kv/h%d", i);
-        fds[i] = s_connect();
+        fds[i] = nf_connect(http_port(S));
         s_send(fds[i], "PUT", path, "held", 4, false);
     }
     while (f_held(&F) < N) { /* wait for the event: all calls started */
         sched_yield();
     }
-    cr_assert_eq(s_threads(), before);
+    cr_assert_eq(nf_threads(), before);
     cr_assert_eq(f_release(&F), N); /* completes them on this thread */
     rbuf *rb = calloc(1, sizeof(*rb));
     for (int i = 0; i < N; i++) {
@@ -537,17 +511,17 @@ Test(http, suspended_requests_are_answered_from_the_nodes_thread)
 Test(http, idle_keep_alive_connections_add_no_threads)
 {
     enum { N = 300 };
-    unsigned before = s_threads();
+    unsigned before = nf_threads();
     int fds[N];
     rbuf *rb = calloc(1, sizeof(*rb));
     for (int i = 0; i < N; i++) {
-        fds[i] = s_connect();
+        fds[i] = nf_connect(http_port(S));
         s_send(fds[i], "GET", "/healthz", NULL, 0, false);
         rb->len = 0;
         cr_assert_eq(s_recv(fds[i], rb).status, 200);
     }
     /* Every connection is open, accepted and idle now. */
-    cr_assert_eq(s_threads(), before);
+    cr_assert_eq(nf_threads(), before);
     for (int i = 0; i < N; i++) {
         s_send(fds[i], "GET", "/healthz", NULL, 0, false);
         rb->len = 0;
@@ -595,7 +569,7 @@ Test(http, a_call_the_node_never_completes_answers_504)
 Test(http, draining_answers_503_and_stop_waits_for_calls_in_flight)
 {
     F.hold = true;
-    int fd = s_connect();
+    int fd = nf_connect(http_port(S));
     s_send(fd, "PUT", "/kv/d", "1", 1, false);
     while (f_held(&F) < 1) {
         sched_yield();

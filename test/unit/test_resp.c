@@ -3,9 +3,7 @@
  * pipelining and per-connection order, calls completed from another thread,
  * -MOVED and waiting for a leader, READONLY, protocol errors, time-outs,
  * and connections that cost no threads. */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -16,6 +14,7 @@
 
 #include "kv.h"
 #include "resp.h"
+#include "net_fixture.h"
 
 typedef struct {
     kv *store;
@@ -196,12 +195,7 @@ typedef struct {
 static client *c_open(void)
 {
     client *c = calloc(1, sizeof(*c));
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {0};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(resp_port(S));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    c->fd = nf_connect(resp_port(S));
     return c;
 }
 
@@ -321,18 +315,6 @@ static bool c_closed_by_server(client *c)
             return false;
         }
     }
-}
-
-static unsigned s_threads(void)
-{
-    DIR *d = opendir("/proc/self/task");
-    unsigned n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        n += de->d_name[0] != '.';
-    }
-    closedir(d);
-    return n;
 }
 
 /* ------------------------------------------------------------- tests */
@@ -549,7 +531,7 @@ Test(resp, a_call_the_node_never_completes_answers_an_error)
 Test(resp, idle_and_waiting_connections_add_no_threads)
 {
     enum { N = 300 };
-    unsigned before = s_threads();
+    unsigned before = nf_threads();
     client *cs[N];
     for (int i = 0; i < N; i++) {
         cs[i] = c_open();
@@ -565,7 +547,7 @@ Test(resp, idle_and_waiting_connections_add_no_threads)
     while (f_held(&F) < 100) {
         sched_yield();
     }
-    cr_assert_eq(s_threads(), before);
+    cr_assert_eq(nf_threads(), before);
     f_release(&F);
     for (int i = 0; i < N; i++) {
         if (i < 100) {
