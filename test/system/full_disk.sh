@@ -14,10 +14,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-fulldisk.XXXXXX")
 declare -A pids=()
 mounts=()
 pass=0
+fail=0
+data_sub=/data
+log_tail=8
+# shellcheck source=../lib/procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
 
 cleanup() {
-  for id in "${!pids[@]}"; do kill -KILL "${pids[$id]}" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  kill_nodes
   for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
   rm -rf "$work"
 }
@@ -32,34 +36,6 @@ for id in 1 2 3; do
   fi
   mounts+=("$work/n$id")
 done
-
-raft() { echo "127.0.0.1:$((base + $1))"; }
-http() { echo "127.0.0.1:$((base + 100 + $1))"; }
-cluster="1=$(raft 1),2=$(raft 2),3=$(raft 3)"
-start() {
-  "$ZRAFTD" --id "$1" --raft-addr "$(raft "$1")" --http-addr "$(http "$1")" \
-    --data-dir "$work/n$1/data" --initial-cluster "$cluster" \
-    --election-timeout-min-ms 300 --election-timeout-max-ms 600 \
-    >>"$work/log$1" 2>&1 &
-  pids[$1]=$!
-}
-check() {
-  local name=$1
-  shift
-  if "$@"; then
-    echo "ok   $name"
-    pass=$((pass + 1))
-  else
-    echo "FAIL $name"
-    for f in "$work"/log*; do echo "--- $f"; tail -8 "$f"; done
-    exit 1
-  fi
-}
-status_url() { echo "http://$(http "$1")/cluster/status"; }
-# shellcheck source=../lib/cluster.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
-put() { curl -s -L --max-time 10 -o /dev/null -w '%{http_code}' -X PUT --data-binary "$3" "http://$(http "$1")/kv/$2"; }
-get() { curl -s -L --max-time 10 "http://$(http "$1")/kv/$2"; }
 
 for id in 1 2 3; do start "$id"; done
 check "a leader is elected" wait_for 20 has_leader 1 2 3

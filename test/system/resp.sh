@@ -19,44 +19,12 @@ base=$((10000 + RANDOM % 20000))
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-resp.XXXXXX")
 declare -A pids=()
 pass=0
+fail=0
+# shellcheck source=../lib/procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
 
-cleanup() {
-  for id in "${!pids[@]}"; do kill -KILL "${pids[$id]}" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-raft() { echo "127.0.0.1:$((base + $1))"; }
-http() { echo "127.0.0.1:$((base + 100 + $1))"; }
 rport() { echo "$((base + 200 + $1))"; }
-cluster="1=$(raft 1),2=$(raft 2),3=$(raft 3)"
-
-start() {
-  "$ZRAFTD" --id "$1" --raft-addr "$(raft "$1")" --http-addr "$(http "$1")" \
-    --resp-addr "127.0.0.1:$(rport "$1")" --data-dir "$work/n$1" \
-    --initial-cluster "$cluster" \
-    --election-timeout-min-ms 300 --election-timeout-max-ms 600 \
-    >>"$work/log$1" 2>&1 &
-  pids[$1]=$!
-}
-
-check() { # name command...
-  local name=$1
-  shift
-  if "$@"; then
-    echo "ok   $name"
-    pass=$((pass + 1))
-  else
-    echo "FAIL $name"
-    for f in "$work"/log*; do echo "--- $f"; tail -5 "$f"; done
-    exit 1
-  fi
-}
-
-status_url() { echo "http://$(http "$1")/cluster/status"; }
-# shellcheck source=../lib/cluster.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
+extra_args() { printf '%s\n' --resp-addr "127.0.0.1:$(rport "$1")"; }
 
 rc() { # node args... : one redis-cli command, raw output
   local n=$1

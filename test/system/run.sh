@@ -16,55 +16,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-system.XXXXXX")
 declare -A pids=()
 pass=0
 fail=0
-
-cleanup() {
-  for id in "${!pids[@]}"; do
-    kill -CONT "${pids[$id]}" 2>/dev/null || true
-    kill -KILL "${pids[$id]}" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-raft() { echo "127.0.0.1:$((base + $1))"; }
-http() { echo "127.0.0.1:$((base + 100 + $1))"; }
-cluster="1=$(raft 1),2=$(raft 2),3=$(raft 3)"
-
-start() { # id [initial_cluster]
-  local id=$1 ic=${2-$cluster}
-  "$ZRAFTD" --id "$id" --raft-addr "$(raft "$id")" --http-addr "$(http "$id")" \
-    --data-dir "$work/n$id" --initial-cluster "$ic" \
-    --election-timeout-min-ms 300 --election-timeout-max-ms 600 \
-    >>"$work/log$id" 2>&1 &
-  pids[$id]=$!
-}
-
-check() { # name command...
-  local name=$1
-  shift
-  if "$@"; then
-    echo "ok   $name"
-    pass=$((pass + 1))
-  else
-    echo "FAIL $name"
-    fail=$((fail + 1))
-    for f in "$work"/log*; do echo "--- $f"; tail -5 "$f"; done
-    echo "$pass passed, $fail failed"
-    exit 1
-  fi
-}
-
-status_url() { echo "http://$(http "$1")/cluster/status"; }
-# shellcheck source=../lib/cluster.sh
-. "$(dirname "${BASH_SOURCE[0]}")/../lib/cluster.sh"
+# shellcheck source=../lib/procs.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
 
 leader() { # waits (deadline) for the given nodes to agree; prints the id
   wait_for 20 has_leader "$@" && leader_of "$@"
 }
-
-put() { curl -s -L --max-time 10 -o /dev/null -w '%{http_code}' -X PUT --data-binary "$3" "http://$(http "$1")/kv/$2"; }
-get() { curl -s -L --max-time 10 "http://$(http "$1")/kv/$2"; }
 
 for id in 1 2 3; do start "$id"; done
 check "a leader is elected" wait_for 20 has_leader 1 2 3
