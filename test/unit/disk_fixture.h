@@ -128,20 +128,36 @@ static inline void check_range(zraft_storage *s, uint64_t from, uint64_t to)
     }
 }
 
+/* The metadata of a snapshot at {term, index} of a one-voter cluster
+ * (node 1). */
+static inline zraft_snapshot_meta fx_snap_meta(uint64_t term, uint64_t index)
+{
+    zraft_snapshot_meta m;
+    memset(&m, 0, sizeof m);
+    m.last_log_id = (zraft_log_id){term, index};
+    m.membership.n = 1;
+    m.membership.members[0].id = 1;
+    m.membership.members[0].roles = ZRAFT_ROLE_VOTER;
+    return m;
+}
+
+/* Saves a snapshot at {term, index} (fx_snap_meta) holding the string
+ * `data`; returns snapshot_save's result. */
+static inline int fx_save_snap(zraft_storage *s, uint64_t term, uint64_t index,
+                               const char *data)
+{
+    zraft_snapshot_meta m = fx_snap_meta(term, index);
+    zraft_buf *b = zraft_buf_new(data, strlen(data));
+    int rv = s->snapshot_save(s->ctx, &m, b);
+    zraft_buf_unref(b);
+    return rv;
+}
+
 /* Saves a snapshot at entry `index` (as make() made it), as the state
  * machine does before a purge. */
 static inline int snapshot_at(zraft_storage *s, uint64_t index)
 {
-    zraft_snapshot_meta m;
-    memset(&m, 0, sizeof m);
-    m.last_log_id = (zraft_log_id){1 + index / 10, index};
-    m.membership.n = 1;
-    m.membership.members[0].id = 1;
-    m.membership.members[0].roles = ZRAFT_ROLE_VOTER;
-    zraft_buf *data = zraft_buf_new("state", 5);
-    int rv = s->snapshot_save(s->ctx, &m, data);
-    zraft_buf_unref(data);
-    return rv;
+    return fx_save_snap(s, 1 + index / 10, index, "state");
 }
 
 static inline uint64_t last_index(zraft_storage *s)

@@ -47,12 +47,7 @@ Test(disk, snapshot_save_load_and_reset)
 {
     zraft_storage *s = must_open(1024);
     append_range(s, 1, 100);
-    zraft_snapshot_meta m;
-    memset(&m, 0, sizeof m);
-    m.last_log_id = (zraft_log_id){10, 90};
-    m.membership.n = 1;
-    m.membership.members[0].id = 1;
-    m.membership.members[0].roles = ZRAFT_ROLE_VOTER;
+    zraft_snapshot_meta m = fx_snap_meta(10, 90);
     zraft_buf *data = zraft_buf_new("state!", 6);
     cr_assert_eq(s->snapshot_save(s->ctx, &m, data), 0);
     zraft_buf_unref(data);
@@ -256,27 +251,6 @@ Test(disk, short_writes_are_resumed)
     zraft_storage_free(s);
 }
 
-static zraft_snapshot_meta snap_meta(uint64_t term, uint64_t index)
-{
-    zraft_snapshot_meta m;
-    memset(&m, 0, sizeof m);
-    m.last_log_id = (zraft_log_id){term, index};
-    m.membership.n = 1;
-    m.membership.members[0].id = 1;
-    m.membership.members[0].roles = ZRAFT_ROLE_VOTER;
-    return m;
-}
-
-static int save_snap(zraft_storage *s, uint64_t term, uint64_t index,
-                     const char *data)
-{
-    zraft_snapshot_meta m = snap_meta(term, index);
-    zraft_buf *b = zraft_buf_new(data, strlen(data));
-    int rv = s->snapshot_save(s->ctx, &m, b);
-    zraft_buf_unref(b);
-    return rv;
-}
-
 static void expect_snap(zraft_storage *s, uint64_t index, const char *data)
 {
     zraft_snapshot_meta m;
@@ -299,13 +273,13 @@ static void expect_snap(zraft_storage *s, uint64_t index, const char *data)
  * one. Saved last, it must not replace the newer one. */
 static void older_snapshot_never_replaces_a_newer_one(zraft_storage *s)
 {
-    cr_assert_eq(save_snap(s, 3, 500, "installed"), 0);
-    cr_assert_eq(save_snap(s, 2, 120, "local"), ZRAFT_ESUPERSEDED);
+    cr_assert_eq(fx_save_snap(s, 3, 500, "installed"), 0);
+    cr_assert_eq(fx_save_snap(s, 2, 120, "local"), ZRAFT_ESUPERSEDED);
     expect_snap(s, 500, "installed");
     /* The same index replaces it (the same committed state). */
-    cr_assert_eq(save_snap(s, 3, 500, "again"), 0);
+    cr_assert_eq(fx_save_snap(s, 3, 500, "again"), 0);
     expect_snap(s, 500, "again");
-    cr_assert_eq(save_snap(s, 4, 600, "newer"), 0);
+    cr_assert_eq(fx_save_snap(s, 4, 600, "newer"), 0);
     expect_snap(s, 600, "newer");
 }
 
@@ -316,7 +290,7 @@ Test(disk, older_snapshot_never_replaces_a_newer_one)
     zraft_storage_free(s);
     s = must_open(1u << 20);
     expect_snap(s, 600, "newer");
-    cr_assert_eq(save_snap(s, 2, 120, "local"), ZRAFT_ESUPERSEDED);
+    cr_assert_eq(fx_save_snap(s, 2, 120, "local"), ZRAFT_ESUPERSEDED);
     zraft_storage_free(s);
     s = must_open(1u << 20);
     expect_snap(s, 600, "newer");
@@ -348,7 +322,7 @@ Test(disk, install_snapshot_survives_a_crash_at_every_step)
         o.crash_reset_at = stop;
         zraft_storage *s = fx_must_open(&o);
         append_range(s, 1, 300); /* 9 segments of 2 KiB */
-        cr_assert_eq(save_snap(s, 7, 150, "leader's"), 0);
+        cr_assert_eq(fx_save_snap(s, 7, 150, "leader's"), 0);
         int rv = s->reset(s->ctx, (zraft_log_id){7, 150});
         cr_assert(rv == (stop <= 10 ? ZRAFT_EIO : 0), "step %u: %s", stop,
                   zraft_strerror(rv));
@@ -414,13 +388,13 @@ Test(disk, get_reads_the_snapshot_index_under_its_lock)
     zraft_disk_options o = fx_opts(1u << 20, false);
     o.fsync = false;
     zraft_storage *s = fx_must_open(&o);
-    cr_assert_eq(save_snap(s, 1, 10, "s"), 0);
+    cr_assert_eq(fx_save_snap(s, 1, 10, "s"), 0);
     cr_assert_eq(s->reset(s->ctx, (zraft_log_id){1, 10}), 0);
     prober r = {s, false, 0};
     pthread_t t;
     pthread_create(&t, NULL, probe_main, &r);
     for (uint64_t i = 11; i < 200; i++) {
-        cr_assert_eq(save_snap(s, 1, i, "s"), 0);
+        cr_assert_eq(fx_save_snap(s, 1, i, "s"), 0);
     }
     atomic_store(&r.stop, true);
     pthread_join(t, NULL);

@@ -112,15 +112,7 @@ Test(durability, recovery_syncs_what_it_read_before_reporting_it)
     zraft_storage *s = fx_must_open(&o);
     append_range(s, 1, 60);
     cr_assert_eq(s->save_state(s->ctx, 3, 2, 10), 0);
-    zraft_snapshot_meta m;
-    memset(&m, 0, sizeof m);
-    m.last_log_id = (zraft_log_id){1, 5};
-    m.membership.n = 1;
-    m.membership.members[0].id = 1;
-    m.membership.members[0].roles = ZRAFT_ROLE_VOTER;
-    zraft_buf *b = zraft_buf_new("x", 1);
-    cr_assert_eq(s->snapshot_save(s->ctx, &m, b), 0);
-    zraft_buf_unref(b);
+    cr_assert_eq(fx_save_snap(s, 1, 5, "x"), 0);
     zraft_storage_free(s);
 
     n_events = 0;
@@ -159,15 +151,8 @@ Test(durability, install_records_the_purge_point_then_deletes_newest_first)
 {
     zraft_storage *s = must_open(1024);
     append_range(s, 1, 100);
-    zraft_snapshot_meta m;
-    memset(&m, 0, sizeof m);
-    m.last_log_id = (zraft_log_id){9, 500};
-    m.membership.n = 1;
-    m.membership.members[0].id = 1;
-    m.membership.members[0].roles = ZRAFT_ROLE_VOTER;
-    zraft_buf *b = zraft_buf_new("x", 1);
-    cr_assert_eq(s->snapshot_save(s->ctx, &m, b), 0);
-    zraft_buf_unref(b);
+    zraft_snapshot_meta m = fx_snap_meta(9, 500);
+    cr_assert_eq(fx_save_snap(s, 9, 500, "x"), 0);
     char logdir[128];
     snprintf(logdir, sizeof logdir, "%s/log", dir);
     n_events = 0;
