@@ -197,7 +197,7 @@ static int f_leader_known(void *ctx)
 static fake F;
 static http_server *S;
 
-static void start(uint32_t threads)
+static void start(uint32_t threads, uint32_t op_timeout_ms)
 {
     http_backend b = {
         .ctx = &F,
@@ -213,7 +213,7 @@ static void start(uint32_t threads)
         .transfer_leader = f_transfer,
         .snapshot = f_snapshot,
         .leader_wait_ms = 600,
-        .op_timeout_ms = 0,
+        .op_timeout_ms = op_timeout_ms,
     };
     http_options o = {4096, threads, 0};
     char why[256];
@@ -229,7 +229,7 @@ static void setup(void)
     F.fsm = kv_fsm(F.store);
     F.leader = true;
     F.leader_known = true;
-    start(2);
+    start(2, 0);
 }
 
 static void teardown(void)
@@ -534,26 +534,7 @@ Test(http, idle_keep_alive_connections_add_no_threads)
 Test(http, a_call_the_node_never_completes_answers_504)
 {
     http_stop(&S);
-    http_backend b = {
-        .ctx = &F,
-        .write = f_write,
-        .read = f_read,
-        .leader_known = f_leader_known,
-        .leader_http = f_leader_http,
-        .status_json = f_status,
-        .metrics_text = f_metrics,
-        .health = f_health,
-        .add_learner = f_add_learner,
-        .change_membership = f_membership,
-        .transfer_leader = f_transfer,
-        .snapshot = f_snapshot,
-        .leader_wait_ms = 600,
-        .op_timeout_ms = 20,
-    };
-    http_options o = {4096, 1, 0};
-    char why[256];
-    S = http_start("127.0.0.1:0", &b, &o, why, sizeof why);
-    cr_assert_not_null(S, "%s", why);
+    start(1, 20);
     F.hold = true;
     reply r = req("PUT", "/kv/late", "1", 1);
     cr_assert_eq(r.status, 504);
