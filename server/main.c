@@ -626,7 +626,11 @@ int main(int argc, char **argv)
     }
     zraft_metrics m;
     zraft_metrics_get(D.node, &m);
-    if (m.term == 0 && m.last_log_id.index == 0 && D.cfg.n_peers > 0) {
+    /* Nothing durable beyond a vote (a crash may fall between saving term
+     * 1 and the first entry): bootstrap, with the same members as every
+     * other initial node. The engine refuses once a log or snapshot exists. */
+    if (m.last_log_id.index == 0 && m.snapshot_index == 0 &&
+        D.cfg.n_peers > 0) {
         zraft_member ms[CONFIG_MAX_PEERS];
         memset(ms, 0, sizeof ms);
         for (uint32_t i = 0; i < D.cfg.n_peers; i++) {
