@@ -173,4 +173,79 @@ struct engine {
     zraft_id said_leader;
 };
 
+/* ------------------------------------------------ engine internals */
+
+/* Functions shared by the engine's files (core/engine.c, election.c,
+ * replication.c, commit.c, membership_change.c, snapshot.c, read.c), each
+ * named after the file that defines it; their comments are at the
+ * definitions. All take an engine and may append commands to it. */
+
+/* A voter's answer for commit_quorum(): 1 yes, -1 no, 0 not known. */
+typedef int (*vote_fn)(const engine *e, zraft_id id, const void *arg);
+
+/* engine.c: the command list, storage I/O, messages, configurations and log
+ * writes. */
+command *engine_cmd(engine *e, uint8_t type);
+void *engine_grow(void *p, size_t *cap, size_t need, size_t elem);
+uint64_t engine_log_term(const engine *e, uint64_t index, int *err);
+const zraft_membership *engine_conf(const engine *e);
+bool engine_is_voter(const engine *e, zraft_id id);
+bool engine_has_conf(const engine *e);
+progress *engine_progress(engine *e, zraft_id id);
+uint64_t engine_io(engine *e, command *c, uint8_t kind, uint64_t since);
+void engine_save_vote(engine *e);
+msg *engine_send(engine *e, uint8_t type, zraft_id to);
+void engine_wait_io_last(engine *e);
+void engine_streams(engine *e);
+uint8_t engine_follower_role(const engine *e);
+const zraft_membership *engine_committed_conf(const engine *e);
+void engine_mem_push(engine *e, zraft_log_id id, const zraft_membership *m);
+void engine_mem_compact(engine *e);
+void engine_append(engine *e, zraft_entry *ents, uint32_t n);
+void engine_truncate(engine *e, uint64_t since);
+zraft_entry *engine_own_entry(engine *e, uint8_t type, zraft_buf *payload);
+void engine_announce(engine *e);
+
+/* election.c: timers, votes and role changes. */
+void election_reset_timer(engine *e);
+void election_become_follower(engine *e, uint64_t term, zraft_id leader);
+void election_become_leader(engine *e);
+void election_campaign(engine *e, bool pre_vote, bool transfer);
+bool election_in_lease(const engine *e);
+void election_handle_vote(engine *e, const msg *m);
+void election_handle_vote_resp(engine *e, const msg *m);
+
+/* replication.c: AppendEntries and heartbeats, leader and follower side. */
+void replication_clear_progress(engine *e);
+bool replication_send_append(engine *e, progress *p, bool empty_ok);
+void replication_bcast_append(engine *e);
+void replication_bcast_heartbeat(engine *e);
+void replication_handle_append_resp(engine *e, const msg *m);
+void replication_handle_heartbeat_resp(engine *e, const msg *m);
+void replication_handle_append(engine *e, const msg *m);
+void replication_handle_heartbeat(engine *e, const msg *m);
+
+/* commit.c: quorums and the commit index. */
+uint64_t commit_self_match(const engine *e);
+int commit_quorum(const engine *e, const zraft_membership *m, vote_fn fn,
+                  const void *arg);
+bool commit_in_term(const engine *e);
+void commit_maybe_advance(engine *e);
+void commit_to(engine *e, uint64_t c);
+
+/* membership_change.c: joint consensus and the progress set. */
+void membership_change_sync_progress(engine *e);
+void membership_change_config_changed(engine *e);
+void membership_change_finish_joint(engine *e);
+void membership_change_step_down_if_removed(engine *e);
+
+/* snapshot.c: the InstallSnapshot receiver and its answer. */
+void snapshot_handle_resp(engine *e, const msg *m);
+void snapshot_handle(engine *e, const msg *m);
+
+/* read.c: read-index and leadership transfer. */
+void read_fail_all(engine *e, int err);
+void read_release(engine *e);
+void read_start_waiting(engine *e);
+void read_send_timeout_now(engine *e, zraft_id to);
 #endif /* ZRAFT_CORE_ENGINE_INT_H */
