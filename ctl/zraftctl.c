@@ -554,9 +554,9 @@ static cJSON *s_status_of(const char *ep, char *why, size_t whylen)
     cJSON *o = NULL;
     if (!s_request_one(ep, "GET", "/cluster/status", NULL, 0, false, &r) ||
         r.status != 200) {
-        snprintf(why, whylen, "%s",
-                 r.status ? "unexpected HTTP status" : r.err);
-        if (r.status != 0 && r.status != 503) {
+        if (r.status == 0 || r.status == 503) {
+            snprintf(why, whylen, "%s", r.err);
+        } else {
             snprintf(why, whylen, "HTTP %ld", r.status);
         }
     } else {
@@ -700,8 +700,7 @@ static int s_cmd_status(void)
     return EXIT_OK;
 }
 
-/* The membership as the first reachable endpoint sees it: voters and
- * learners (ids), joint. EXIT_OK or EXIT_UNAVAIL / EXIT_FAILED. */
+/* The membership: voters and learners (ids), joint. */
 typedef struct {
     uint64_t voters[64], learners[64];
     size_t n_voters, n_learners;
@@ -730,28 +729,46 @@ static bool s_ids(const cJSON *o, const char *name, uint64_t *out, size_t *n)
 
 static int s_members_get(s_members *m)
 {
+    /* The leader's view if an endpoint leads (a follower's may lag behind a
+     * change just made), else the first reachable endpoint's. */
     char why[256] = "no endpoint";
+    cJSON *best = NULL;
+    const char *from = NULL;
     for (size_t i = 0; i < G.n_endpoints; i++) {
         cJSON *o = s_status_of(G.endpoints[i], why, sizeof why);
         if (o == NULL) {
             continue;
         }
-        const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, "joint");
-        bool ok = s_ids(o, "voters", m->voters, &m->n_voters) &&
-                  s_ids(o, "learners", m->learners, &m->n_learners);
-        m->joint = cJSON_IsTrue(j);
-        cJSON_Delete(o);
-        if (!ok) {
-            fprintf(stderr,
-                    "zraftctl: %s: status has no valid voters and "
-                    "learners lists\n",
-                    G.endpoints[i]);
-            return EXIT_FAILED;
+        const char *role = s_str(o, "role");
+        bool leads = role != NULL && !strcmp(role, "leader");
+        if (best == NULL || leads) {
+            cJSON_Delete(best);
+            best = o;
+            from = G.endpoints[i];
+        } else {
+            cJSON_Delete(o);
         }
-        return EXIT_OK;
+        if (leads) {
+            break;
+        }
     }
-    fprintf(stderr, "zraftctl: no endpoint answered (last: %s)\n", why);
-    return EXIT_UNAVAIL;
+    if (best == NULL) {
+        fprintf(stderr, "zraftctl: no endpoint answered (last: %s)\n", why);
+        return EXIT_UNAVAIL;
+    }
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(best, "joint");
+    bool ok = s_ids(best, "voters", m->voters, &m->n_voters) &&
+              s_ids(best, "learners", m->learners, &m->n_learners);
+    m->joint = cJSON_IsTrue(j);
+    cJSON_Delete(best);
+    if (!ok) {
+        fprintf(stderr,
+                "zraftctl: %s: status has no valid voters and learners "
+                "lists\n",
+                from);
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
 }
 
 static bool s_has(const uint64_t *ids, size_t n, uint64_t id)
