@@ -3,7 +3,7 @@
 # Idempotent: re-running installs nothing new. Needs root (or sudo).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
-      libzmq3-dev libcjson-dev libcriterion-dev libmicrohttpd-dev curl
+      libzmq3-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev curl
       procps python3 redis-tools)
 missing=()
 for p in "${pkgs[@]}"; do
