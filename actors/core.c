@@ -9,14 +9,18 @@
  *   - storage commands go to the log writer at once (the log writer keeps
  *     io_seq order);
  *   - the others wait in lanes (one per peer, one for the state machine)
- *     until their wait_io is durable; a lane never overtakes itself;
+ *     until their wait_io is durable; a lane never overtakes itself (a
+ *     heartbeat reply excepted), and a held command whose role is over
+ *     when it is released is dropped (engine_command_current);
  *   - replies to a peer's requests leave through the ROUTER, requests
  *     through the replication stream (AppendEntries, heartbeats, snapshots)
  *     or the vote DEALER (votes, TimeoutNow).
  * It owns: the engine, the ROUTER, the vote DEALERs, its PUSH sockets to the
  * other actors, the replication streams' lifecycle, the table of client
  * writes waiting for their entries (handed to the state machine with each
- * APPLY) and the reads waiting for read-index. */
+ * APPLY) and the reads waiting for read-index.
+ * A fatal error (storage, state machine) freezes the engine here for good
+ * (s_fatal): no ticks, no RPCs, every call failed with the error. */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,8 @@
  * durable with ONE sync and reports Flushed(highest seq) to the core. While
  * a sync runs, new batches pile up in the mailbox and share the next sync
  * (group commit). After a failed write or sync it stops: nothing later is
- * reported durable, and the core stops the node from accepting writes. */
+ * reported durable, and the core stops the node's part in the cluster
+ * (docs/failure-handling.md). */
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>

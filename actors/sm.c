@@ -7,7 +7,8 @@
  * applied entry is the one the client proposed (same term), otherwise
  * ZRAFT_ELEADERSHIP_LOST. Reads wait here until applied >= their
  * read-index. Snapshots are built and installed on this thread, so the
- * state machine is only ever touched by it. */
+ * state machine is only ever touched by it. A failed apply or restore is
+ * fatal: nothing more is applied, and the core stops the node. */
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
