@@ -51,27 +51,34 @@ static int s_split(const char *hp, char *host, size_t cap, int *port)
     return *port > 0 ? 0 : -1;
 }
 
-static int s_connect(hclient *c)
+int load_tcp_connect(const char *host, const char *port)
 {
     struct addrinfo hints = {0}, *res;
-    char port[16];
-    snprintf(port, sizeof port, "%d", c->port);
     hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(c->host, port, &hints, &res) != 0) {
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
         return -1;
     }
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        close(fd);
-        freeaddrinfo(res);
-        return -1;
+    if (fd < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0 ||
+        connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        fd = -1;
     }
     freeaddrinfo(res);
-    c->fd = fd;
-    return 0;
+    return fd;
+}
+
+static int s_connect(hclient *c)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port);
+    c->fd = load_tcp_connect(c->host, port);
+    return c->fd >= 0 ? 0 : -1;
 }
 
 /* Reads one response: status, and Location for redirects. -1 on error. */

@@ -19,6 +19,10 @@ typedef struct {
     uint32_t *hist; /* caller frees */
 } http_load_result;
 
+/* A TCP connection to host:port with Nagle off (the --http and --resp
+ * clients' one way to connect); the fd, or -1. */
+int load_tcp_connect(const char *host, const char *port);
+
 /* Runs the load; 0, or -1 on bad options. */
 int http_load_run(const http_load_opts *o, http_load_result *r);
 

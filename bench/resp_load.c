@@ -50,22 +50,7 @@ static int s_connect(const char *target)
     }
     memcpy(host, target, (size_t)(c - target));
     host[c - target] = '\0';
-    struct addrinfo hints = {0}, *res;
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, c + 1, &hints, &res) != 0) {
-        return -1;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    return fd;
+    return load_tcp_connect(host, c + 1);
 }
 
 /* Queues one SET. */

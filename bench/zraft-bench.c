@@ -268,6 +268,20 @@ static void s_report(const opts *o, const char *transport, uint64_t done,
     fclose(f);
 }
 
+/* Reports a run against a running cluster (--http, --resp). */
+static int s_report_load(opts *o, const char *mode, http_load_result *r)
+{
+    uint64_t total = r->done ? r->done : 1;
+    o->nodes = 0; /* unknown: an existing cluster */
+    s_report(o, mode, r->done, r->errors, r->elapsed_us,
+             s_hist_pct(r->hist, HTTP_HIST_US, total, 0.50, r->max_us),
+             s_hist_pct(r->hist, HTTP_HIST_US, total, 0.99, r->max_us),
+             s_hist_pct(r->hist, HTTP_HIST_US, total, 0.999, r->max_us),
+             r->max_us);
+    free(r->hist);
+    return r->done > 0 ? 0 : 1;
+}
+
 static int s_http_mode(opts *o)
 {
     http_load_opts ho = {o->http, o->clients, o->payload, o->duration, o->ops};
@@ -275,15 +289,7 @@ static int s_http_mode(opts *o)
     if (http_load_run(&ho, &r) != 0) {
         return 2;
     }
-    uint64_t total = r.done ? r.done : 1;
-    o->nodes = 0; /* unknown: an existing cluster */
-    s_report(o, "http+zmq-tcp", r.done, r.errors, r.elapsed_us,
-             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.50, r.max_us),
-             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.99, r.max_us),
-             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.999, r.max_us),
-             r.max_us);
-    free(r.hist);
-    return r.done > 0 ? 0 : 1;
+    return s_report_load(o, "http+zmq-tcp", &r);
 }
 
 static int s_resp_mode(opts *o)
@@ -294,15 +300,7 @@ static int s_resp_mode(opts *o)
     if (resp_load_run(&ro, &r) != 0) {
         return 2;
     }
-    uint64_t total = r.done ? r.done : 1;
-    o->nodes = 0; /* unknown: an existing cluster */
-    s_report(o, "resp+zmq-tcp", r.done, r.errors, r.elapsed_us,
-             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.50, r.max_us),
-             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.99, r.max_us),
-             s_hist_pct(r.hist, HTTP_HIST_US, total, 0.999, r.max_us),
-             r.max_us);
-    free(r.hist);
-    return r.done > 0 ? 0 : 1;
+    return s_report_load(o, "resp+zmq-tcp", &r);
 }
 
 static void usage(void)
