@@ -2,9 +2,12 @@
 # Installs what zraft needs to build and test on Debian 12, if missing.
 # Idempotent: re-running installs nothing new. Needs root (or sudo).
 set -euo pipefail
+# chromium-headless-shell: the cluster page's browser test (system_ui);
+# dpkg-dev: CPack's .deb (dpkg-shlibdeps finds its dependencies).
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libzmq3-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev curl
-      procps python3 redis-tools)
+      procps python3 redis-tools
+      chromium-headless-shell dpkg-dev file)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

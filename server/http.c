@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "http_int.h"
+#include "ui_page.h"
 
 /* Bodies up to this size are received straight into the log entry's
  * buffer; larger ones (and chunked ones) are collected, then encoded. The
@@ -75,6 +76,25 @@ static enum MHD_Result s_error(struct MHD_Connection *c, unsigned status,
     return s_error_hdr(c, status, err, msg, NULL, NULL);
 }
 
+/* The read-only endpoints the cluster page polls from another node's
+ * origin (/cluster/status, /metrics): any origin may read them. They hold
+ * nothing a client of the API could not read, and a browser sends no
+ * credentials with these requests. */
+static enum MHD_Result s_reply_public(struct MHD_Connection *c, unsigned status,
+                                      const char *ctype, const void *data,
+                                      size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    if (r != NULL) {
+        MHD_add_response_header(r, "Content-Type", ctype);
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+    }
+    return s_queue(c, status, r);
+}
+
+/* A JSON answer of a read-only endpoint (/cluster/status): public. */
 static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status,
                               char *owned)
 {
@@ -82,9 +102,24 @@ static enum MHD_Result s_json(struct MHD_Connection *c, unsigned status,
         return s_error(c, 500, ZRAFT_ENOMEM, NULL);
     }
     enum MHD_Result rv =
-        s_reply(c, status, "application/json", owned, strlen(owned));
+        s_reply_public(c, status, "application/json", owned, strlen(owned));
     free(owned);
     return rv;
+}
+
+/* The cluster page (ui/cluster.html), from the binary. */
+static enum MHD_Result s_page(struct MHD_Connection *c, const char *method)
+{
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        return s_error(c, 405, 0, "use GET");
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        ui_page_len, (void *)ui_page_html, MHD_RESPMEM_PERSISTENT);
+    if (r != NULL) {
+        MHD_add_response_header(r, "Content-Type", "text/html; charset=utf-8");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+    }
+    return s_queue(c, 200, r);
 }
 
 /* Percent-encodes a path segment. */
@@ -465,9 +500,12 @@ static enum MHD_Result s_route(http_req *rq, const char *url,
             return s_error(c, 500, ZRAFT_ENOMEM, NULL);
         }
         enum MHD_Result rv =
-            s_reply(c, 200, "text/plain; version=0.0.4", t, strlen(t));
+            s_reply_public(c, 200, "text/plain; version=0.0.4", t, strlen(t));
         free(t);
         return rv;
+    }
+    if (!strcmp(url, "/") || !strcmp(url, "/ui")) {
+        return s_page(c, method);
     }
     return s_error(c, 404, 0, "no such endpoint");
 }

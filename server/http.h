@@ -17,13 +17,16 @@
  *   POST   /cluster/transfer-leader {"to":N}
  *   POST   /cluster/snapshot
  *   GET    /metrics (Prometheus text)
+ *   GET    / and /ui  the live cluster page (ui/cluster.html, embedded)
  *   GET    /healthz   200 "ok", or 503 JSON when the node stopped on a
  *                     fatal error (full disk, I/O error, state machine)
  *
  * On a node that is not the leader: 307 to the same path on the leader's
  * HTTP address. While no leader (or no leader address) is known, a request
  * waits for one up to leader_wait_ms (or ?timeout=ms), then answers 503 with
- * Retry-After. A write or read the node has not completed within
+ * Retry-After. /cluster/status and /metrics answer any origin
+ * (Access-Control-Allow-Origin: *): the cluster page polls every node from
+ * the one that served it. A write or read the node has not completed within
  * op_timeout_ms answers 504 (it may still take effect). Errors are JSON:
  * {"error":"...","code":"ENOTLEADER"}. Keep-alive and HTTP/1.1 pipelining
  * work; the requests of one connection are answered in order. */

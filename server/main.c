@@ -201,6 +201,32 @@ static cJSON *s_ids(const zraft_membership *m, uint8_t role)
     return a;
 }
 
+/* {"id":"host:port",...}: the HTTP address the cluster recorded for each
+ * member that has one (each leader registers its own; a learner added
+ * with http_addr has one), for the cluster page to find the others. */
+static cJSON *s_member_addrs(const zraft_membership *ms)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (uint32_t i = 0; i < ms->n; i++) {
+        char key[64], k[32], addr[ZRAFT_ADDR_MAX];
+        size_t kl = s_http_key(ms->members[i].id, key);
+        zraft_buf *v;
+        size_t off, len;
+        if (kv_get(D.store, key, kl, &v, &off, &len) != 0) {
+            continue;
+        }
+        if (len < sizeof addr) {
+            memcpy(addr, v->data + off, len);
+            addr[len] = '\0';
+            snprintf(k, sizeof k, "%llu",
+                     (unsigned long long)ms->members[i].id);
+            cJSON_AddStringToObject(o, k, addr);
+        }
+        zraft_buf_unref(v);
+    }
+    return o;
+}
+
 static char *b_status(void *ctx)
 {
     (void)ctx;
@@ -230,6 +256,7 @@ static char *b_status(void *ctx)
                           s_ids(&m.membership, ZRAFT_ROLE_LEARNER));
     cJSON_AddBoolToObject(o, "joint", m.membership.joint);
     cJSON_AddStringToObject(o, "http_addr", D.cfg.http_addr);
+    cJSON_AddItemToObject(o, "members", s_member_addrs(&m.membership));
     if (m.role_code == 3) {
         cJSON *mt = cJSON_CreateObject();
         for (uint32_t i = 0; i < m.n_peers; i++) {
