@@ -22,6 +22,7 @@
  * (a node that left at once could leave the others without a quorum).
  * Started again on the same directories with a larger N, the nodes recover
  * their state from disk and carry on from where they were. */
+#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask under -std=c11 */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
