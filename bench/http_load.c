@@ -160,7 +160,8 @@ static void *s_main(void *arg)
         int st = s_response(c, loc, sizeof loc);
         uint64_t us = now_us() - t0;
         if (st == 204) {
-            c->done++;
+            /* One writer; the watching thread reads it (progress, report). */
+            __atomic_store_n(&c->done, c->done + 1, __ATOMIC_RELAXED);
             if (us < HTTP_HIST_US) {
                 c->hist[us]++;
             }
@@ -217,10 +218,17 @@ int http_load_run(const http_load_opts *o, http_load_result *r)
         if (o->ops == 0 && t - t0 >= (uint64_t)(o->duration * 1e6)) {
             break;
         }
+        if (o->sample != NULL) {
+            uint64_t d = 0;
+            for (uint32_t i = 0; i < o->clients; i++) {
+                d += __atomic_load_n(&cs[i].done, __ATOMIC_RELAXED);
+            }
+            o->sample(o->sample_arg, t - t0, d);
+        }
         if (t - last >= 1000000 && (o->duration > 3 || o->ops > 0)) {
             uint64_t d = 0;
             for (uint32_t i = 0; i < o->clients; i++) {
-                d += cs[i].done;
+                d += __atomic_load_n(&cs[i].done, __ATOMIC_RELAXED);
             }
             fprintf(stderr, "  %5.1fs  %10llu ops  %10.0f writes/s\n",
                     (double)(t - t0) / 1e6, (unsigned long long)d,

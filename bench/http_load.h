@@ -12,6 +12,10 @@ typedef struct {
     uint32_t clients, payload;
     double duration;
     uint64_t ops;
+    /* Optional: called about every 100 ms from the thread that watches the
+     * run, with the time since the start and the writes done so far. */
+    void (*sample)(void *arg, uint64_t t_us, uint64_t done);
+    void *sample_arg;
 } http_load_opts;
 
 typedef struct {

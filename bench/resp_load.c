@@ -130,7 +130,7 @@ int resp_load_run(const resp_load_opts *o, http_load_result *r)
     }
     uint64_t issued = 0;
     bool stopping = false;
-    uint64_t t0 = now_us(), last = t0, last_done = 0;
+    uint64_t t0 = now_us(), last = t0, last_done = 0, last_sample = t0;
     for (uint32_t i = 0; i < o->clients; i++) {
         for (uint32_t k = 0; k < pipeline; k++) {
             if (o->ops == 0 || issued < o->ops) {
@@ -213,6 +213,10 @@ int resp_load_run(const resp_load_opts *o, http_load_result *r)
                 in_flight++;
             }
             s_flush(ep, c);
+        }
+        if (o->sample != NULL && t - last_sample >= 100000) {
+            o->sample(o->sample_arg, t - t0, r->done);
+            last_sample = t;
         }
         if (t - last >= 1000000 && (o->duration > 3 || o->ops > 0)) {
             fprintf(stderr, "  %5.1fs  %10llu ops  %10.0f writes/s\n",

@@ -10,6 +10,10 @@ typedef struct {
     uint32_t clients, payload, pipeline;
     double duration;
     uint64_t ops;
+    /* Optional: called about every 100 ms from the thread that watches the
+     * run, with the time since the start and the writes done so far. */
+    void (*sample)(void *arg, uint64_t t_us, uint64_t done);
+    void *sample_arg;
 } resp_load_opts;
 
 /* Runs the load; 0, or -1 on bad options or no connection. The result is

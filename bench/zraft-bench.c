@@ -1,7 +1,8 @@
 /* zraft-bench - starts an N-node cluster in this process (in-process
  * network, memory storage) and drives it with C concurrent clients for a
  * duration or an op count; prints committed writes/s and latency
- * percentiles as a table and, with --json FILE, as JSON.
+ * percentiles as a table and, with --json FILE, as JSON; with --report
+ * FILE.html, as a self-contained page with charts (bench/report.c).
  *
  * Clients are closed loops without threads of their own: each keeps one
  * write outstanding and issues the next from the previous one's completion
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench/http_load.h"
+#include "bench/report.h"
 #include "bench/resp_load.h"
 #include "zraft.h"
 #include "zraft_disk.h"
@@ -36,9 +38,11 @@ typedef struct {
     bool threads;
     const char *storage; /* "memory" or "disk" */
     const char *dir;
-    const char *http;  /* host:port of a running zraftd cluster */
-    const char *resp;  /* host:port of a zraftd RESP port (the leader's) */
-    uint32_t pipeline; /* --resp: requests in flight per connection */
+    const char *http;   /* host:port of a running zraftd cluster */
+    const char *resp;   /* host:port of a zraftd RESP port (the leader's) */
+    uint32_t pipeline;  /* --resp: requests in flight per connection */
+    const char *report; /* --report FILE.html */
+    char cmdline[1024]; /* the arguments, for the report */
 } opts;
 
 typedef struct bench bench;
@@ -268,8 +272,75 @@ static void s_report(const opts *o, const char *transport, uint64_t done,
     fclose(f);
 }
 
+/* --report: the page, from what the run measured. */
+static int s_write_report(report *rp, const opts *o, const char *mode,
+                          const char *storage, uint64_t done, uint64_t errors,
+                          uint64_t elapsed, const uint32_t *hist, size_t n,
+                          uint64_t overflow, uint64_t max)
+{
+    report_load(rp, 1);
+    report_run run = {
+        .mode = mode,
+        .storage = storage,
+        .target = o->http ? o->http : o->resp,
+        .cmdline = o->cmdline,
+        .nodes = o->nodes,
+        .clients = o->clients,
+        .payload = o->payload,
+        .pipeline = o->resp ? o->pipeline : 1,
+        .duration = o->duration,
+        .ops_limit = o->ops,
+        .done = done,
+        .errors = errors,
+        .elapsed_us = elapsed,
+        .hist = hist,
+        .n = n,
+        .overflow = overflow,
+        .max_us = max,
+    };
+    int rv = report_write(rp, o->report, &run);
+    if (rv == 0) {
+        fprintf(stderr, "zraft-bench: report written to %s\n", o->report);
+    }
+    return rv;
+}
+
+/* A new report with the machine's side measured (fdatasync in `dir`),
+ * or NULL without --report. */
+static report *s_report_start(const opts *o, const char *dir)
+{
+    if (o->report == NULL) {
+        return NULL;
+    }
+    report *rp = report_new();
+    if (rp != NULL) {
+        report_probe_fsync(rp, dir);
+        report_load(rp, 0);
+    }
+    return rp;
+}
+
+/* The directory of a path ("." if none), for the fsync probe. */
+static void s_dirname(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        snprintf(out, cap, ".");
+    } else if (slash == path) {
+        snprintf(out, cap, "/");
+    } else {
+        snprintf(out, cap, "%.*s", (int)(slash - path), path);
+    }
+}
+
+static void s_sample(void *arg, uint64_t t_us, uint64_t done)
+{
+    report_sample(arg, t_us, done);
+}
+
 /* Reports a run against a running cluster (--http, --resp). */
-static int s_report_load(opts *o, const char *mode, http_load_result *r)
+static int s_report_load(opts *o, const char *mode, http_load_result *r,
+                         report *rp)
 {
     uint64_t total = r->done ? r->done : 1;
     o->nodes = 0; /* unknown: an existing cluster */
@@ -278,29 +349,59 @@ static int s_report_load(opts *o, const char *mode, http_load_result *r)
              s_hist_pct(r->hist, HTTP_HIST_US, total, 0.99, r->max_us),
              s_hist_pct(r->hist, HTTP_HIST_US, total, 0.999, r->max_us),
              r->max_us);
+    uint64_t overflow = r->done;
+    for (uint32_t i = 0; i < HTTP_HIST_US; i++) {
+        overflow -= r->hist[i];
+    }
+    int rv = 0;
+    if (rp != NULL) {
+        rv = s_write_report(rp, o, mode, "server", r->done, r->errors,
+                            r->elapsed_us, r->hist, HTTP_HIST_US, overflow,
+                            r->max_us);
+    }
     free(r->hist);
-    return r->done > 0 ? 0 : 1;
+    return r->done > 0 && rv == 0 ? 0 : 1;
 }
 
 static int s_http_mode(opts *o)
 {
-    http_load_opts ho = {o->http, o->clients, o->payload, o->duration, o->ops};
+    char dir[512];
+    s_dirname(o->report ? o->report : ".", dir, sizeof dir);
+    report *rp = s_report_start(o, dir);
+    http_load_opts ho = {.target = o->http,
+                         .clients = o->clients,
+                         .payload = o->payload,
+                         .duration = o->duration,
+                         .ops = o->ops,
+                         .sample = rp ? s_sample : NULL,
+                         .sample_arg = rp};
     http_load_result r;
-    if (http_load_run(&ho, &r) != 0) {
-        return 2;
-    }
-    return s_report_load(o, "http+zmq-tcp", &r);
+    int rv = http_load_run(&ho, &r) != 0
+                 ? 2
+                 : s_report_load(o, "http+zmq-tcp", &r, rp);
+    report_free(&rp);
+    return rv;
 }
 
 static int s_resp_mode(opts *o)
 {
-    resp_load_opts ro = {o->resp,     o->clients,  o->payload,
-                         o->pipeline, o->duration, o->ops};
+    char dir[512];
+    s_dirname(o->report ? o->report : ".", dir, sizeof dir);
+    report *rp = s_report_start(o, dir);
+    resp_load_opts ro = {.target = o->resp,
+                         .clients = o->clients,
+                         .payload = o->payload,
+                         .pipeline = o->pipeline,
+                         .duration = o->duration,
+                         .ops = o->ops,
+                         .sample = rp ? s_sample : NULL,
+                         .sample_arg = rp};
     http_load_result r;
-    if (resp_load_run(&ro, &r) != 0) {
-        return 2;
-    }
-    return s_report_load(o, "resp+zmq-tcp", &r);
+    int rv = resp_load_run(&ro, &r) != 0
+                 ? 2
+                 : s_report_load(o, "resp+zmq-tcp", &r, rp);
+    report_free(&rp);
+    return rv;
 }
 
 static void usage(void)
@@ -310,6 +411,7 @@ static void usage(void)
         "usage: zraft-bench [--nodes N] [--clients C] [--duration S]\n"
         "                   [--ops N] [--payload BYTES] [--json FILE]\n"
         "                   [--threads] [--storage memory|disk] [--dir DIR]\n"
+        "                   [--report FILE.html]\n"
         "                   [--http HOST:PORT]\n"
         "                   [--resp HOST:PORT [--pipeline N]]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
@@ -318,22 +420,36 @@ static void usage(void)
         "keeping N SETs in flight (one client thread, epoll).\n"
         "Starts an N-node cluster in this process (in-process network,\n"
         "memory storage, or the durable log with fsync under DIR) and\n"
-        "drives it with C closed-loop clients.\n");
+        "drives it with C closed-loop clients.\n"
+        "--report writes a self-contained HTML page: throughput over time,\n"
+        "a latency histogram, percentiles, the run's parameters, the\n"
+        "machine (cores, fdatasync latency) and the version.\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {
-        {"nodes", 1, 0, 'n'},    {"clients", 1, 0, 'c'},
-        {"duration", 1, 0, 'd'}, {"ops", 1, 0, 'o'},
-        {"payload", 1, 0, 'p'},  {"json", 1, 0, 'j'},
-        {"threads", 0, 0, 't'},  {"help", 0, 0, 'h'},
-        {"storage", 1, 0, 's'},  {"dir", 1, 0, 'D'},
-        {"http", 1, 0, 'H'},     {"resp", 1, 0, 'R'},
-        {"pipeline", 1, 0, 'P'}, {0, 0, 0, 0}};
+    static struct option lo[] = {{"nodes", 1, 0, 'n'},
+                                 {"clients", 1, 0, 'c'},
+                                 {"duration", 1, 0, 'd'},
+                                 {"ops", 1, 0, 'o'},
+                                 {"payload", 1, 0, 'p'},
+                                 {"json", 1, 0, 'j'},
+                                 {"threads", 0, 0, 't'},
+                                 {"help", 0, 0, 'h'},
+                                 {"storage", 1, 0, 's'},
+                                 {"dir", 1, 0, 'D'},
+                                 {"http", 1, 0, 'H'},
+                                 {"resp", 1, 0, 'R'},
+                                 {"pipeline", 1, 0, 'P'},
+                                 {"report", 1, 0, 'r'},
+                                 {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
-    b->o =
-        (opts){3, 16, 128, 5.0, 0, NULL, false, "memory", NULL, NULL, NULL, 1};
+    b->o = (opts){3,        16,   128,  5.0,  0, NULL, false,
+                  "memory", NULL, NULL, NULL, 1, NULL, ""};
+    for (int i = 0, off = 0; i < argc && off < (int)sizeof b->o.cmdline; i++) {
+        off += snprintf(b->o.cmdline + off, sizeof b->o.cmdline - (size_t)off,
+                        "%s%s", i ? " " : "", argv[i]);
+    }
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -372,6 +488,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             b->o.pipeline = (uint32_t)atoi(optarg);
+            break;
+        case 'r':
+            b->o.report = optarg;
             break;
         default:
             usage();
@@ -413,6 +532,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    char rdir[512];
+    s_dirname(b->o.report ? b->o.report : ".", rdir, sizeof rdir);
+    /* The fsync probe runs where the log will be (disk), else next to the
+     * report. */
+    report *rp = s_report_start(&b->o, disk ? run : rdir);
     b->hist = calloc(HIST_US, sizeof(uint32_t));
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);
@@ -483,6 +607,9 @@ int main(int argc, char **argv)
         if (b->o.ops == 0 && t - t0 >= (uint64_t)(b->o.duration * 1e6)) {
             atomic_store(&b->stop, true);
         }
+        if (rp != NULL) {
+            report_sample(rp, t - t0, atomic_load(&b->done));
+        }
         if (progress && t - last_t >= 1000000) {
             uint64_t d = atomic_load(&b->done);
             fprintf(stderr, "  %5.1fs  %10llu ops  %10.0f writes/s\n",
@@ -533,6 +660,12 @@ int main(int argc, char **argv)
                 (unsigned long long)b->max_us);
         fclose(f);
     }
+    int rv = 0;
+    if (rp != NULL) {
+        rv = s_write_report(rp, &b->o, "inproc", b->o.storage, done, errors,
+                            elapsed, b->hist, HIST_US, b->overflow, b->max_us);
+        report_free(&rp);
+    }
     for (uint32_t i = 1; i <= b->o.nodes; i++) {
         zraft_node_destroy(&b->nodes[i]);
     }
@@ -544,5 +677,5 @@ int main(int argc, char **argv)
     free(b->clients);
     free(b->hist);
     free(b);
-    return 0;
+    return rv == 0 ? 0 : 1;
 }
