@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The main job: builds zraft, starts a local 3-node cluster of zraftd
 # processes on 127.0.0.1 (ZeroMQ TCP between them, durable log with
-# fdatasync), shows a write and a read with curl, runs a short zraft-bench
-# against it over HTTP, then the in-process bench, and stops the cluster
-# (SIGTERM; exit codes checked). Everything is stopped even on failure.
+# fdatasync), shows a write and a read with curl, its status with zraftctl
+# and that it serves the cluster page, runs a short zraft-bench against it
+# over HTTP (with an HTML report, build/run-report.html), then the
+# in-process bench, and stops the cluster (SIGTERM; exit codes checked).
+# Everything is stopped even on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "${JOBS:-2}" --target zraftd zraft-bench
+cmake --build build -j "${JOBS:-2}" --target zraftd zraftctl zraft-bench
 dir=$(mktemp -d "${TMPDIR:-/tmp}/zraft-run.XXXXXX")
 pids=()
 cleanup() {
@@ -39,8 +41,12 @@ echo "== curl: write through node 2, read through node 3"
  curl -s -L -X PUT --data-binary 'hello zraft' "http://127.0.0.1:$((base + 12))/kv/greeting" -w '%{http_code}\n'
  curl -s -L "http://127.0.0.1:$((base + 13))/kv/greeting" -w '\n'
  curl -s "http://$h1/cluster/status" -w '\n')
+echo "== zraftctl status"
+build/ctl/zraftctl --endpoints "$h1,127.0.0.1:$((base + 12)),127.0.0.1:$((base + 13))" status
+echo "== the cluster page: http://$h1/ ($(curl -s "http://$h1/" | wc -c) bytes)"
 echo "== zraft-bench over HTTP + ZeroMQ TCP (disk, fdatasync), 16 clients, 3 s"
-build/bench/zraft-bench --http "$h1" --clients 16 --duration 3 --json "$dir/tcp.json"
+build/bench/zraft-bench --http "$h1" --clients 16 --duration 3 --json "$dir/tcp.json" \
+  --report build/run-report.html
 echo "== zraft-bench in one process (memory), 16 clients, 3 s"
 build/bench/zraft-bench --nodes 3 --clients 16 --duration 3 --threads --json "$dir/mem.json"
 cat "$dir/tcp.json" "$dir/mem.json"
