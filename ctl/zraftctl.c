@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -37,6 +38,8 @@ static struct {
     bool help;          /* --help */
     const char *pos[8]; /* positional arguments, the command first */
     size_t n_pos;
+    char **bench_argv; /* bench: zraft-bench's arguments (not parsed here) */
+    int bench_argc;
 } G = {.timeout_ms = 15000};
 
 /* One HTTP answer. */
@@ -66,6 +69,7 @@ static const char *const s_help_main =
     "  member remove ID             remove a voter\n"
     "  leader transfer ID           hand leadership to voter ID\n"
     "  snapshot                     take a snapshot on the first endpoint\n"
+    "  bench [ZRAFT-BENCH OPTIONS]  zraft-bench --http on the first endpoint\n"
     "\n"
     "Options:\n"
     "  --endpoints LIST  comma-separated zraftd HTTP addresses (default\n"
@@ -100,6 +104,15 @@ static const struct {
                "Asks the leader to hand leadership to voter ID.\n"},
     {"snapshot", "usage: zraftctl snapshot\n"
                  "Takes a snapshot on the first endpoint that answers.\n"},
+    {"bench", "usage: zraftctl bench [--clients C] [--duration S] "
+              "[--payload B] [--report FILE.html] ...\n"
+              "Runs zraft-bench --http against the first endpoint that\n"
+              "answers (writes to the leader through redirects); the\n"
+              "arguments after bench are zraft-bench's (zraftctl bench\n"
+              "--help lists them). zraft-bench is looked for in\n"
+              "$ZRAFT_BENCH, beside zraftctl, in ../bench/ (a build tree),\n"
+              "then on PATH. Exit: zraft-bench's, or 3 when no endpoint\n"
+              "answers or zraft-bench cannot be run.\n"},
 };
 
 static int s_usage(const char *fmt, const char *arg)
@@ -186,6 +199,12 @@ static int s_parse_args(int argc, char **argv)
                 return s_usage("too many arguments (at %s)", a);
             }
             G.pos[G.n_pos++] = a;
+            if (G.n_pos == 1 && !strcmp(a, "bench") && !G.help) {
+                /* The rest is zraft-bench's, passed through as is. */
+                G.bench_argv = argv + i + 1;
+                G.bench_argc = argc - i - 1;
+                break;
+            }
             continue;
         }
         if (!strcmp(a, "--")) {
@@ -929,10 +948,81 @@ static int s_cmd_snapshot(void)
     return s_post("/cluster/snapshot", NULL);
 }
 
+/* bench: exec zraft-bench --http HOST:PORT ARGS... on the first endpoint
+ * that answers. Returns only on failure. */
+static int s_cmd_bench(void)
+{
+    const char *target = NULL;
+    char why[256] = "no endpoint";
+    bool help = false; /* zraft-bench's own help needs no cluster */
+    for (int i = 0; i < G.bench_argc; i++) {
+        help |= !strcmp(G.bench_argv[i], "--help") ||
+                !strcmp(G.bench_argv[i], "-h");
+    }
+    for (size_t i = 0; i < G.n_endpoints && target == NULL && !help; i++) {
+        if (strncmp(G.endpoints[i], "http://", 7) != 0) {
+            snprintf(why, sizeof why, "%s: zraft-bench speaks plain HTTP",
+                     G.endpoints[i]);
+            continue;
+        }
+        cJSON *o = s_status_of(G.endpoints[i], why, sizeof why);
+        if (o != NULL) {
+            target = G.endpoints[i] + 7;
+            cJSON_Delete(o);
+        }
+    }
+    if (target == NULL && !help) {
+        fprintf(stderr, "zraftctl: bench: no endpoint answers (%s)\n", why);
+        return EXIT_UNAVAIL;
+    }
+    char **args = calloc((size_t)G.bench_argc + 4, sizeof(char *));
+    if (args == NULL) {
+        return s_usage("%s", "out of memory");
+    }
+    int k = 0;
+    args[k++] = "zraft-bench";
+    if (target != NULL) {
+        args[k++] = "--http";
+        args[k++] = (char *)target;
+    }
+    for (int i = 0; i < G.bench_argc; i++) {
+        args[k++] = G.bench_argv[i];
+    }
+    /* $ZRAFT_BENCH, beside us (installed), ../bench/ (a build tree). */
+    char self[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    const char *env = getenv("ZRAFT_BENCH");
+    if (env != NULL && *env) {
+        execv(env, args);
+        fprintf(stderr, "zraftctl: bench: %s: %s\n", env, strerror(errno));
+        free(args);
+        return EXIT_UNAVAIL;
+    }
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            const char *rel[] = {"/zraft-bench", "/../bench/zraft-bench"};
+            for (size_t i = 0; i < 2; i++) {
+                snprintf(path, sizeof path, "%s%s", self, rel[i]);
+                if (access(path, X_OK) == 0) {
+                    execv(path, args);
+                }
+            }
+        }
+    }
+    execvp("zraft-bench", args);
+    fprintf(stderr, "zraftctl: bench: cannot run zraft-bench: %s\n",
+            strerror(errno));
+    free(args);
+    return EXIT_UNAVAIL;
+}
+
 static int s_run(void)
 {
     const char *cmd = G.n_pos ? G.pos[0] : NULL;
-    if (G.help) {
+    if (G.help && G.bench_argv == NULL) {
         return s_print_help(cmd);
     }
     if (cmd == NULL) {
@@ -962,6 +1052,9 @@ static int s_run(void)
     }
     if (!strcmp(cmd, "snapshot")) {
         return s_cmd_snapshot();
+    }
+    if (!strcmp(cmd, "bench")) {
+        return s_cmd_bench();
     }
     if (!strcmp(cmd, "help")) {
         return s_print_help(G.n_pos > 1 ? G.pos[1] : NULL);

@@ -2,7 +2,8 @@
 # System test: zraftctl against a real 3-node zraftd cluster: put/get/del
 # through a follower, the exit codes (1 not found, 2 usage, 3 unavailable),
 # status -w json, member add-learner / promote / remove of a 4th node,
-# leader transfer, and failover when the first endpoint is down.
+# leader transfer, bench (zraft-bench through zraftctl), and failover when
+# the first endpoint is down.
 # Usage: zraftctl.sh PATH/TO/zraftd PATH/TO/zraftctl
 set -euo pipefail
 ZRAFTD=${1:?usage: zraftctl.sh PATH/TO/zraftd PATH/TO/zraftctl}
@@ -83,6 +84,16 @@ T=$((L % 3 + 1))
 check "leader transfer $L -> $T" rc 0 ctl leader transfer "$T"
 check "node $T leads" wait_for 20 leads "$T"
 check "snapshot" rc 0 ctl snapshot
+# bench_ok: zraft-bench's table shows writes and no error. (Not "200": its
+# --http --ops N may stop a few writes short of N, with no error.)
+bench_ok() {
+  "$CTL" --endpoints "127.0.0.1:1,$(http 2)" bench --clients 2 --ops 200 >"$work/bench.out" 2>&1 ||
+    { cat "$work/bench.out"; return 1; }
+  awk 'END { exit !($4 > 0 && $9 == 0) }' "$work/bench.out" || { cat "$work/bench.out"; return 1; }
+}
+check "bench (zraft-bench --http through the first endpoint) writes" bench_ok
+check "bench with no endpoint answering exits 3" \
+  rc 3 "$CTL" --endpoints 127.0.0.1:1 --timeout 2 bench --ops 10
 
 # Failover: the first endpoint is killed; commands still succeed.
 kill -KILL "${pids[1]}"
