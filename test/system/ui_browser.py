@@ -153,9 +153,10 @@ def main():
             st, hdr, _ = get("http://%s%s" % (c.http(3), path))
             check("%s answers any origin" % path,
                   st == 200 and hdr.get("Access-Control-Allow-Origin") == "*")
-        st_l = c.status(L)
+        # The leader records its address just after it wins: wait for it.
         check("the leader's status records its HTTP address in members",
-              st_l and st_l.get("members", {}).get(str(L)) == c.http(L))
+              wait_for(lambda: ((c.status(L) or {}).get("members") or {})
+                       .get(str(L)) == c.http(L)))
 
         # Some writes, so that the chart has a line.
         for k in range(50):
