@@ -40,6 +40,18 @@ leader_of() {
 
 has_leader() { leader_of "$@" >/dev/null; }
 
+# wait_leader N...: waits (20 s) until the given nodes agree on a leader and
+# prints it. Polls leader_of itself rather than trusting an earlier wait:
+# leadership may move between a wait and a look (seen on a loaded machine).
+wait_leader() {
+  local deadline=$((SECONDS + 20)) l
+  until l=$(leader_of "$@"); do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "no leader among $*" >&2; return 1; }
+    sleep 0.05
+  done
+  echo "$l"
+}
+
 # applied_at_least N INDEX: node N has applied INDEX.
 applied_at_least() {
   local a

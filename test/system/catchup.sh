@@ -21,7 +21,7 @@ alive() { kill -0 "${pids[$1]}" 2>/dev/null; }
 
 for id in 1 2 3; do start "$id"; done
 check "a leader is elected" wait_for 20 has_leader 1 2 3
-L=$(leader_of 1 2 3)
+L=$(wait_leader 1 2 3)
 F=$((L % 3 + 1))
 O=$((6 - L - F))
 kill -KILL "${pids[$F]}"

@@ -39,7 +39,7 @@ done
 
 for id in 1 2 3; do start "$id"; done
 check "a leader is elected" wait_for 20 has_leader 1 2 3
-L=$(leader_of 1 2 3)
+L=$(wait_leader 1 2 3)
 acked=()
 for i in $(seq 1 20); do
   [ "$(put "$L" "k$i" "v$i")" = 204 ] && acked+=("$i")
@@ -63,7 +63,7 @@ check "its status no longer says leader" [ "$(field "$L" role)" = failed ]
 rest=()
 for id in 1 2 3; do [ "$id" = "$L" ] || rest+=("$id"); done
 check "the other two elect a leader" wait_for 20 has_leader "${rest[@]}"
-N=$(leader_of "${rest[@]}")
+N=$(wait_leader "${rest[@]}")
 check "and take writes" [ "$(put "$N" after full)" = 204 ]
 lost=0
 for i in "${acked[@]}"; do

@@ -35,7 +35,7 @@ is() { [ "$1" = "$2" ] || { echo "     got '$1', want '$2'"; false; }; }
 
 for id in 1 2 3; do start "$id"; done
 check "a leader is elected" wait_for 20 has_leader 1 2 3
-L=$(leader_of 1 2 3)
+L=$(wait_leader 1 2 3)
 F=$((L % 3 + 1))
 # The leader's addresses are registered a moment after its election.
 check "the leader registered its RESP address" \
@@ -93,7 +93,7 @@ unset "pids[$L]"
 rest=()
 for id in 1 2 3; do [ "$id" = "$L" ] || rest+=("$id"); done
 check "kill -9 the leader: a new leader" wait_for 20 has_leader "${rest[@]}"
-N=$(leader_of "${rest[@]}")
+N=$(wait_leader "${rest[@]}")
 served() { [ "$(rc "$N" GET counter)" = '"43"' ]; }
 check "the new leader serves RESP with the data" wait_for 20 served
 check "and takes writes" is "$(rc "$N" INCR counter)" "(integer) 44"

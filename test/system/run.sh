@@ -19,13 +19,9 @@ fail=0
 # shellcheck source=../lib/procs.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
 
-leader() { # waits (deadline) for the given nodes to agree; prints the id
-  wait_for 20 has_leader "$@" && leader_of "$@"
-}
-
 for id in 1 2 3; do start "$id"; done
 check "a leader is elected" wait_for 20 has_leader 1 2 3
-L=$(leader 1 2 3)
+L=$(wait_leader 1 2 3)
 
 for i in $(seq 1 30); do
   via=$((i % 3 + 1))
@@ -63,7 +59,7 @@ check "and serves the data (stale read)" \
   bash -c "[ \"\$(curl -s 'http://$(http "$L")/kv/after-kill?consistency=stale')\" = yes ]"
 
 # SIGSTOP a follower, write, resume: it catches up
-L=$(leader 1 2 3)
+L=$(wait_leader 1 2 3)
 F=${others[0]}
 [ "$F" != "$L" ] || F=${others[1]}
 kill -STOP "${pids[$F]}"
@@ -75,7 +71,7 @@ target=$(field "$L" commit_index)
 check "the resumed follower catches up" wait_for 20 applied_at_least "$F" "$target"
 
 # A paused old leader must not serve a stale linearizable read.
-L=$(leader 1 2 3)
+L=$(wait_leader 1 2 3)
 put "$L" fresh old >/dev/null
 kill -STOP "${pids[$L]}"
 rest=()
@@ -90,7 +86,7 @@ check "the old leader never returns the stale value ($out)" \
   bash -c "[ '$out' = 'new 200' ] || [[ '$out' == *' 307' ]] || [[ '$out' == *' 503' ]]"
 
 # Membership: add node 4 as a learner, promote it, remove node 1.
-L=$(leader 1 2 3)
+L=$(wait_leader 1 2 3)
 start 4 ""
 code=$(curl -s -L -o /dev/null -w '%{http_code}' -X POST \
   -d "{\"id\":4,\"raft_addr\":\"$(raft 4)\",\"http_addr\":\"$(http 4)\"}" \
@@ -101,12 +97,12 @@ check "the learner catches up" wait_for 20 applied_at_least 4 "$target"
 code=$(curl -s -L -o /dev/null -w '%{http_code}' -X POST -d '{"voters":[1,2,3,4]}' \
   "http://$(http "$L")/cluster/membership")
 check "promote it to voter" [ "$code" = 200 ]
-L=$(leader 1 2 3 4)
+L=$(wait_leader 1 2 3 4)
 code=$(curl -s -L -o /dev/null -w '%{http_code}' -X POST -d '{"voters":[2,3,4]}' \
   "http://$(http "$L")/cluster/membership")
 check "remove node 1" [ "$code" = 200 ]
 check "a leader among 2 3 4" wait_for 20 has_leader 2 3 4
-L=$(leader 2 3 4)
+L=$(wait_leader 2 3 4)
 voters=$(field "$L" voters)
 check "voters are now [2, 3, 4] ($voters)" [ "$voters" = "[2, 3, 4]" ]
 code=$(put 4 on-four yes)
