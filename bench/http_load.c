@@ -137,10 +137,11 @@ static void *s_main(void *arg)
     uint64_t n = 0;
     while (!atomic_load(&g_stop)) {
         if (o->ops > 0 && atomic_fetch_add(&g_issued, 1) >= o->ops) {
+            atomic_fetch_sub(&g_issued, 1); /* the count stays exact */
             break;
         }
         if (c->fd < 0 && s_connect(c) != 0) {
-            c->errors++;
+            __atomic_store_n(&c->errors, c->errors + 1, __ATOMIC_RELAXED);
             usleep(10000); /* the node is down: back off before retrying */
             continue;
         }
@@ -153,7 +154,7 @@ static void *s_main(void *arg)
             write(c->fd, payload, o->payload) != (ssize_t)o->payload) {
             close(c->fd);
             c->fd = -1;
-            c->errors++;
+            __atomic_store_n(&c->errors, c->errors + 1, __ATOMIC_RELAXED);
             continue;
         }
         char loc[256] = "";
@@ -175,8 +176,11 @@ static void *s_main(void *arg)
             close(c->fd);
             c->fd = -1;
             s_split(hp, c->host, sizeof c->host, &c->port);
+            if (o->ops > 0) {
+                atomic_fetch_sub(&g_issued, 1); /* not done: asked again */
+            }
         } else {
-            c->errors++;
+            __atomic_store_n(&c->errors, c->errors + 1, __ATOMIC_RELAXED);
             if (st < 0) {
                 close(c->fd);
                 c->fd = -1;
@@ -188,6 +192,16 @@ static void *s_main(void *arg)
     }
     free(payload);
     return NULL;
+}
+
+static uint64_t s_finished(hclient *cs, uint32_t n)
+{
+    uint64_t f = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        f += __atomic_load_n(&cs[i].done, __ATOMIC_RELAXED) +
+             __atomic_load_n(&cs[i].errors, __ATOMIC_RELAXED);
+    }
+    return f;
 }
 
 int http_load_run(const http_load_opts *o, http_load_result *r)
@@ -212,7 +226,9 @@ int http_load_run(const http_load_opts *o, http_load_result *r)
         pthread_create(&ts[i], NULL, s_main, &cs[i]);
     }
     uint64_t last = t0, last_done = 0;
-    while (o->ops == 0 || atomic_load(&g_issued) < o->ops) {
+    /* With --ops N: until N writes finished (done or failed); a redirect
+     * gives its slot back, so N counts writes, not attempts. */
+    while (o->ops == 0 || s_finished(cs, o->clients) < o->ops) {
         usleep(100000);
         uint64_t t = now_us();
         if (o->ops == 0 && t - t0 >= (uint64_t)(o->duration * 1e6)) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -48,6 +49,7 @@ typedef struct {
     char *body;  /* NUL-terminated, malloc'ed */
     size_t len;
     char err[256]; /* why the last endpoint failed, when status is 0 */
+    bool unserved; /* the last endpoint certainly did not act on it */
 } s_resp;
 
 /* ------------------------------------------------------------- usage */
@@ -75,7 +77,8 @@ static const char *const s_help_main =
     "  --endpoints LIST  comma-separated zraftd HTTP addresses (default\n"
     "                    $ZRAFTCTL_ENDPOINTS, else 127.0.0.1:8001)\n"
     "  -w, --write-out   table (default) or json\n"
-    "  --timeout S       seconds per request (default 15)\n"
+    "  --timeout S       seconds per request (default 15); also how long to\n"
+    "                    keep asking while no endpoint can serve it yet\n"
     "  COMMAND --help    help on one command\n"
     "\n"
     "Exit codes: 0 ok, 1 not found, 2 usage, 3 unavailable, 4 refused or\n"
@@ -285,6 +288,29 @@ static void s_resp_reset(s_resp *r)
     r->status = 0;
 }
 
+static long s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A 503 whose code says the request was refused before anything was
+ * proposed (no leader known, or the node asked was no longer the leader):
+ * asking again cannot apply it twice. ELEADERSHIP_LOST and ESHUTDOWN are
+ * not here: the request may have been proposed. */
+static bool s_refused(const s_resp *r)
+{
+    cJSON *o = r->body ? cJSON_ParseWithLength(r->body, r->len) : NULL;
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "code");
+    bool refused = cJSON_IsString(code) && code->valuestring != NULL &&
+                   (!strcmp(code->valuestring, "ENOTLEADER") ||
+                    !strcmp(code->valuestring, "EUNAVAILABLE") ||
+                    !strcmp(code->valuestring, "EAGAIN"));
+    cJSON_Delete(o);
+    return refused;
+}
+
 /* One request to one endpoint; redirects followed. true when the endpoint
  * gave an answer other than 503. */
 static bool s_request_one(const char *ep, const char *method, const char *path,
@@ -331,14 +357,17 @@ static bool s_request_one(const char *ep, const char *method, const char *path,
     }
     CURLcode rc = curl_easy_perform(c);
     bool answered = false;
+    r->unserved = false;
     if (rc != CURLE_OK) {
         snprintf(r->err, sizeof r->err, "%s: %s", ep, curl_easy_strerror(rc));
         r->status = 0;
+        r->unserved = rc == CURLE_COULDNT_CONNECT; /* nothing was sent */
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
         if (r->status == 503) {
             snprintf(r->err, sizeof r->err, "%s: 503 %s", ep,
                      r->body ? r->body : "");
+            r->unserved = s_refused(r);
         }
         answered = r->status != 503;
     }
@@ -353,10 +382,23 @@ static bool s_request_one(const char *ep, const char *method, const char *path,
 static void s_request(const char *method, const char *path, const char *body,
                       size_t blen, s_resp *r)
 {
-    for (size_t i = 0; i < G.n_endpoints; i++) {
-        if (s_request_one(G.endpoints[i], method, path, body, blen, true, r)) {
+    /* While every endpoint refused it unserved (down, or no leader yet:
+     * an election in progress), ask them all again until --timeout, as
+     * etcdctl does; anything else is the answer. */
+    long t0 = s_now_ms();
+    for (;;) {
+        bool unserved = true;
+        for (size_t i = 0; i < G.n_endpoints; i++) {
+            if (s_request_one(G.endpoints[i], method, path, body, blen, true,
+                              r)) {
+                return;
+            }
+            unserved = unserved && r->unserved;
+        }
+        if (!unserved || s_now_ms() - t0 >= G.timeout_ms) {
             return;
         }
+        usleep(200 * 1000);
     }
 }
 
