@@ -27,6 +27,10 @@ typedef struct {
 
 typedef struct {
     uint64_t id;
+    /* Take the id from this host's name, "<name>-<ordinal>": ordinal + 1
+     * (a Kubernetes StatefulSet's pod zraft-2 is node 3), so that one pod
+     * template serves every member. */
+    bool id_from_hostname;
     char raft_addr[CONFIG_ADDR_MAX]; /* host:port peers reach us at */
     /* host:port the Raft port binds; empty: raft_addr's host (a name is
      * resolved once at start). "0.0.0.0:port" binds every interface. */
@@ -70,7 +74,13 @@ int config_load_env(config *c, char *const *envp, char *why, size_t whylen);
  * handled by the caller (config_parse does it all). */
 int config_load_flags(config *c, int argc, char **argv, char *why,
                       size_t whylen);
-/* Checks the whole configuration and parses initial_cluster. */
+/* Sets c->id from `hostname` ("name-N", or its first label when it has
+ * dots: N + 1). An id given too must be the same. Returns 0, or -1 with a
+ * message in why (no ordinal, one too large, a disagreeing id). */
+int config_id_from_hostname(config *c, const char *hostname, char *why,
+                            size_t whylen);
+/* Checks the whole configuration and parses initial_cluster; with
+ * id_from_hostname, takes the id from gethostname() first. */
 int config_validate(config *c, char *why, size_t whylen);
 /* Everything: defaults, --config FILE (or ZRAFT_CONFIG), env, flags,
  * validation. Returns 0, 1 for --help (usage printed to `why`), -1. */
