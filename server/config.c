@@ -359,8 +359,10 @@ int config_id_from_hostname(config *c, const char *hostname, char *why,
 int config_validate(config *c, char *why, size_t whylen)
 {
     if (c->id_from_hostname) {
-        char host[256];
-        if (gethostname(host, sizeof host) != 0) {
+        char host[sizeof c->hostname];
+        if (c->hostname[0] != '\0') {
+            memcpy(host, c->hostname, sizeof host);
+        } else if (gethostname(host, sizeof host) != 0) {
             return s_err(why, whylen, "id_from_hostname: gethostname: %s",
                          strerror(errno));
         }
@@ -414,6 +416,7 @@ int config_validate(config *c, char *why, size_t whylen)
     }
     /* initial_cluster: "id=host:port,..." */
     c->n_peers = 0;
+    c->joins_later = false;
     const char *p = c->initial_cluster;
     while (*p != '\0') {
         const char *end = strchr(p, ',');
@@ -465,7 +468,13 @@ int config_validate(config *c, char *why, size_t whylen)
         for (uint32_t i = 0; i < c->n_peers; i++) {
             self |= c->peers[i].id == c->id;
         }
-        if (!self) {
+        if (!self && c->id_from_hostname) {
+            /* One pod template for every member: a pod beyond the initial
+             * members (a StatefulSet scaled out) starts empty and waits to
+             * be added, as a node with no initial_cluster does. */
+            c->n_peers = 0;
+            c->joins_later = true;
+        } else if (!self) {
             return s_err(why, whylen,
                          "initial_cluster does not include this node's id %llu",
                          (unsigned long long)c->id);

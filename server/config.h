@@ -31,6 +31,9 @@ typedef struct {
      * (a Kubernetes StatefulSet's pod zraft-2 is node 3), so that one pod
      * template serves every member. */
     bool id_from_hostname;
+    /* The name id_from_hostname reads; empty: gethostname() (tests set it;
+     * not a configuration key). */
+    char hostname[256];
     char raft_addr[CONFIG_ADDR_MAX]; /* host:port peers reach us at */
     /* host:port the Raft port binds; empty: raft_addr's host (a name is
      * resolved once at start). "0.0.0.0:port" binds every interface. */
@@ -44,6 +47,9 @@ typedef struct {
     char initial_cluster[1024];          /* "1=host:port,2=host:port" */
     config_peer peers[CONFIG_MAX_PEERS]; /* parsed initial_cluster */
     uint32_t n_peers;
+    /* With id_from_hostname, an id that initial_cluster does not list:
+     * n_peers is 0 and the node starts empty, to be added later. */
+    bool joins_later;
     uint64_t cluster_id;
     uint32_t election_timeout_min_ms;
     uint32_t election_timeout_max_ms;

@@ -643,6 +643,13 @@ int main(int argc, char **argv)
         logf_(L_INFO, "bootstrapped a %u-member cluster: %s", D.cfg.n_peers,
               zraft_strerror(rv));
     }
+    if (D.cfg.joins_later) {
+        logf_(L_INFO,
+              "id %llu is not in initial_cluster: starting empty, "
+              "waiting for the leader to add it (POST "
+              "/cluster/learners, then /cluster/membership)",
+              (unsigned long long)D.cfg.id);
+    }
     http_backend b = {
         .write = b_write,
         .read = b_read,

@@ -236,3 +236,37 @@ Test(config, validate_takes_the_id_from_this_hosts_name)
         cr_assert(strstr(why, "does not end in -<ordinal>") != NULL, "%s", why);
     }
 }
+
+Test(config, a_pod_beyond_initial_cluster_starts_empty)
+{
+    /* zraft-3 of a StatefulSet scaled to 4: id 4, not an initial member. */
+    const char *ic =
+        "1=zraft-0.zraft:7001,2=zraft-1.zraft:7001,3=zraft-2.zraft:7001";
+    config c;
+    config_defaults(&c);
+    snprintf(c.initial_cluster, sizeof c.initial_cluster, "%s", ic);
+    c.id_from_hostname = true;
+    snprintf(c.hostname, sizeof c.hostname, "zraft-3");
+    cr_assert_eq(config_validate(&c, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(c.id, 4);
+    cr_assert(c.joins_later);
+    cr_assert_eq(c.n_peers, 0, "it must not bootstrap a cluster of its own");
+    /* An initial member of the same template bootstraps. */
+    config m;
+    config_defaults(&m);
+    snprintf(m.initial_cluster, sizeof m.initial_cluster, "%s", ic);
+    m.id_from_hostname = true;
+    snprintf(m.hostname, sizeof m.hostname, "zraft-1");
+    cr_assert_eq(config_validate(&m, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(m.id, 2);
+    cr_assert(!m.joins_later);
+    cr_assert_eq(m.n_peers, 3);
+    /* A given id outside initial_cluster stays an error (a typo). */
+    config d;
+    config_defaults(&d);
+    snprintf(d.initial_cluster, sizeof d.initial_cluster, "%s", ic);
+    d.id = 4;
+    cr_assert_eq(config_validate(&d, why, sizeof why), -1);
+    cr_assert(strstr(why, "does not include this node's id 4") != NULL, "%s",
+              why);
+}
