@@ -34,7 +34,8 @@ if ! kubectl kustomize "$root/deploy/k8s" >"$work/all.yaml" 2>"$work/err"; then
   sed 's/^/    /' "$work/err"
   exit 1
 fi
-echo "ok   kubectl kustomize renders deploy/k8s ($(kubectl version --client 2>/dev/null | head -1))"
+echo "ok   kubectl kustomize renders deploy/k8s (kubectl $(kubectl version --client 2>/dev/null |
+  grep -o 'v[0-9][0-9.]*' | head -1))"
 
 keys=""
 if [ -n "$zraftd" ]; then
