@@ -53,6 +53,8 @@ static const key keys[] = {
     STR(http_listen, "host:port the HTTP server binds (default: http_addr)"),
     STR(data_dir, "directory for the log, metadata and snapshots"),
     STR(initial_cluster, "bootstrap members: \"1=host:port,2=host:port\""),
+    BOOL(join, "never bootstrap: start empty and wait to be added, even when "
+               "initial_cluster lists this id (a member whose data was lost)"),
     U64(cluster_id, 1, UINT64_MAX, "cluster id carried in every frame"),
     U32(election_timeout_min_ms, 10, 600000, "election timeout, lower bound"),
     U32(election_timeout_max_ms, 11, 600000, "election timeout, upper bound"),
@@ -468,7 +470,11 @@ int config_validate(config *c, char *why, size_t whylen)
         for (uint32_t i = 0; i < c->n_peers; i++) {
             self |= c->peers[i].id == c->id;
         }
-        if (!self && c->id_from_hostname) {
+        if (c->join) {
+            /* Told to join: wait to be added by the running cluster. */
+            c->n_peers = 0;
+            c->joins_later = true;
+        } else if (!self && c->id_from_hostname) {
             /* One pod template for every member: a pod beyond the initial
              * members (a StatefulSet scaled out) starts empty and waits to
              * be added, as a node with no initial_cluster does. */

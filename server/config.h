@@ -44,11 +44,14 @@ typedef struct {
      * (a container name, a load balancer, NAT). */
     char http_listen[CONFIG_ADDR_MAX];
     char data_dir[CONFIG_PATH_MAX];
-    char initial_cluster[1024];          /* "1=host:port,2=host:port" */
+    char initial_cluster[1024]; /* "1=host:port,2=host:port" */
+    /* Never bootstrap from initial_cluster: an empty node waits to be
+     * added (a member replaced with an empty volume, same id). */
+    bool join;
     config_peer peers[CONFIG_MAX_PEERS]; /* parsed initial_cluster */
     uint32_t n_peers;
-    /* With id_from_hostname, an id that initial_cluster does not list:
-     * n_peers is 0 and the node starts empty, to be added later. */
+    /* join, or with id_from_hostname an id that initial_cluster does not
+     * list: n_peers is 0 and the node starts empty, to be added later. */
     bool joins_later;
     uint64_t cluster_id;
     uint32_t election_timeout_min_ms;

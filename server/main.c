@@ -645,10 +645,10 @@ int main(int argc, char **argv)
     }
     if (D.cfg.joins_later) {
         logf_(L_INFO,
-              "id %llu is not in initial_cluster: starting empty, "
-              "waiting for the leader to add it (POST "
-              "/cluster/learners, then /cluster/membership)",
-              (unsigned long long)D.cfg.id);
+              "%s: not bootstrapping; unless it has a log already, it waits "
+              "for the leader to add it (POST /cluster/learners, then "
+              "/cluster/membership)",
+              D.cfg.join ? "join is set" : "id not in initial_cluster");
     }
     http_backend b = {
         .write = b_write,

@@ -270,3 +270,22 @@ Test(config, a_pod_beyond_initial_cluster_starts_empty)
     cr_assert(strstr(why, "does not include this node's id 4") != NULL, "%s",
               why);
 }
+
+Test(config, join_never_bootstraps)
+{
+    /* A member replaced with an empty volume keeps its id and its place in
+     * initial_cluster, but must wait to be added, not found a cluster. */
+    config c;
+    config_defaults(&c);
+    char *env[] = {"ZRAFT_ID=2", "ZRAFT_JOIN=true",
+                   "ZRAFT_INITIAL_CLUSTER=1=a:7001,2=b:7001,3=c:7001", NULL};
+    cr_assert_eq(config_load_env(&c, env, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(config_validate(&c, why, sizeof why), 0, "%s", why);
+    cr_assert(c.join);
+    cr_assert(c.joins_later);
+    cr_assert_eq(c.n_peers, 0);
+    /* Validation still checks the list it ignores. */
+    char *bad[] = {"ZRAFT_INITIAL_CLUSTER=1=a", NULL};
+    cr_assert_eq(config_load_env(&c, bad, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(config_validate(&c, why, sizeof why), -1);
+}
