@@ -12,7 +12,9 @@
 #   (asked from inside a task's container); a rolling restart with
 #   deploy/swarm/rolling-update.sh (`docker service update --force` of each
 #   member in turn, the leader last) while a client writes: every member
-#   got a new task, no acknowledged write is lost; then `docker stack rm`,
+#   got a new task, no acknowledged write is lost; member 4 added with
+#   deploy/swarm/zraft-member4.yml (the others untouched), as a learner,
+#   then promoted; then `docker stack rm`,
 #   the volumes removed, `docker swarm leave`.
 #
 # Prints "swarm: skipped: <reason>" and exits 0 where swarm cannot run (the
@@ -30,7 +32,7 @@ export DOCKER
 STACK=zraftswarmtest
 # Host ports for the members' HTTP (mode: host); random, as the system tests.
 base=$((20000 + RANDOM % 20000))
-for n in 1 2 3; do export "ZRAFT_HTTP_PORT_$n=$((base + n))"; done
+export ZRAFT_HTTP_PORT_1=$((base + 1)) ZRAFT_HTTP_PORT_2=$((base + 2)) ZRAFT_HTTP_PORT_3=$((base + 3))
 pass=0
 swarm_ours=0
 stack_up=0
@@ -85,7 +87,7 @@ trap 'exit 130' INT TERM
 dump() {
   local s
   "$DOCKER" stack ps --no-trunc "$STACK" 2>&1 | head -20 | sed 's/^/    /'
-  for s in 1 2 3; do
+  for s in 1 2 3 4; do
     echo "--- docker service logs ${STACK}_zraft$s (last 10 lines)"
     "$DOCKER" service logs --tail 10 "${STACK}_zraft$s" 2>&1 | sed 's/^/    /'
   done
@@ -315,5 +317,43 @@ PY
 }
 check "no acknowledged write lost (${#acked[@]} keys, each member's own copy)" every_copy
 check "linearizable reads through every member (30 keys, redirects followed)" reads_a
+
+# ------------------------------------------------------------ scale out
+
+# Member 4 (deploy/swarm/zraft-member4.yml): the same stack deployed again
+# with the second file; members 1-3 stay as they are, zraft4 waits, empty,
+# until it is added as a learner and promoted.
+export ZRAFT_HTTP_PORT_4=$((base + 4))
+CONNECT+=(--connect-to "zraft4:8001:127.0.0.1:$ZRAFT_HTTP_PORT_4")
+for n in 1 2 3; do before[$n]=$(task_container "$n"); done
+step "label the node for member 4" "$DOCKER" node update --label-add zraft.member4=true "$self"
+step "stack deploy with zraft-member4.yml" "$DOCKER" stack deploy \
+  -c "$root/deploy/swarm/zraft-stack.yml" -c "$root/deploy/swarm/zraft-member4.yml" "$STACK"
+check "zraft4 answers" wait_for 120 answers 4
+check "zraft4 waits, empty, outside the membership" \
+  bash -c "[ \"\$(curl -s http://127.0.0.1:$ZRAFT_HTTP_PORT_4/cluster/status |
+    python3 -c 'import json,sys; s=json.load(sys.stdin); print(s[\"last_applied\"], s[\"voters\"])')\" = '0 []' ]"
+unchanged() {
+  local n
+  for n in 1 2 3; do
+    [ "$(task_container "$n")" = "${before[$n]}" ] || { echo "    member $n was restarted"; return 1; }
+  done
+}
+check "members 1-3 were left as they were" unchanged
+post() { # member path json -> HTTP status
+  curl -s -L "${CONNECT[@]}" --max-time 15 -o /dev/null -w '%{http_code}' -X POST \
+    -H 'Content-Type: application/json' --data-binary "$3" "http://127.0.0.1:$(port "$1")$2" || true
+}
+check "POST /cluster/learners adds zraft4" \
+  [ "$(post 1 /cluster/learners '{"id":4,"raft_addr":"zraft4:7001","http_addr":"zraft4:8001"}')" = 200 ]
+L=$(leader_of 1 2 3)
+c=$(field "$L" commit_index)
+check "zraft4 catches up to $c" wait_for 60 applied_at_least 4 "$c"
+check "POST /cluster/membership makes it a voter" \
+  [ "$(post 1 /cluster/membership '{"voters":[1,2,3,4]}')" = 200 ]
+check "voters are [1, 2, 3, 4]" wait_for 30 bash -c "[ \"\$(curl -s $(status_url "$L") |
+  python3 -c 'import json,sys; print(sorted(json.load(sys.stdin)[\"voters\"]))')\" = '[1, 2, 3, 4]' ]"
+check "a write through zraft4" [ "$(put 4 via-member4 yes)" = 204 ]
+check "read back through member 1" [ "$(get 1 via-member4)" = yes ]
 
 echo "swarm: $pass passed, 0 failed"
