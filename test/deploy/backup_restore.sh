@@ -76,4 +76,6 @@ code=$(curl -s -L -o /dev/null -w '%{http_code}' "http://$(http 1)/kv/after-back
 check "restored: the write after the backup is not there (HTTP $code)" [ "$code" = 404 ]
 check "restored: new writes are taken" [ "$(put 2 new y)" = 204 ]
 check "and read back" [ "$(get 3 new)" = y ]
+kill_nodes
+check "no sanitizer report in the nodes' logs" no_sanitizer_report "$work"
 echo "$pass passed, $fail failed"
