@@ -90,9 +90,19 @@ caught_up() {
   [ -n "$a" ] && [ "$a" -ge "$2" ] && [ -n "$(status "$1" leader)" ]
 }
 
+# leader_wait SECONDS: prints the agreed leader once there is one.
+leader_wait() {
+  local deadline=$((SECONDS + $1)) l
+  until l=$(leader); do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+  echo "$l"
+}
+
 not_leading() { [ "$(status "$1" role)" != leader ]; }
 
-L=$(poll 30 leader && leader) || die "the members do not all answer and agree on a leader: nothing done"
+L=$(leader_wait 30) || die "the members do not all answer and agree on a leader: nothing done"
 order=()
 for id in "${ids[@]}"; do [ "$id" = "$L" ] || order+=("$id"); done
 order+=("$L")
@@ -100,15 +110,20 @@ say "leader is $L; order: ${order[*]}"
 
 for id in "${order[@]}"; do
   svc=${stack}_zraft$id
-  L=$(poll "$timeout" leader && leader) || die "no agreed leader before updating member $id"
+  L=$(leader_wait "$timeout") || die "no agreed leader before updating member $id"
   if [ "$id" = "$L" ] && [ "${#ids[@]}" -gt 1 ]; then
     to=${order[0]}
-    say "member $id leads: handing leadership to $to"
-    r=$(curl -s --max-time 10 -w ' (HTTP %{http_code})' -X POST -H 'Content-Type: application/json' \
-      --data-binary "{\"to\":$to}" "${url[$id]}/cluster/transfer-leader" || true)
-    say "transfer-leader: $r"
-    # A refused transfer is not fatal: the stop's SIGTERM starts an election.
-    poll 10 not_leading "$id" || say "member $id still leads; going on"
+    # 200 means the transfer started: it is abandoned when $to does not
+    # catch up within an election timeout (a slow disk under load), so
+    # look, and ask again. Not fatal either way: the stop's SIGTERM leads
+    # to an election.
+    for attempt in 1 2 3; do
+      r=$(curl -s --max-time 10 -w ' (HTTP %{http_code})' -X POST -H 'Content-Type: application/json' \
+        --data-binary "{\"to\":$to}" "${url[$id]}/cluster/transfer-leader" || true)
+      say "member $id leads: handing leadership to $to (attempt $attempt): $r"
+      if poll 3 not_leading "$id"; then break; fi
+    done
+    not_leading "$id" || say "member $id still leads; going on"
   fi
   t0=$SECONDS
   say "updating $svc"
@@ -121,7 +136,7 @@ for id in "${order[@]}"; do
   fi
   # What a majority had committed once the member was back: it must have
   # applied that before the next member goes down.
-  L=$(poll "$timeout" leader && leader) || die "no leader agreed on after updating member $id"
+  L=$(leader_wait "$timeout") || die "no leader agreed on after updating member $id"
   c=$(status "$L" commit_index)
   [ -n "$c" ] || die "leader $L does not answer"
   poll "$timeout" caught_up "$id" "$c" || die "member $id did not catch up to $c"
