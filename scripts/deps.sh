@@ -6,8 +6,12 @@ set -euo pipefail
 # dpkg-dev: CPack's .deb (dpkg-shlibdeps finds its dependencies).
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libzmq3-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev curl
-      procps python3 redis-tools
+      procps python3 python3-yaml redis-tools
       chromium-headless-shell dpkg-dev file)
+# kubectl renders deploy/k8s in the tests (test/deploy): Debian's
+# kubernetes-client, unless a kubectl is already installed (another
+# package's /usr/bin/kubectl would conflict with it).
+command -v kubectl >/dev/null || pkgs+=(kubernetes-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -42,6 +43,9 @@ typedef struct {
 
 static const key keys[] = {
     U64(id, 1, UINT64_MAX, "this node's id (non-zero)"),
+    BOOL(id_from_hostname,
+         "id = N + 1 from this host's name name-N (a StatefulSet pod: "
+         "zraft-2 is id 3); a bare --id-from-hostname means true"),
     STR(raft_addr, "host:port for Raft traffic, as peers reach it"),
     STR(raft_listen, "host:port the Raft port binds (default: raft_addr; "
                      "0.0.0.0:port for every interface)"),
@@ -49,6 +53,8 @@ static const key keys[] = {
     STR(http_listen, "host:port the HTTP server binds (default: http_addr)"),
     STR(data_dir, "directory for the log, metadata and snapshots"),
     STR(initial_cluster, "bootstrap members: \"1=host:port,2=host:port\""),
+    BOOL(join, "never bootstrap: start empty and wait to be added, even when "
+               "initial_cluster lists this id (a member whose data was lost)"),
     U64(cluster_id, 1, UINT64_MAX, "cluster id carried in every frame"),
     U32(election_timeout_min_ms, 10, 600000, "election timeout, lower bound"),
     U32(election_timeout_max_ms, 11, 600000, "election timeout, upper bound"),
@@ -270,11 +276,16 @@ int config_load_flags(config *c, int argc, char **argv, char *why,
             name[j] = a[j] == '-' ? '_' : a[j];
         }
         name[n] = '\0';
+        if (!eq && !strcmp(name, "help")) {
+            continue;
+        }
+        const key *k = s_key(name, n);
         const char *val;
         if (eq) {
             val = eq + 1;
-        } else if (!strcmp(name, "help")) {
-            continue;
+        } else if (k != NULL && k->type == K_BOOL &&
+                   (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2))) {
+            val = "true"; /* a bare boolean flag: --id-from-hostname */
         } else if (i + 1 < argc) {
             val = argv[++i];
         } else {
@@ -283,7 +294,6 @@ int config_load_flags(config *c, int argc, char **argv, char *why,
         if (!strcmp(name, "config")) {
             continue; /* handled by config_parse */
         }
-        const key *k = s_key(name, n);
         if (k == NULL) {
             return s_err(why, whylen, "unknown flag '--%.*s'", (int)n, a);
         }
@@ -312,10 +322,60 @@ static int s_check_addr(const char *what, const char *a, char *why,
     return 0;
 }
 
+int config_id_from_hostname(config *c, const char *hostname, char *why,
+                            size_t whylen)
+{
+    /* The first label: a pod's name, also when given as an FQDN. */
+    size_t len = strcspn(hostname, ".");
+    const char *dash = NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (hostname[i] == '-') {
+            dash = hostname + i;
+        }
+    }
+    const char *digits = dash ? dash + 1 : NULL;
+    size_t nd = digits ? len - (size_t)(digits - hostname) : 0;
+    bool ok = digits != NULL && dash != hostname && nd > 0 && nd <= 9;
+    for (size_t i = 0; ok && i < nd; i++) {
+        ok = isdigit((unsigned char)digits[i]) != 0;
+    }
+    if (!ok) {
+        return s_err(why, whylen,
+                     "id_from_hostname: host name '%.*s' does not end in "
+                     "-<ordinal> of at most 9 digits (a StatefulSet pod's "
+                     "name: zraft-2 is id 3); set id instead",
+                     (int)len, hostname);
+    }
+    uint64_t id = strtoull(digits, NULL, 10) + 1;
+    if (c->id != 0 && c->id != id) {
+        return s_err(why, whylen,
+                     "id %llu disagrees with id_from_hostname ('%.*s' is id "
+                     "%llu); give one of them",
+                     (unsigned long long)c->id, (int)len, hostname,
+                     (unsigned long long)id);
+    }
+    c->id = id;
+    return 0;
+}
+
 int config_validate(config *c, char *why, size_t whylen)
 {
+    if (c->id_from_hostname) {
+        char host[sizeof c->hostname];
+        if (c->hostname[0] != '\0') {
+            memcpy(host, c->hostname, sizeof host);
+        } else if (gethostname(host, sizeof host) != 0) {
+            return s_err(why, whylen, "id_from_hostname: gethostname: %s",
+                         strerror(errno));
+        }
+        host[sizeof host - 1] = '\0';
+        if (config_id_from_hostname(c, host, why, whylen) != 0) {
+            return -1;
+        }
+    }
     if (c->id == 0) {
-        return s_err(why, whylen, "id is required (a non-zero number)");
+        return s_err(why, whylen,
+                     "id is required (a non-zero number, or id_from_hostname)");
     }
     if (s_check_addr("raft_addr", c->raft_addr, why, whylen) != 0 ||
         s_check_addr("http_addr", c->http_addr, why, whylen) != 0 ||
@@ -358,6 +418,7 @@ int config_validate(config *c, char *why, size_t whylen)
     }
     /* initial_cluster: "id=host:port,..." */
     c->n_peers = 0;
+    c->joins_later = false;
     const char *p = c->initial_cluster;
     while (*p != '\0') {
         const char *end = strchr(p, ',');
@@ -409,7 +470,17 @@ int config_validate(config *c, char *why, size_t whylen)
         for (uint32_t i = 0; i < c->n_peers; i++) {
             self |= c->peers[i].id == c->id;
         }
-        if (!self) {
+        if (c->join) {
+            /* Told to join: wait to be added by the running cluster. */
+            c->n_peers = 0;
+            c->joins_later = true;
+        } else if (!self && c->id_from_hostname) {
+            /* One pod template for every member: a pod beyond the initial
+             * members (a StatefulSet scaled out) starts empty and waits to
+             * be added, as a node with no initial_cluster does. */
+            c->n_peers = 0;
+            c->joins_later = true;
+        } else if (!self) {
             return s_err(why, whylen,
                          "initial_cluster does not include this node's id %llu",
                          (unsigned long long)c->id);

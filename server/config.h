@@ -27,6 +27,13 @@ typedef struct {
 
 typedef struct {
     uint64_t id;
+    /* Take the id from this host's name, "<name>-<ordinal>": ordinal + 1
+     * (a Kubernetes StatefulSet's pod zraft-2 is node 3), so that one pod
+     * template serves every member. */
+    bool id_from_hostname;
+    /* The name id_from_hostname reads; empty: gethostname() (tests set it;
+     * not a configuration key). */
+    char hostname[256];
     char raft_addr[CONFIG_ADDR_MAX]; /* host:port peers reach us at */
     /* host:port the Raft port binds; empty: raft_addr's host (a name is
      * resolved once at start). "0.0.0.0:port" binds every interface. */
@@ -37,9 +44,15 @@ typedef struct {
      * (a container name, a load balancer, NAT). */
     char http_listen[CONFIG_ADDR_MAX];
     char data_dir[CONFIG_PATH_MAX];
-    char initial_cluster[1024];          /* "1=host:port,2=host:port" */
+    char initial_cluster[1024]; /* "1=host:port,2=host:port" */
+    /* Never bootstrap from initial_cluster: an empty node waits to be
+     * added (a member replaced with an empty volume, same id). */
+    bool join;
     config_peer peers[CONFIG_MAX_PEERS]; /* parsed initial_cluster */
     uint32_t n_peers;
+    /* join, or with id_from_hostname an id that initial_cluster does not
+     * list: n_peers is 0 and the node starts empty, to be added later. */
+    bool joins_later;
     uint64_t cluster_id;
     uint32_t election_timeout_min_ms;
     uint32_t election_timeout_max_ms;
@@ -70,7 +83,13 @@ int config_load_env(config *c, char *const *envp, char *why, size_t whylen);
  * handled by the caller (config_parse does it all). */
 int config_load_flags(config *c, int argc, char **argv, char *why,
                       size_t whylen);
-/* Checks the whole configuration and parses initial_cluster. */
+/* Sets c->id from `hostname` ("name-N", or its first label when it has
+ * dots: N + 1). An id given too must be the same. Returns 0, or -1 with a
+ * message in why (no ordinal, one too large, a disagreeing id). */
+int config_id_from_hostname(config *c, const char *hostname, char *why,
+                            size_t whylen);
+/* Checks the whole configuration and parses initial_cluster; with
+ * id_from_hostname, takes the id from gethostname() first. */
 int config_validate(config *c, char *why, size_t whylen);
 /* Everything: defaults, --config FILE (or ZRAFT_CONFIG), env, flags,
  * validation. Returns 0, 1 for --help (usage printed to `why`), -1. */

@@ -670,6 +670,13 @@ int main(int argc, char **argv)
         logf_(L_INFO, "bootstrapped a %u-member cluster: %s", D.cfg.n_peers,
               zraft_strerror(rv));
     }
+    if (D.cfg.joins_later) {
+        logf_(L_INFO,
+              "%s: not bootstrapping; unless it has a log already, it waits "
+              "for the leader to add it (POST /cluster/learners, then "
+              "/cluster/membership)",
+              D.cfg.join ? "join is set" : "id not in initial_cluster");
+    }
     http_backend b = {
         .write = b_write,
         .read = b_read,

@@ -35,8 +35,10 @@ void resolver_destroy(resolver **r);
 /* The endpoint of `addr` ("host:port") into out ("tcp://IP:port"):
  *   0               filled (a numeric host, or the cached answer);
  *   ZRAFT_EAGAIN    no answer yet, a lookup is under way;
- *   ZRAFT_ENOTFOUND the name did not resolve (and none ever did); retried
- *                   on the next refresh request;
+ *   ZRAFT_ENOTFOUND the name did not resolve (and none ever did); while
+ *                   it never has, any call at least refresh_ms after the
+ *                   last lookup starts another (a peer whose DNS record
+ *                   does not exist yet, e.g. a pod starting in parallel);
  *   ZRAFT_EINVAL    not host:port, or out too small.
  * `refresh`: also look the name up again (in the background) if the last
  * lookup is older than refresh_ms: the peer may have moved. */

@@ -13,7 +13,9 @@
 #   catches up, and the write it was sent while cut off is nowhere; node 4
 #   joins as a learner and is promoted; `docker stop` exits 0 (SIGTERM
 #   handled, not the SIGKILL after the timeout); the cluster restarts from
-#   its volumes with every write.
+#   its volumes with every write. Then test/docker/swarm.sh: the Swarm
+#   stack of deploy/swarm, rolled one member at a time under writes
+#   (ZRAFT_SWARM_TEST=0 leaves it out).
 #
 # Engine: the one DOCKER_HOST (or the default socket) names if it answers;
 # otherwise it installs docker.io, docker-compose and debootstrap (Debian,
@@ -434,5 +436,15 @@ done
 step "compose start (4 nodes, same volumes)" "${COMPOSE[@]}" start
 check "a leader is elected again" wait_for 30 has_leader 1 2 3 4
 check "every acknowledged write is there (${#acked[@]} keys)" reads 1 2 3 4
+
+# Many machines: deploy/swarm's stack on a one-machine swarm, in a script of
+# its own (test/docker/swarm.sh); the compose cluster goes first.
+step "compose down -v" "${COMPOSE[@]}" down -v --remove-orphans --timeout "$STOP_TIMEOUT"
+compose_up=0
+if [ "${ZRAFT_SWARM_TEST:-1}" != 0 ]; then
+  "$here/swarm.sh" || fail "swarm stack (test/docker/swarm.sh)"
+else
+  echo "swarm: left out (ZRAFT_SWARM_TEST=0)"
+fi
 
 echo "$pass passed, 0 failed"

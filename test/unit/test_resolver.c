@@ -102,3 +102,26 @@ Test(resolver, destroy_does_not_wait_for_a_lookup)
     resolver_destroy(&r);
     cr_assert_null(r);
 }
+
+Test(resolver, a_name_that_never_resolved_is_looked_up_again_unasked)
+{
+    /* Pods of a StatefulSet start together: a peer's DNS name may not exist
+     * yet when a node starts. The node must keep looking it up (callers ask
+     * without refresh while they have no endpoint) rather than give up.
+     * .invalid never resolves (RFC 6761). */
+    resolver *r = resolver_new(200);
+    const char *addr = "zraft-1.zraft.no-such-namespace.invalid:7001";
+    cr_assert_eq(s_until_answered(r, addr), ZRAFT_ENOTFOUND);
+    cr_assert_eq(resolver_lookups(r), 1);
+    /* Asked again, never with refresh: a new lookup once 200 ms passed. */
+    struct timespec pause = {0, 1000000};
+    bool retried = false;
+    for (int i = 0; i < 30000 && !retried; i++) {
+        int rv = resolver_endpoint(r, addr, false, out, sizeof out);
+        cr_assert(rv == ZRAFT_ENOTFOUND || rv == ZRAFT_EAGAIN, "answer %d", rv);
+        retried = resolver_lookups(r) >= 2;
+        nanosleep(&pause, NULL);
+    }
+    cr_assert(retried, "the name was not looked up again");
+    resolver_destroy(&r);
+}
