@@ -77,6 +77,8 @@ typedef struct {
     int fatal;
     uint64_t writes;
     uint64_t mem_index; /* membership index last published */
+    /* Tracing (trace.h): the highest index stamped at these stages. */
+    uint64_t tr_replied, tr_matched, tr_committed;
 } core;
 
 static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -260,8 +262,18 @@ static zraft_id s_lane(const command *k)
     }
 }
 
+/* Stamps `stage` for the sampled indexes in (*last, hi] (tracing only). */
+static void s_trace(core *c, uint64_t *last, uint64_t hi, int stage)
+{
+    if (trace_sampled(0) && hi > *last) {
+        trace_stamp_range(c->n->cfg.id, *last + 1, hi, stage);
+        *last = hi;
+    }
+}
+
 static void s_apply(core *c, uint64_t upto)
 {
+    s_trace(c, &c->tr_committed, upto, TRACE_COMMITTED);
     size_t k = 0;
     while (k < c->n_pw && c->pw[k].id.index <= upto) {
         k++;
@@ -328,6 +340,10 @@ static void s_run(core *c, const command *k)
             break;
         default:
             rpc_server_send(c->srv, x, RPC_KIND_REPL);
+            if (x->type == MSG_APPEND_RESP && x->u.append_resp.success) {
+                s_trace(c, &c->tr_replied, x->u.append_resp.index,
+                        TRACE_FREPLIED);
+            }
             break;
         }
         break;
@@ -649,6 +665,12 @@ static void s_propose(core *c, api_req **writes, size_t n)
         memcpy(c->pw + c->n_pw, pw, n * sizeof(*pw));
         c->n_pw += n;
         c->writes += n;
+        for (size_t i = 0; i < n && writes[0]->t_ns != 0; i++) {
+            if (trace_sampled(ents[i].id.index)) {
+                trace_begin(ents[i].id.index, c->n->cfg.id, writes[i]->t_ns);
+                trace_stamp(c->n->cfg.id, ents[i].id.index, TRACE_CORE);
+            }
+        }
         s_commands(c); /* APPEND takes its own payload references */
     } else {
         s_fail_writes(c, pw, n, rv);
@@ -877,7 +899,11 @@ static void s_mailbox(core *c, const amsg *m)
         if (m->u.matched.vote_term != st.term || st.role != ROLE_LEADER) {
             break;
         }
-        engine_recv(c->e, &m->u.matched.resp);
+        const msg *r = &m->u.matched.resp;
+        if (r->type == MSG_APPEND_RESP && r->u.append_resp.success) {
+            s_trace(c, &c->tr_matched, r->u.append_resp.index, TRACE_MATCHED);
+        }
+        engine_recv(c->e, r);
         s_commands(c);
         break;
     }
@@ -913,6 +939,13 @@ static void s_drain_rpc(core *c, uint64_t now)
 {
     msg x;
     while (rpc_server_recv(c->srv, &x, now) == 1) {
+        if (x.type == MSG_APPEND && x.u.append.n_entries > 0 &&
+            trace_sampled(0)) {
+            trace_stamp_range(
+                c->n->cfg.id, x.u.append.entries[0].id.index,
+                x.u.append.entries[x.u.append.n_entries - 1].id.index,
+                TRACE_FRECV);
+        }
         if (!c->fatal) {
             engine_recv(c->e, &x);
             s_commands(c);

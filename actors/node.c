@@ -517,6 +517,7 @@ int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
     r->wcb = cb;
     r->arg = arg;
     r->w = NULL;
+    r->t_ns = trace_sampled(0) ? trace_now_ns() : 0; /* tracing is on */
     int rv = s_push(n, r);
     if (rv != 0) {
         free(r);

@@ -16,6 +16,7 @@
 
 #include "actors/actor.h"
 #include "actors/logcache.h"
+#include "actors/trace.h"
 #include "core/engine.h"
 #include "transport/rpc.h"
 #include "zraft.h"
@@ -52,6 +53,7 @@ typedef struct api_req {
     uint32_t n;
     zraft_member *members; /* INIT: borrowed (the caller waits) */
     waiter *w;             /* admin: completes once committed */
+    uint64_t t_ns;         /* WRITE: when it was called (tracing only) */
 } api_req;
 
 typedef struct repl repl;

@@ -48,6 +48,7 @@ typedef struct {
     uint64_t snap_retry;  /* after an aborted transfer, none before this */
     uint64_t snap_pub_ms; /* metrics last published */
     uint64_t pub_sent, pub_resent; /* ... with these counts */
+    uint64_t tr_acked;             /* tracing: highest index stamped */
 } stream;
 
 static void s_report(stream *s, int err)
@@ -126,6 +127,9 @@ static void s_update(stream *s, const amsg *u)
     m.u.append.n_entries = (uint32_t)got;
     m.u.append.entries = s->ents;
     int rv = rpc_conn_send(s->conn, &m);
+    if (rv == 0 && got > 0 && trace_sampled(0)) {
+        trace_stamp_range(n->cfg.id, from, from + got - 1, TRACE_SENT);
+    }
     for (size_t i = 0; i < got; i++) {
         zraft_buf_unref(s->ents[i].payload);
     }
@@ -231,6 +235,12 @@ static void s_reply(stream *s, msg *resp, uint64_t now)
     }
     if (resp->type == MSG_SNAPSHOT_RESP && s->snap.state == SNAPSEND_SENT) {
         snapsend_stop(&s->snap); /* installed (or refused): done */
+    }
+    if (resp->type == MSG_APPEND_RESP && resp->u.append_resp.success &&
+        trace_sampled(0) && resp->u.append_resp.index > s->tr_acked) {
+        trace_stamp_range(s->r->n->cfg.id, s->tr_acked + 1,
+                          resp->u.append_resp.index, TRACE_ACKED);
+        s->tr_acked = resp->u.append_resp.index;
     }
     if (resp->type == MSG_APPEND_RESP || resp->type == MSG_HEARTBEAT_RESP ||
         resp->type == MSG_SNAPSHOT_RESP) {

@@ -122,9 +122,16 @@ static void s_apply(smw *w, amsg *m)
             w->applied = e->id.index;
             w->applied_id = e->id;
             batch++;
+            if (trace_sampled(e->id.index)) {
+                trace_stamp(n->cfg.id, e->id.index, TRACE_APPLIED);
+            }
             while (wi < nw && ws[wi].id.index < e->id.index) {
                 ws[wi].cb(ws[wi].arg, ZRAFT_ELEADERSHIP_LOST, ws[wi].id, NULL);
                 wi++;
+            }
+            if (wi < nw && ws[wi].id.index == e->id.index &&
+                trace_sampled(e->id.index)) {
+                trace_stamp(n->cfg.id, e->id.index, TRACE_CALLBACK);
             }
             while (wi < nw && ws[wi].id.index == e->id.index) {
                 int err =

@@ -23,6 +23,7 @@
 
 #include "bench/http_load.h"
 #include "bench/resp_load.h"
+#include "bench/trace.h"
 #include "zraft.h"
 #include "zraft_disk.h"
 
@@ -39,6 +40,7 @@ typedef struct {
     const char *http;  /* host:port of a running zraftd cluster */
     const char *resp;  /* host:port of a zraftd RESP port (the leader's) */
     uint32_t pipeline; /* --resp: requests in flight per connection */
+    uint32_t trace;    /* --trace: sample one write in this many (0: off) */
 } opts;
 
 typedef struct bench bench;
@@ -312,28 +314,38 @@ static void usage(void)
         "                   [--threads] [--storage memory|disk] [--dir DIR]\n"
         "                   [--http HOST:PORT]\n"
         "                   [--resp HOST:PORT [--pipeline N]]\n"
+        "                   [--trace[=N]]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
         "the leader are followed) with C keep-alive HTTP clients.\n"
         "--resp drives the leader's RESP port with C connections, each\n"
         "keeping N SETs in flight (one client thread, epoll).\n"
         "Starts an N-node cluster in this process (in-process network,\n"
         "memory storage, or the durable log with fsync under DIR) and\n"
-        "drives it with C closed-loop clients.\n");
+        "drives it with C closed-loop clients.\n"
+        "--trace samples one write in N (default 64) and prints the median\n"
+        "and p99 of each step of its commit path (in-process runs only).\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {
-        {"nodes", 1, 0, 'n'},    {"clients", 1, 0, 'c'},
-        {"duration", 1, 0, 'd'}, {"ops", 1, 0, 'o'},
-        {"payload", 1, 0, 'p'},  {"json", 1, 0, 'j'},
-        {"threads", 0, 0, 't'},  {"help", 0, 0, 'h'},
-        {"storage", 1, 0, 's'},  {"dir", 1, 0, 'D'},
-        {"http", 1, 0, 'H'},     {"resp", 1, 0, 'R'},
-        {"pipeline", 1, 0, 'P'}, {0, 0, 0, 0}};
+    static struct option lo[] = {{"nodes", 1, 0, 'n'},
+                                 {"clients", 1, 0, 'c'},
+                                 {"duration", 1, 0, 'd'},
+                                 {"ops", 1, 0, 'o'},
+                                 {"payload", 1, 0, 'p'},
+                                 {"json", 1, 0, 'j'},
+                                 {"threads", 0, 0, 't'},
+                                 {"help", 0, 0, 'h'},
+                                 {"storage", 1, 0, 's'},
+                                 {"dir", 1, 0, 'D'},
+                                 {"http", 1, 0, 'H'},
+                                 {"resp", 1, 0, 'R'},
+                                 {"pipeline", 1, 0, 'P'},
+                                 {"trace", 2, 0, 'T'},
+                                 {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
-    b->o =
-        (opts){3, 16, 128, 5.0, 0, NULL, false, "memory", NULL, NULL, NULL, 1};
+    b->o = (opts){3,        16,   128,  5.0,  0, NULL, false,
+                  "memory", NULL, NULL, NULL, 1, 0};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -372,6 +384,13 @@ int main(int argc, char **argv)
             break;
         case 'P':
             b->o.pipeline = (uint32_t)atoi(optarg);
+            break;
+        case 'T':
+            b->o.trace = optarg ? (uint32_t)atoi(optarg) : 64;
+            if (b->o.trace == 0) {
+                fprintf(stderr, "zraft-bench: --trace=N needs N > 0\n");
+                return 2;
+            }
             break;
         default:
             usage();
@@ -469,6 +488,10 @@ int main(int argc, char **argv)
     memset(b->payload->data, 'x', b->o.payload);
     b->clients = calloc(b->o.clients, sizeof(client));
     b->outstanding = b->o.clients;
+    if (b->o.trace > 0 && bench_trace_start(b->o.trace) != 0) {
+        fprintf(stderr, "zraft-bench: cannot start the trace\n");
+        return 1;
+    }
     uint64_t t0 = now_us();
     for (uint32_t i = 0; i < b->o.clients; i++) {
         b->clients[i].b = b;
@@ -502,6 +525,9 @@ int main(int argc, char **argv)
     }
     pthread_mutex_unlock(&b->lock);
     uint64_t elapsed = now_us() - t0;
+    if (b->o.trace > 0) {
+        bench_trace_report(stdout);
+    }
     uint64_t done = atomic_load(&b->done), errors = atomic_load(&b->errors);
     double wps = (double)done * 1e6 / (double)elapsed;
     uint64_t total = done ? done : 1;
