@@ -73,7 +73,10 @@ typedef struct {
     uint64_t next_read;
     admin_wait admins[64];
     uint32_t n_admins;
-    uint64_t flushed;
+    uint64_t flushed;   /* highest io_seq durable */
+    uint64_t io_sent;   /* highest io_seq handed to the log writer */
+    uint64_t e_flushed; /* highest io_seq the engine was told of */
+    int inline_err;     /* an inline storage write failed (s_commands) */
     int fatal;
     uint64_t writes;
     uint64_t mem_index; /* membership index last published */
@@ -433,8 +436,65 @@ static bool s_lane_busy(core *c, zraft_id lane)
     return false;
 }
 
+/* Performs a storage command on this thread when the storage has nothing
+ * to wait for (zraft_storage.inline_writes) and the log writer has nothing
+ * queued (so io_seq order holds): no hand-off to the log writer and back.
+ * The command is durable on return (c->flushed); the engine hears of it
+ * at the end of s_commands. Returns false when the log writer must do it. */
+static bool s_io_inline(core *c, const command *k)
+{
+    zraft_storage *st = c->n->st;
+    if (!st->inline_writes || c->io_sent > c->flushed) {
+        return false;
+    }
+    int rv = 0;
+    switch (k->type) {
+    case CMD_SAVE_VOTE: {
+        engine_status es;
+        engine_get_status(c->e, &es);
+        rv = st->save_state(st->ctx, k->u.save_vote.term,
+                            k->u.save_vote.voted_for, es.committed);
+        break;
+    }
+    case CMD_APPEND: {
+        uint32_t n = k->u.append.n;
+        logcache_append(&c->n->cache, k->u.append.entries, n);
+        rv = st->append(st->ctx, k->u.append.entries, n);
+        rv = rv != 0 ? rv : st->sync(st->ctx);
+        if (rv == 0 && n > 0 && trace_sampled(0)) {
+            uint64_t lo = k->u.append.entries[0].id.index;
+            uint64_t hi = k->u.append.entries[n - 1].id.index;
+            trace_stamp_range(c->n->cfg.id, lo, hi, TRACE_LDURABLE);
+            trace_stamp_range(c->n->cfg.id, lo, hi, TRACE_FDURABLE);
+        }
+        break;
+    }
+    case CMD_TRUNCATE:
+        return false; /* fails waiting writes: s_io does it */
+    case CMD_PURGE:
+        rv = st->purge(st->ctx, k->u.purge.upto.index);
+        break;
+    default:
+        return false;
+    }
+    if (rv != 0) {
+        /* As the log writer: nothing from here on is durable. */
+        c->inline_err = rv;
+    } else {
+        c->flushed = k->io_seq;
+        c->io_sent = k->io_seq;
+    }
+    return true;
+}
+
 static void s_io(core *c, const command *k)
 {
+    if (c->inline_err != 0) {
+        return; /* a write failed: none after it may be done */
+    }
+    if (k->type != CMD_TRUNCATE && s_io_inline(c, k)) {
+        return;
+    }
     amsg m;
     memset(&m, 0, sizeof m);
     m.type = AM_LOG_IO;
@@ -491,14 +551,38 @@ static void s_io(core *c, const command *k)
     }
     if (actor_send(c->push_log, &m) != 0) {
         amsg_release(&m); /* never reported durable */
+    } else {
+        c->io_sent = k->io_seq;
     }
 }
 
 static void s_admin_check(core *c);
 static void s_publish(core *c);
+static void s_fatal(core *c, int err, const char *what);
+static void s_run_commands(core *c);
+
+/* Tells the engine (and the log cache) that storage ops up to c->flushed
+ * are durable, runs what that produced and releases held commands. */
+static void s_flushed(core *c)
+{
+    c->e_flushed = c->flushed;
+    engine_io_flushed(c->e, c->flushed);
+    engine_status fs;
+    engine_get_status(c->e, &fs);
+    logcache_durable(&c->n->cache, fs.flushed_log_id.index);
+    s_run_commands(c);
+    s_release(c);
+}
 
 /* Executes everything the last event produced. */
 static void s_commands(core *c)
+{
+    s_run_commands(c);
+    s_admin_check(c);
+    s_publish(c);
+}
+
+static void s_run_commands(core *c)
 {
     size_t n;
     const command *cmds = engine_commands(c->e, &n);
@@ -541,8 +625,13 @@ static void s_commands(core *c)
         }
     }
     engine_commands_clear(c->e);
-    s_admin_check(c);
-    s_publish(c);
+    if (c->inline_err != 0) {
+        int err = c->inline_err;
+        c->inline_err = 0;
+        s_fatal(c, err, "storage");
+    } else if (c->flushed > c->e_flushed) {
+        s_flushed(c); /* written inline: durable now */
+    }
 }
 
 /* ---------------------------------------------------------- metrics */
@@ -882,14 +971,9 @@ static void s_mailbox(core *c, const amsg *m)
         if (m->u.flushed.seq > c->flushed) {
             c->flushed = m->u.flushed.seq;
         }
-        engine_io_flushed(c->e, c->flushed);
-        {
-            engine_status fs;
-            engine_get_status(c->e, &fs);
-            logcache_durable(&c->n->cache, fs.flushed_log_id.index);
-        }
-        s_commands(c);
-        s_release(c);
+        s_flushed(c);
+        s_admin_check(c);
+        s_publish(c);
         break;
     case AM_REPL_MATCHED: {
         /* The seed's does_vote_match: a report from a replication session
