@@ -1129,6 +1129,7 @@ void core_main(actor *a, void *arg)
         s_commands(&c);
     }
     zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS];
+    actor_idle idle = {n->cfg.spin_us, 0};
     bool stop = false;
     while (!stop) {
         int ni = 0;
@@ -1143,7 +1144,7 @@ void core_main(actor *a, void *arg)
                                            ZMQ_POLLIN, 0};
         }
         long timeout = 5;
-        zmq_poll(items, ni, timeout);
+        actor_poll(&idle, items, ni, timeout);
         uint64_t now = actor_now_ms();
         amsg m;
         while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {

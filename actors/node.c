@@ -148,6 +148,34 @@ static int s_wait(waiter *w, int timeout_ms)
 /* Queues `r` for the core. The stopping flag is read under the queue lock
  * that zraft_node_destroy() takes to set it, so a request is either
  * refused here or queued before the core's last drain (which answers it). */
+/* The node whose state machine thread is running a batch of client
+ * callbacks on this thread, and whether a request it queued still has to
+ * wake its core (node_callbacks_begin/end). */
+static _Thread_local zraft_node *tl_cb_node;
+static _Thread_local bool tl_cb_wake;
+
+static void s_wake(zraft_node *n)
+{
+    uint64_t one = 1;
+    ssize_t w = write(n->efd, &one, sizeof one);
+    (void)w;
+}
+
+void node_callbacks_begin(zraft_node *n)
+{
+    tl_cb_node = n;
+    tl_cb_wake = false;
+}
+
+void node_callbacks_end(zraft_node *n)
+{
+    tl_cb_node = NULL;
+    if (tl_cb_wake) {
+        tl_cb_wake = false;
+        s_wake(n);
+    }
+}
+
 static int s_push(zraft_node *n, api_req *r)
 {
     r->next = NULL;
@@ -168,10 +196,14 @@ static int s_push(zraft_node *n, api_req *r)
     }
     n->qtail = r;
     pthread_mutex_unlock(&n->qlock);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t w = write(n->efd, &one, sizeof one);
-        (void)w;
+    if (wake && tl_cb_node == n) {
+        /* A client callback on this node's state machine thread (a closed
+         * loop): the core is woken once, after the batch of callbacks, for
+         * every request they queued. The node cannot go away meanwhile: its
+         * destruction joins this thread. */
+        tl_cb_wake = true;
+    } else if (wake) {
+        s_wake(n);
     }
     return 0;
 }

@@ -118,6 +118,12 @@ zraft_id repl_target(const repl *r);
 int node_get_entries(zraft_node *n, uint64_t from, uint64_t to,
                      size_t max_bytes, zraft_entry *out, size_t *count);
 
+/* Brackets a batch of client callbacks run on `n`'s state machine thread:
+ * requests they queue to `n` wake its core once, at the end, instead of
+ * once each. Same thread, no nesting. */
+void node_callbacks_begin(zraft_node *n);
+void node_callbacks_end(zraft_node *n);
+
 /* Completes an admin waiter. */
 void waiter_done(waiter *w, int rv);
 

@@ -274,6 +274,7 @@ static void s_body(actor *a, void *arg)
     }
     uint64_t next_addr_check = 0;
     bool stop = false, blocked = false;
+    actor_idle idle = {n->cfg.spin_us, 0};
     while (!stop) {
         zmq_pollitem_t items[2] = {
             {a->mailbox, 0, ZMQ_POLLIN, 0},
@@ -285,7 +286,7 @@ static void s_body(actor *a, void *arg)
         if (blocked && timeout > 10) {
             timeout = 10; /* chunks wait for room in the socket */
         }
-        zmq_poll(items, s.conn ? 2 : 1, timeout);
+        actor_poll(&idle, items, s.conn ? 2 : 1, timeout);
         now = actor_now_ms();
         amsg m;
         while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {

@@ -221,15 +221,23 @@ void sm_main(actor *a, void *arg)
     w->applied_id = w->n->start_applied_id;
     w->membership = w->n->start_membership;
     bool stop = false;
+    actor_idle idle = {w->n->cfg.spin_us, 0};
     while (true) {
         amsg m;
-        int rv = actor_recv(a->mailbox, &m, stop ? ZMQ_DONTWAIT : 0);
+        int rv = actor_recv(a->mailbox, &m, ZMQ_DONTWAIT);
+        if (rv == 0 && !stop) {
+            zmq_pollitem_t it = {a->mailbox, 0, ZMQ_POLLIN, 0};
+            actor_poll(&idle, &it, 1, -1);
+            rv = actor_recv(a->mailbox, &m, ZMQ_DONTWAIT);
+        }
         if (rv != 1) {
             if (stop) {
                 break;
             }
             continue;
         }
+        /* Writes the callbacks queue wake the core once per message. */
+        node_callbacks_begin(w->n);
         switch (m.type) {
         case AM_STOP:
             stop = true; /* finish what is queued, then exit */
@@ -274,6 +282,7 @@ void sm_main(actor *a, void *arg)
         default:
             break;
         }
+        node_callbacks_end(w->n);
     }
     for (size_t i = 0; i < w->n_reads; i++) {
         w->reads[i].cb(w->reads[i].arg, ZRAFT_ESHUTDOWN);

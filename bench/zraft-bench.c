@@ -41,6 +41,7 @@ typedef struct {
     const char *resp;  /* host:port of a zraftd RESP port (the leader's) */
     uint32_t pipeline; /* --resp: requests in flight per connection */
     uint32_t trace;    /* --trace: sample one write in this many (0: off) */
+    int spin;          /* --spin: zraft_config.spin_us (-1: the default) */
 } opts;
 
 typedef struct bench bench;
@@ -314,7 +315,7 @@ static void usage(void)
         "                   [--threads] [--storage memory|disk] [--dir DIR]\n"
         "                   [--http HOST:PORT]\n"
         "                   [--resp HOST:PORT [--pipeline N]]\n"
-        "                   [--trace[=N]]\n"
+        "                   [--trace[=N]] [--spin US]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
         "the leader are followed) with C keep-alive HTTP clients.\n"
         "--resp drives the leader's RESP port with C connections, each\n"
@@ -323,29 +324,24 @@ static void usage(void)
         "memory storage, or the durable log with fsync under DIR) and\n"
         "drives it with C closed-loop clients.\n"
         "--trace samples one write in N (default 64) and prints the median\n"
-        "and p99 of each step of its commit path (in-process runs only).\n");
+        "and p99 of each step of its commit path (in-process runs only).\n"
+        "--spin sets the nodes' zraft_config.spin_us (0: never spin).\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {{"nodes", 1, 0, 'n'},
-                                 {"clients", 1, 0, 'c'},
-                                 {"duration", 1, 0, 'd'},
-                                 {"ops", 1, 0, 'o'},
-                                 {"payload", 1, 0, 'p'},
-                                 {"json", 1, 0, 'j'},
-                                 {"threads", 0, 0, 't'},
-                                 {"help", 0, 0, 'h'},
-                                 {"storage", 1, 0, 's'},
-                                 {"dir", 1, 0, 'D'},
-                                 {"http", 1, 0, 'H'},
-                                 {"resp", 1, 0, 'R'},
-                                 {"pipeline", 1, 0, 'P'},
-                                 {"trace", 2, 0, 'T'},
-                                 {0, 0, 0, 0}};
+    static struct option lo[] = {
+        {"nodes", 1, 0, 'n'},    {"clients", 1, 0, 'c'},
+        {"duration", 1, 0, 'd'}, {"ops", 1, 0, 'o'},
+        {"payload", 1, 0, 'p'},  {"json", 1, 0, 'j'},
+        {"threads", 0, 0, 't'},  {"help", 0, 0, 'h'},
+        {"storage", 1, 0, 's'},  {"dir", 1, 0, 'D'},
+        {"http", 1, 0, 'H'},     {"resp", 1, 0, 'R'},
+        {"pipeline", 1, 0, 'P'}, {"trace", 2, 0, 'T'},
+        {"spin", 1, 0, 'S'},     {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
     b->o = (opts){3,        16,   128,  5.0,  0, NULL, false,
-                  "memory", NULL, NULL, NULL, 1, 0};
+                  "memory", NULL, NULL, NULL, 1, 0,    -1};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -384,6 +380,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             b->o.pipeline = (uint32_t)atoi(optarg);
+            break;
+        case 'S':
+            b->o.spin = atoi(optarg);
             break;
         case 'T':
             b->o.trace = optarg ? (uint32_t)atoi(optarg) : 64;
@@ -444,6 +443,9 @@ int main(int argc, char **argv)
         zraft_config cfg;
         zraft_config_default(&cfg, i);
         cfg.network = b->net;
+        if (b->o.spin >= 0) {
+            cfg.spin_us = (uint32_t)b->o.spin;
+        }
         zraft_fsm f = {NULL, c_apply, c_snapshot, c_restore, c_destroy};
         zraft_storage *st = zraft_storage_memory_new();
         if (disk) {
