@@ -32,6 +32,10 @@
 
 enum { LANE_SM = 0 }; /* peer lanes use the peer id */
 
+/* Client writes per engine_propose() at most (zraft_config.max_batch is
+ * capped to it). */
+#define CORE_MAX_BATCH 1024
+
 typedef struct {
     zraft_id lane;
     command cmd;
@@ -82,6 +86,7 @@ typedef struct {
     uint64_t mem_index; /* membership index last published */
     /* Tracing (trace.h): the highest index stamped at these stages. */
     uint64_t tr_replied, tr_matched, tr_committed;
+    zraft_entry scratch[CORE_MAX_BATCH]; /* s_propose's entries */
 } core;
 
 static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -729,29 +734,24 @@ static void s_admin_check(core *c)
 
 /* ------------------------------------------------------------ events */
 
+/* Proposes a batch of client writes (n <= CORE_MAX_BATCH). Per batch, not
+ * per write: the entries are built in a scratch array, the waiting table
+ * grows geometrically, and the requests go back to the node's pool. */
 static void s_propose(core *c, api_req **writes, size_t n)
 {
-    zraft_entry *ents = calloc(n, sizeof(zraft_entry));
-    if (ents == NULL) {
-        abort();
-    }
+    zraft_entry *ents = c->scratch;
     for (size_t i = 0; i < n; i++) {
-        ents[i].type = ZRAFT_ENTRY_NORMAL;
-        ents[i].payload = writes[i]->payload;
+        ents[i] = (zraft_entry){{0, 0}, ZRAFT_ENTRY_NORMAL, writes[i]->payload};
     }
     int rv = c->fatal ? c->fatal : engine_propose(c->e, ents, (uint32_t)n);
-    pending_write *pw = malloc(n * sizeof(*pw));
-    if (pw == NULL) {
-        abort();
-    }
+    c->pw = s_grow(c->pw, &c->cap_pw, c->n_pw + n, sizeof(pending_write));
+    pending_write *pw = c->pw + c->n_pw;
     for (size_t i = 0; i < n; i++) {
         pw[i].id = ents[i].id;
         pw[i].cb = writes[i]->wcb;
         pw[i].arg = writes[i]->arg;
     }
     if (rv == 0) {
-        c->pw = s_grow(c->pw, &c->cap_pw, c->n_pw + n, sizeof(*pw));
-        memcpy(c->pw + c->n_pw, pw, n * sizeof(*pw));
         c->n_pw += n;
         c->writes += n;
         for (size_t i = 0; i < n && writes[0]->t_ns != 0; i++) {
@@ -760,16 +760,16 @@ static void s_propose(core *c, api_req **writes, size_t n)
                 trace_stamp(c->n->cfg.id, ents[i].id.index, TRACE_CORE);
             }
         }
-        s_commands(c); /* APPEND takes its own payload references */
+        /* APPEND borrows `ents` (the scratch array and the requests'
+         * references): run it, it takes references of its own. */
+        s_commands(c);
     } else {
-        s_fail_writes(c, pw, n, rv);
+        s_fail_writes(c, pw, n, rv); /* copies them */
     }
-    free(pw);
     for (size_t i = 0; i < n; i++) {
-        zraft_buf_unref(ents[i].payload);
-        free(writes[i]);
+        zraft_buf_unref(writes[i]->payload);
     }
-    free(ents);
+    node_recycle_writes(c->n, writes, n);
 }
 
 static void s_api(core *c, api_req *r)
@@ -870,9 +870,10 @@ static void s_drain_api(core *c)
         }
         return;
     }
-    api_req *batch[1024];
+    api_req *batch[CORE_MAX_BATCH];
     size_t nb = 0;
-    size_t max = c->n->cfg.max_batch < 1024 ? c->n->cfg.max_batch : 1024;
+    size_t max = c->n->cfg.max_batch < CORE_MAX_BATCH ? c->n->cfg.max_batch
+                                                      : CORE_MAX_BATCH;
     while (r != NULL) {
         api_req *next = r->next;
         if (r->type == API_WRITE) {

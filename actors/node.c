@@ -455,6 +455,11 @@ void zraft_node_destroy(zraft_node **np)
         zmq_ctx_term(n->zctx);
     }
     resolver_destroy(&n->rpc.res);
+    while (n->qfree != NULL) {
+        api_req *next = n->qfree->next;
+        free(n->qfree);
+        n->qfree = next;
+    }
     close(n->efd);
     logcache_fini(&n->cache);
     if (n->fsm->destroy) {
@@ -531,6 +536,40 @@ int zraft_initialize(zraft_node *n, const zraft_member *members, size_t count)
     return s_admin(n, r, -1);
 }
 
+void node_recycle_writes(zraft_node *n, api_req **reqs, size_t count)
+{
+    if (count == 0) {
+        return;
+    }
+    for (size_t i = 0; i + 1 < count; i++) {
+        reqs[i]->next = reqs[i + 1];
+    }
+    pthread_mutex_lock(&n->qlock);
+    bool keep = n->n_qfree + count <= NODE_REQ_POOL;
+    if (keep) {
+        reqs[count - 1]->next = n->qfree;
+        n->qfree = reqs[0];
+        n->n_qfree += (uint32_t)count;
+    }
+    pthread_mutex_unlock(&n->qlock);
+    for (size_t i = 0; i < count && !keep; i++) {
+        free(reqs[i]);
+    }
+}
+
+/* A write request: a recycled one, else a new one (caller owns it). */
+static api_req *s_write_req(zraft_node *n)
+{
+    pthread_mutex_lock(&n->qlock);
+    api_req *r = n->qfree;
+    if (r != NULL) {
+        n->qfree = r->next;
+        n->n_qfree--;
+    }
+    pthread_mutex_unlock(&n->qlock);
+    return r != NULL ? r : malloc(sizeof(*r));
+}
+
 int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
                     void *arg)
 {
@@ -540,7 +579,7 @@ int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
     if (payload->len > ZRAFT_MAX_PAYLOAD_BYTES) {
         return ZRAFT_ETOOBIG; /* could never be sent to a follower */
     }
-    api_req *r = malloc(sizeof(*r));
+    api_req *r = s_write_req(n);
     if (r == NULL) {
         return ZRAFT_ENOMEM;
     }

@@ -74,6 +74,8 @@ struct zraft_node {
     /* API queue (any thread -> core). */
     pthread_mutex_t qlock;
     api_req *qhead, *qtail;
+    api_req *qfree;   /* write requests for reuse (node_recycle_writes) */
+    uint32_t n_qfree; /* ... how many, at most NODE_REQ_POOL */
     int efd;
     atomic_bool stopping;
 
@@ -123,6 +125,13 @@ int node_get_entries(zraft_node *n, uint64_t from, uint64_t to,
  * once each. Same thread, no nesting. */
 void node_callbacks_begin(zraft_node *n);
 void node_callbacks_end(zraft_node *n);
+
+/* Write requests kept for reuse, at most (the rest are freed). */
+#define NODE_REQ_POOL 4096
+
+/* Gives back `n` handled write requests (their payload references already
+ * dropped) for zraft_write to reuse: one lock per batch. Core thread. */
+void node_recycle_writes(zraft_node *n, api_req **reqs, size_t count);
 
 /* Completes an admin waiter. */
 void waiter_done(waiter *w, int rv);
