@@ -192,13 +192,42 @@ int actor_recv(void *pull, amsg *m, int flags)
 static _Atomic int s_spinners;
 static _Atomic int s_max_spinners = -1;
 
-static bool s_spin_slot(void)
+/* The machine's runnable threads (/proc/loadavg's "running" field, this
+ * one included), read at most every 50 ms by whichever thread asks. */
+static _Atomic uint64_t s_busy_read_us;
+static _Atomic int s_busy_threads;
+
+static int s_busy(uint64_t now)
+{
+    uint64_t last = atomic_load_explicit(&s_busy_read_us, memory_order_relaxed);
+    if (now - last >= 50000 &&
+        atomic_compare_exchange_strong(&s_busy_read_us, &last, now)) {
+        FILE *f = fopen("/proc/loadavg", "r");
+        int running = 0;
+        if (f == NULL || fscanf(f, "%*s %*s %*s %d", &running) != 1) {
+            running = 1 << 20; /* unknown: do not spin */
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        atomic_store(&s_busy_threads, running);
+    }
+    return atomic_load_explicit(&s_busy_threads, memory_order_relaxed);
+}
+
+/* A spinner's place: fewer than CPUs - 1 threads of this process spin and
+ * the machine has a CPU with nothing to run (a spinner on a machine with
+ * more runnable threads than CPUs takes the CPU of a thread that works). */
+static bool s_spin_slot(uint64_t now)
 {
     int max = atomic_load_explicit(&s_max_spinners, memory_order_relaxed);
     if (max < 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         max = cpus > 1 ? (int)cpus - 1 : 0;
         atomic_store(&s_max_spinners, max);
+    }
+    if (max == 0 || s_busy(now) > max) {
+        return false;
     }
     int cur = atomic_load_explicit(&s_spinners, memory_order_relaxed);
     while (cur < max) {
@@ -213,7 +242,7 @@ int actor_poll(actor_idle *w, zmq_pollitem_t *items, int n, long timeout_ms)
 {
     uint64_t now = actor_now_us();
     int rc = 0;
-    if (w->spin_us > 0 && now - w->busy_us < 1000 && s_spin_slot()) {
+    if (w->spin_us > 0 && now - w->busy_us < 1000 && s_spin_slot(now)) {
         uint64_t end = now + w->spin_us;
         do {
             rc = zmq_poll(items, n, 0);

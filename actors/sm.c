@@ -1,7 +1,8 @@
 /* sm.c - the state machine worker ("sm-<id>"): applies committed entries
  * in log order and answers the clients.
  *
- * It reads entries from storage (payload references), passes NORMAL ones to
+ * It reads entries from the log cache, or storage once they left it
+ * (payload references either way), passes NORMAL ones to
  * the embedder's zraft_fsm, tracks the last applied configuration (for
  * snapshot metadata), then calls each client's callback: success when the
  * applied entry is the one the client proposed (same term), otherwise
@@ -89,8 +90,10 @@ static void s_apply(smw *w, amsg *m)
     uint64_t batch = 0;
     while (w->applied < upto && w->fatal == 0) {
         size_t got = sizeof w->buf / sizeof w->buf[0];
-        int rv = n->st->get(n->st->ctx, w->applied + 1, upto, 4u << 20, w->buf,
-                            &got);
+        /* From the log cache while the entries are still there (no read,
+         * no CRC, no copy), else from storage. */
+        int rv =
+            node_get_entries(n, w->applied + 1, upto, 4u << 20, w->buf, &got);
         if (rv != 0 || got == 0) {
             /* Covered by a snapshot being installed (it follows). */
             break;

@@ -80,8 +80,10 @@ typedef struct {
      * millisecond ago, it polls it for up to this many microseconds (0:
      * never): a message that comes meanwhile costs no wake-up (about
      * 10-35 us each on a small VM) but the spin costs CPU. At most (CPUs
-     * - 1) threads of the process spin at once, so a one-CPU machine never
-     * spins and one CPU is always left for the threads that work. */
+     * - 1) threads of the process spin at once, and none while the
+     * machine has more runnable threads than that (/proc/loadavg, read
+     * every 50 ms), so a one-CPU or busy machine never spins and one CPU
+     * is always left for the threads that work. */
     uint32_t spin_us;
 } zraft_config;
 
