@@ -33,7 +33,8 @@ typedef struct {
     pending_write *late; /* callbacks whose entries were not readable */
     size_t n_late;
     zraft_entry buf[512];
-    int fatal; /* apply or restore failed: nothing more is applied */
+    int fatal;       /* apply or restore failed: nothing more is applied */
+    bool report_due; /* applied since the core was last told */
 } smw;
 
 typedef struct {
@@ -159,7 +160,7 @@ static void s_apply(smw *w, amsg *m)
                   ws[wi].id, NULL);
     }
     free(ws);
-    s_report(w);
+    w->report_due = true; /* once the mailbox is empty (sm_main) */
 }
 
 static void s_build(smw *w)
@@ -228,6 +229,13 @@ void sm_main(actor *a, void *arg)
     while (true) {
         amsg m;
         int rv = actor_recv(a->mailbox, &m, ZMQ_DONTWAIT);
+        if (rv == 0 && w->report_due) {
+            /* One SM_APPLIED for every APPLY handled since the mailbox was
+             * last empty: the core is woken once per batch. */
+            w->report_due = false;
+            s_report(w);
+            continue;
+        }
         if (rv == 0 && !stop) {
             zmq_pollitem_t it = {a->mailbox, 0, ZMQ_POLLIN, 0};
             actor_poll(&idle, &it, 1, -1);
@@ -238,6 +246,10 @@ void sm_main(actor *a, void *arg)
                 break;
             }
             continue;
+        }
+        if (m.type != AM_SM_APPLY && w->report_due) {
+            w->report_due = false; /* in order with what follows */
+            s_report(w);
         }
         /* Writes the callbacks queue wake the core once per message. */
         node_callbacks_begin(w->n);
