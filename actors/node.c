@@ -68,6 +68,10 @@ int zraft_config_validate(const zraft_config *c, const char **why)
         *why = "max_batch must be positive";
         return ZRAFT_EINVAL;
     }
+    if (c->spin_us > 10000) {
+        *why = "spin_us must be at most 10000 (10 ms)";
+        return ZRAFT_EINVAL;
+    }
     /* One AppendEntries of max_bytes_per_msg payload bytes in
      * max_entries_per_msg entries must fit in one frame: the engine never
      * exceeds these (it sends a single larger entry alone, and

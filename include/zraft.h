@@ -83,7 +83,7 @@ typedef struct {
      * - 1) threads of the process spin at once, and none while the
      * machine has more runnable threads than that (/proc/loadavg, read
      * every 50 ms), so a one-CPU or busy machine never spins and one CPU
-     * is always left for the threads that work. */
+     * is always left for the threads that work. At most 10000. */
     uint32_t spin_us;
 } zraft_config;
 
