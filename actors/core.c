@@ -86,6 +86,8 @@ typedef struct {
     uint64_t mem_index; /* membership index last published */
     /* Tracing (trace.h): the highest index stamped at these stages. */
     uint64_t tr_replied, tr_matched, tr_committed;
+    uint64_t apply_upto;                 /* highest CMD_APPLY seen */
+    bool apply_due;                      /* ... not yet sent (s_flush_apply) */
     zraft_entry scratch[CORE_MAX_BATCH]; /* s_propose's entries */
 } core;
 
@@ -108,8 +110,12 @@ static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
 
 /* ---------------------------------------------------------- helpers */
 
+static void s_flush_apply(core *c);
+
+/* Every message to the state machine goes after the pending APPLY. */
 static void s_to_sm(core *c, amsg *m)
 {
+    s_flush_apply(c);
     actor_send(c->push_sm, m);
 }
 
@@ -279,9 +285,26 @@ static void s_trace(core *c, uint64_t *last, uint64_t hi, int stage)
     }
 }
 
+/* CMD_APPLY: applied at the end of this loop turn (s_flush_apply), or
+ * before anything else the state machine is sent: one APPLY, one wake-up
+ * of the state machine thread, however many commits the turn saw. */
 static void s_apply(core *c, uint64_t upto)
 {
     s_trace(c, &c->tr_committed, upto, TRACE_COMMITTED);
+    if (upto > c->apply_upto) {
+        c->apply_upto = upto;
+    }
+    c->apply_due = true;
+}
+
+/* Sends the pending APPLY with the callbacks of the writes it covers. */
+static void s_flush_apply(core *c)
+{
+    if (!c->apply_due) {
+        return;
+    }
+    c->apply_due = false;
+    uint64_t upto = c->apply_upto;
     size_t k = 0;
     while (k < c->n_pw && c->pw[k].id.index <= upto) {
         k++;
@@ -300,7 +323,9 @@ static void s_apply(core *c, uint64_t upto)
         memmove(c->pw, c->pw + k, (c->n_pw - k) * sizeof(pending_write));
         c->n_pw -= k;
     }
-    s_to_sm(c, &m);
+    if (actor_send(c->push_sm, &m) != 0) {
+        amsg_release(&m); /* the state machine stopped: answered there */
+    }
 }
 
 static void s_read_done(core *c, uint64_t req, uint64_t index, int err)
@@ -528,6 +553,7 @@ static void s_io(core *c, const command *k)
     case CMD_TRUNCATE: {
         /* Client writes at or after `since` are gone with their entries. */
         uint64_t since = k->u.truncate.since;
+        s_flush_apply(c); /* before c->pw is cut */
         logcache_truncate(&c->n->cache, since);
         size_t cut = c->n_pw;
         while (cut > 0 && c->pw[cut - 1].id.index >= since) {
@@ -943,6 +969,7 @@ static void s_fatal(core *c, int err, const char *what)
         s_stop_stream(c, 0);
     }
     s_drop_held(c);
+    s_flush_apply(c); /* what was released is applied, then the rest fails */
     s_fail_writes(c, c->pw, c->n_pw, err);
     c->n_pw = 0;
     s_fail_reads(c, err);
@@ -1053,7 +1080,9 @@ static void s_shutdown(core *c)
     while (c->n_streams > 0) {
         s_stop_stream(c, 0);
     }
-    /* Writes still waiting: the state machine answers them in order. */
+    /* Writes still waiting: the state machine answers them in order (the
+     * committed ones first, applied). */
+    s_flush_apply(c);
     s_fail_writes(c, c->pw, c->n_pw, ZRAFT_ESHUTDOWN);
     c->n_pw = 0;
     for (size_t i = 0; i < c->n_reads; i++) {
@@ -1168,6 +1197,7 @@ void core_main(actor *a, void *arg)
             engine_tick(c.e, now);
             s_commands(&c);
         }
+        s_flush_apply(&c);
     }
     s_shutdown(&c);
     for (uint32_t i = 0; i < c.n_votes; i++) {
