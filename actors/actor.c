@@ -188,6 +188,13 @@ int actor_recv(void *pull, amsg *m, int flags)
     return 1;
 }
 
+static _Atomic uint64_t s_endpoint_seq;
+
+uint64_t actor_endpoint_seq(void)
+{
+    return atomic_fetch_add(&s_endpoint_seq, 1) + 1;
+}
+
 /* Threads spinning now, and how many may (CPUs - 1; -1: not known yet). */
 static _Atomic int s_spinners;
 static _Atomic int s_max_spinners = -1;

@@ -77,6 +77,11 @@ typedef struct {
  * Returns what zmq_poll returns. */
 int actor_poll(actor_idle *w, zmq_pollitem_t *items, int n, long timeout_ms);
 
+/* A number never returned before in this process, for inproc endpoint
+ * names: ZeroMQ frees a closed socket's name asynchronously (its reaper
+ * thread), so reusing a name at once can fail to bind. */
+uint64_t actor_endpoint_seq(void);
+
 /* Monotonic milliseconds. */
 uint64_t actor_now_ms(void);
 uint64_t actor_now_us(void);

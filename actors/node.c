@@ -332,9 +332,16 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
             goto err_after_zctx;
         }
     }
-    snprintf(n->ep_core, sizeof n->ep_core, "inproc://zn-%p-core", (void *)n);
-    snprintf(n->ep_log, sizeof n->ep_log, "inproc://zn-%p-log", (void *)n);
-    snprintf(n->ep_sm, sizeof n->ep_sm, "inproc://zn-%p-sm", (void *)n);
+    /* Names used once per process: ZeroMQ releases a closed socket's
+     * inproc name later, on its reaper thread, so a node made at the
+     * address of one just destroyed could not bind the same name. */
+    uint64_t seq = actor_endpoint_seq();
+    snprintf(n->ep_core, sizeof n->ep_core, "inproc://zn-%llu-core",
+             (unsigned long long)seq);
+    snprintf(n->ep_log, sizeof n->ep_log, "inproc://zn-%llu-log",
+             (unsigned long long)seq);
+    snprintf(n->ep_sm, sizeof n->ep_sm, "inproc://zn-%llu-sm",
+             (unsigned long long)seq);
 
     /* Recover into a scratch engine to learn the start state; the core
      * builds its own from the same storage. */

@@ -363,8 +363,11 @@ repl *repl_start(zraft_node *n, zraft_id target, const char *addr)
     r->n = n;
     r->target = target;
     snprintf(r->addr, sizeof r->addr, "%s", addr ? addr : "");
-    snprintf(r->endpoint, sizeof r->endpoint, "inproc://zn-%p-repl-%llu",
-             (void *)n, (unsigned long long)target);
+    /* Once per process (see actor_endpoint_seq): a stream restarted for
+     * the same target at once must not need the old one's name. */
+    snprintf(r->endpoint, sizeof r->endpoint, "inproc://zn-%llu-repl-%llu",
+             (unsigned long long)actor_endpoint_seq(),
+             (unsigned long long)target);
     char name[16];
     snprintf(name, sizeof name, "repl-%llu-%llu", (unsigned long long)n->cfg.id,
              (unsigned long long)target);
