@@ -285,9 +285,10 @@ static void s_trace(core *c, uint64_t *last, uint64_t hi, int stage)
     }
 }
 
-/* CMD_APPLY: applied at the end of this loop turn (s_flush_apply), or
- * before anything else the state machine is sent: one APPLY, one wake-up
- * of the state machine thread, however many commits the turn saw. */
+/* CMD_APPLY: sent once the mailbox (or the inbound RPCs) of this loop
+ * turn are drained (s_flush_apply), or before anything else the state
+ * machine is sent: one APPLY, one wake-up of the state machine thread,
+ * however many acknowledgements committed entries in that drain. */
 static void s_apply(core *c, uint64_t upto)
 {
     s_trace(c, &c->tr_committed, upto, TRACE_COMMITTED);
@@ -1189,9 +1190,13 @@ void core_main(actor *a, void *arg)
         if (stop || c.e == NULL) {
             continue;
         }
+        /* Commits come with the streams' reports (leader) or with
+         * AppendEntries (follower): apply before the next source. */
+        s_flush_apply(&c);
         if (c.srv != NULL) {
             s_drain_rpc(&c, now);
         }
+        s_flush_apply(&c);
         s_drain_api(&c);
         if (c.fatal == 0) {
             engine_tick(c.e, now);
