@@ -1,10 +1,12 @@
 /* actor.c - the actor primitive: thread, named, with an inproc PULL
  * mailbox, a start handshake and a STOP message (see actor.h). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "actors/actor.h"
@@ -184,6 +186,83 @@ int actor_recv(void *pull, amsg *m, int flags)
     }
 #endif
     return 1;
+}
+
+static _Atomic uint64_t s_endpoint_seq;
+
+uint64_t actor_endpoint_seq(void)
+{
+    return atomic_fetch_add(&s_endpoint_seq, 1) + 1;
+}
+
+/* Threads spinning now, and how many may (CPUs - 1; -1: not known yet). */
+static _Atomic int s_spinners;
+static _Atomic int s_max_spinners = -1;
+
+/* The machine's runnable threads (/proc/loadavg's "running" field, this
+ * one included), read at most every 50 ms by whichever thread asks. */
+static _Atomic uint64_t s_busy_read_us;
+static _Atomic int s_busy_threads;
+
+static int s_busy(uint64_t now)
+{
+    uint64_t last = atomic_load_explicit(&s_busy_read_us, memory_order_relaxed);
+    if (now - last >= 50000 &&
+        atomic_compare_exchange_strong(&s_busy_read_us, &last, now)) {
+        FILE *f = fopen("/proc/loadavg", "r");
+        int running = 0;
+        if (f == NULL || fscanf(f, "%*s %*s %*s %d", &running) != 1) {
+            running = 1 << 20; /* unknown: do not spin */
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        atomic_store(&s_busy_threads, running);
+    }
+    return atomic_load_explicit(&s_busy_threads, memory_order_relaxed);
+}
+
+/* A spinner's place: fewer than CPUs - 1 threads of this process spin and
+ * the machine has a CPU with nothing to run (a spinner on a machine with
+ * more runnable threads than CPUs takes the CPU of a thread that works). */
+static bool s_spin_slot(uint64_t now)
+{
+    int max = atomic_load_explicit(&s_max_spinners, memory_order_relaxed);
+    if (max < 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        max = cpus > 1 ? (int)cpus - 1 : 0;
+        atomic_store(&s_max_spinners, max);
+    }
+    if (max == 0 || s_busy(now) > max) {
+        return false;
+    }
+    int cur = atomic_load_explicit(&s_spinners, memory_order_relaxed);
+    while (cur < max) {
+        if (atomic_compare_exchange_weak(&s_spinners, &cur, cur + 1)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int actor_poll(actor_idle *w, zmq_pollitem_t *items, int n, long timeout_ms)
+{
+    uint64_t now = actor_now_us();
+    int rc = 0;
+    if (w->spin_us > 0 && now - w->busy_us < 1000 && s_spin_slot(now)) {
+        uint64_t end = now + w->spin_us;
+        do {
+            rc = zmq_poll(items, n, 0);
+        } while (rc == 0 && actor_now_us() < end);
+        atomic_fetch_sub(&s_spinners, 1);
+    }
+    if (rc == 0) {
+        rc = zmq_poll(items, n, timeout_ms);
+    }
+    if (rc > 0) {
+        w->busy_us = actor_now_us();
+    }
+    return rc;
 }
 
 uint64_t actor_now_us(void)

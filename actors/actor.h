@@ -19,6 +19,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <zmq.h>
 
 #include "actors/msg.h"
 
@@ -63,6 +64,23 @@ void *actor_connect(void *zctx, const char *endpoint);
 int actor_send(void *push, const amsg *m);
 /* Receives one envelope: 1, 0 if none ready (flags ZMQ_DONTWAIT), -1. */
 int actor_recv(void *pull, amsg *m, int flags);
+
+/* An actor's idle policy: spin before sleeping (zraft_config.spin_us). */
+typedef struct {
+    uint32_t spin_us; /* 0: never spin */
+    uint64_t busy_us; /* when the last poll found something */
+} actor_idle;
+
+/* zmq_poll(items, n, timeout_ms), but if the last poll through `w` found
+ * something less than a millisecond ago, first polls without waiting for
+ * up to w->spin_us (if fewer than CPUs - 1 threads of the process spin).
+ * Returns what zmq_poll returns. */
+int actor_poll(actor_idle *w, zmq_pollitem_t *items, int n, long timeout_ms);
+
+/* A number never returned before in this process, for inproc endpoint
+ * names: ZeroMQ frees a closed socket's name asynchronously (its reaper
+ * thread), so reusing a name at once can fail to bind. */
+uint64_t actor_endpoint_seq(void);
 
 /* Monotonic milliseconds. */
 uint64_t actor_now_ms(void);

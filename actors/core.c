@@ -32,6 +32,10 @@
 
 enum { LANE_SM = 0 }; /* peer lanes use the peer id */
 
+/* Client writes per engine_propose() at most (zraft_config.max_batch is
+ * capped to it). */
+#define CORE_MAX_BATCH 1024
+
 typedef struct {
     zraft_id lane;
     command cmd;
@@ -73,10 +77,18 @@ typedef struct {
     uint64_t next_read;
     admin_wait admins[64];
     uint32_t n_admins;
-    uint64_t flushed;
+    uint64_t flushed;   /* highest io_seq durable */
+    uint64_t io_sent;   /* highest io_seq handed to the log writer */
+    uint64_t e_flushed; /* highest io_seq the engine was told of */
+    int inline_err;     /* an inline storage write failed (s_commands) */
     int fatal;
     uint64_t writes;
     uint64_t mem_index; /* membership index last published */
+    /* Tracing (trace.h): the highest index stamped at these stages. */
+    uint64_t tr_replied, tr_matched, tr_committed;
+    uint64_t apply_upto;                 /* highest CMD_APPLY seen */
+    bool apply_due;                      /* ... not yet sent (s_flush_apply) */
+    zraft_entry scratch[CORE_MAX_BATCH]; /* s_propose's entries */
 } core;
 
 static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -98,8 +110,12 @@ static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
 
 /* ---------------------------------------------------------- helpers */
 
+static void s_flush_apply(core *c);
+
+/* Every message to the state machine goes after the pending APPLY. */
 static void s_to_sm(core *c, amsg *m)
 {
+    s_flush_apply(c);
     actor_send(c->push_sm, m);
 }
 
@@ -260,8 +276,36 @@ static zraft_id s_lane(const command *k)
     }
 }
 
+/* Stamps `stage` for the sampled indexes in (*last, hi] (tracing only). */
+static void s_trace(core *c, uint64_t *last, uint64_t hi, int stage)
+{
+    if (trace_sampled(0) && hi > *last) {
+        trace_stamp_range(c->n->cfg.id, *last + 1, hi, stage);
+        *last = hi;
+    }
+}
+
+/* CMD_APPLY: sent once the mailbox (or the inbound RPCs) of this loop
+ * turn are drained (s_flush_apply), or before anything else the state
+ * machine is sent: one APPLY, one wake-up of the state machine thread,
+ * however many acknowledgements committed entries in that drain. */
 static void s_apply(core *c, uint64_t upto)
 {
+    s_trace(c, &c->tr_committed, upto, TRACE_COMMITTED);
+    if (upto > c->apply_upto) {
+        c->apply_upto = upto;
+    }
+    c->apply_due = true;
+}
+
+/* Sends the pending APPLY with the callbacks of the writes it covers. */
+static void s_flush_apply(core *c)
+{
+    if (!c->apply_due) {
+        return;
+    }
+    c->apply_due = false;
+    uint64_t upto = c->apply_upto;
     size_t k = 0;
     while (k < c->n_pw && c->pw[k].id.index <= upto) {
         k++;
@@ -280,7 +324,9 @@ static void s_apply(core *c, uint64_t upto)
         memmove(c->pw, c->pw + k, (c->n_pw - k) * sizeof(pending_write));
         c->n_pw -= k;
     }
-    s_to_sm(c, &m);
+    if (actor_send(c->push_sm, &m) != 0) {
+        amsg_release(&m); /* the state machine stopped: answered there */
+    }
 }
 
 static void s_read_done(core *c, uint64_t req, uint64_t index, int err)
@@ -328,6 +374,10 @@ static void s_run(core *c, const command *k)
             break;
         default:
             rpc_server_send(c->srv, x, RPC_KIND_REPL);
+            if (x->type == MSG_APPEND_RESP && x->u.append_resp.success) {
+                s_trace(c, &c->tr_replied, x->u.append_resp.index,
+                        TRACE_FREPLIED);
+            }
             break;
         }
         break;
@@ -417,8 +467,65 @@ static bool s_lane_busy(core *c, zraft_id lane)
     return false;
 }
 
+/* Performs a storage command on this thread when the storage has nothing
+ * to wait for (zraft_storage.inline_writes) and the log writer has nothing
+ * queued (so io_seq order holds): no hand-off to the log writer and back.
+ * The command is durable on return (c->flushed); the engine hears of it
+ * at the end of s_commands. Returns false when the log writer must do it. */
+static bool s_io_inline(core *c, const command *k)
+{
+    zraft_storage *st = c->n->st;
+    if (!st->inline_writes || c->io_sent > c->flushed) {
+        return false;
+    }
+    int rv = 0;
+    switch (k->type) {
+    case CMD_SAVE_VOTE: {
+        engine_status es;
+        engine_get_status(c->e, &es);
+        rv = st->save_state(st->ctx, k->u.save_vote.term,
+                            k->u.save_vote.voted_for, es.committed);
+        break;
+    }
+    case CMD_APPEND: {
+        uint32_t n = k->u.append.n;
+        logcache_append(&c->n->cache, k->u.append.entries, n);
+        rv = st->append(st->ctx, k->u.append.entries, n);
+        rv = rv != 0 ? rv : st->sync(st->ctx);
+        if (rv == 0 && n > 0 && trace_sampled(0)) {
+            uint64_t lo = k->u.append.entries[0].id.index;
+            uint64_t hi = k->u.append.entries[n - 1].id.index;
+            trace_stamp_range(c->n->cfg.id, lo, hi, TRACE_LDURABLE);
+            trace_stamp_range(c->n->cfg.id, lo, hi, TRACE_FDURABLE);
+        }
+        break;
+    }
+    case CMD_TRUNCATE:
+        return false; /* fails waiting writes: s_io does it */
+    case CMD_PURGE:
+        rv = st->purge(st->ctx, k->u.purge.upto.index);
+        break;
+    default:
+        return false;
+    }
+    if (rv != 0) {
+        /* As the log writer: nothing from here on is durable. */
+        c->inline_err = rv;
+    } else {
+        c->flushed = k->io_seq;
+        c->io_sent = k->io_seq;
+    }
+    return true;
+}
+
 static void s_io(core *c, const command *k)
 {
+    if (c->inline_err != 0) {
+        return; /* a write failed: none after it may be done */
+    }
+    if (k->type != CMD_TRUNCATE && s_io_inline(c, k)) {
+        return;
+    }
     amsg m;
     memset(&m, 0, sizeof m);
     m.type = AM_LOG_IO;
@@ -447,6 +554,7 @@ static void s_io(core *c, const command *k)
     case CMD_TRUNCATE: {
         /* Client writes at or after `since` are gone with their entries. */
         uint64_t since = k->u.truncate.since;
+        s_flush_apply(c); /* before c->pw is cut */
         logcache_truncate(&c->n->cache, since);
         size_t cut = c->n_pw;
         while (cut > 0 && c->pw[cut - 1].id.index >= since) {
@@ -475,14 +583,38 @@ static void s_io(core *c, const command *k)
     }
     if (actor_send(c->push_log, &m) != 0) {
         amsg_release(&m); /* never reported durable */
+    } else {
+        c->io_sent = k->io_seq;
     }
 }
 
 static void s_admin_check(core *c);
 static void s_publish(core *c);
+static void s_fatal(core *c, int err, const char *what);
+static void s_run_commands(core *c);
+
+/* Tells the engine (and the log cache) that storage ops up to c->flushed
+ * are durable, runs what that produced and releases held commands. */
+static void s_flushed(core *c)
+{
+    c->e_flushed = c->flushed;
+    engine_io_flushed(c->e, c->flushed);
+    engine_status fs;
+    engine_get_status(c->e, &fs);
+    logcache_durable(&c->n->cache, fs.flushed_log_id.index);
+    s_run_commands(c);
+    s_release(c);
+}
 
 /* Executes everything the last event produced. */
 static void s_commands(core *c)
+{
+    s_run_commands(c);
+    s_admin_check(c);
+    s_publish(c);
+}
+
+static void s_run_commands(core *c)
 {
     size_t n;
     const command *cmds = engine_commands(c->e, &n);
@@ -525,8 +657,13 @@ static void s_commands(core *c)
         }
     }
     engine_commands_clear(c->e);
-    s_admin_check(c);
-    s_publish(c);
+    if (c->inline_err != 0) {
+        int err = c->inline_err;
+        c->inline_err = 0;
+        s_fatal(c, err, "storage");
+    } else if (c->flushed > c->e_flushed) {
+        s_flushed(c); /* written inline: durable now */
+    }
 }
 
 /* ---------------------------------------------------------- metrics */
@@ -624,41 +761,42 @@ static void s_admin_check(core *c)
 
 /* ------------------------------------------------------------ events */
 
+/* Proposes a batch of client writes (n <= CORE_MAX_BATCH). Per batch, not
+ * per write: the entries are built in a scratch array, the waiting table
+ * grows geometrically, and the requests go back to the node's pool. */
 static void s_propose(core *c, api_req **writes, size_t n)
 {
-    zraft_entry *ents = calloc(n, sizeof(zraft_entry));
-    if (ents == NULL) {
-        abort();
-    }
+    zraft_entry *ents = c->scratch;
     for (size_t i = 0; i < n; i++) {
-        ents[i].type = ZRAFT_ENTRY_NORMAL;
-        ents[i].payload = writes[i]->payload;
+        ents[i] = (zraft_entry){{0, 0}, ZRAFT_ENTRY_NORMAL, writes[i]->payload};
     }
     int rv = c->fatal ? c->fatal : engine_propose(c->e, ents, (uint32_t)n);
-    pending_write *pw = malloc(n * sizeof(*pw));
-    if (pw == NULL) {
-        abort();
-    }
+    c->pw = s_grow(c->pw, &c->cap_pw, c->n_pw + n, sizeof(pending_write));
+    pending_write *pw = c->pw + c->n_pw;
     for (size_t i = 0; i < n; i++) {
         pw[i].id = ents[i].id;
         pw[i].cb = writes[i]->wcb;
         pw[i].arg = writes[i]->arg;
     }
     if (rv == 0) {
-        c->pw = s_grow(c->pw, &c->cap_pw, c->n_pw + n, sizeof(*pw));
-        memcpy(c->pw + c->n_pw, pw, n * sizeof(*pw));
         c->n_pw += n;
         c->writes += n;
-        s_commands(c); /* APPEND takes its own payload references */
+        for (size_t i = 0; i < n && writes[0]->t_ns != 0; i++) {
+            if (trace_sampled(ents[i].id.index)) {
+                trace_begin(ents[i].id.index, c->n->cfg.id, writes[i]->t_ns);
+                trace_stamp(c->n->cfg.id, ents[i].id.index, TRACE_CORE);
+            }
+        }
+        /* APPEND borrows `ents` (the scratch array and the requests'
+         * references): run it, it takes references of its own. */
+        s_commands(c);
     } else {
-        s_fail_writes(c, pw, n, rv);
+        s_fail_writes(c, pw, n, rv); /* copies them */
     }
-    free(pw);
     for (size_t i = 0; i < n; i++) {
-        zraft_buf_unref(ents[i].payload);
-        free(writes[i]);
+        zraft_buf_unref(writes[i]->payload);
     }
-    free(ents);
+    node_recycle_writes(c->n, writes, n);
 }
 
 static void s_api(core *c, api_req *r)
@@ -759,9 +897,10 @@ static void s_drain_api(core *c)
         }
         return;
     }
-    api_req *batch[1024];
+    api_req *batch[CORE_MAX_BATCH];
     size_t nb = 0;
-    size_t max = c->n->cfg.max_batch < 1024 ? c->n->cfg.max_batch : 1024;
+    size_t max = c->n->cfg.max_batch < CORE_MAX_BATCH ? c->n->cfg.max_batch
+                                                      : CORE_MAX_BATCH;
     while (r != NULL) {
         api_req *next = r->next;
         if (r->type == API_WRITE) {
@@ -831,6 +970,7 @@ static void s_fatal(core *c, int err, const char *what)
         s_stop_stream(c, 0);
     }
     s_drop_held(c);
+    s_flush_apply(c); /* what was released is applied, then the rest fails */
     s_fail_writes(c, c->pw, c->n_pw, err);
     c->n_pw = 0;
     s_fail_reads(c, err);
@@ -860,14 +1000,9 @@ static void s_mailbox(core *c, const amsg *m)
         if (m->u.flushed.seq > c->flushed) {
             c->flushed = m->u.flushed.seq;
         }
-        engine_io_flushed(c->e, c->flushed);
-        {
-            engine_status fs;
-            engine_get_status(c->e, &fs);
-            logcache_durable(&c->n->cache, fs.flushed_log_id.index);
-        }
-        s_commands(c);
-        s_release(c);
+        s_flushed(c);
+        s_admin_check(c);
+        s_publish(c);
         break;
     case AM_REPL_MATCHED: {
         /* The seed's does_vote_match: a report from a replication session
@@ -877,7 +1012,11 @@ static void s_mailbox(core *c, const amsg *m)
         if (m->u.matched.vote_term != st.term || st.role != ROLE_LEADER) {
             break;
         }
-        engine_recv(c->e, &m->u.matched.resp);
+        const msg *r = &m->u.matched.resp;
+        if (r->type == MSG_APPEND_RESP && r->u.append_resp.success) {
+            s_trace(c, &c->tr_matched, r->u.append_resp.index, TRACE_MATCHED);
+        }
+        engine_recv(c->e, r);
         s_commands(c);
         break;
     }
@@ -913,6 +1052,13 @@ static void s_drain_rpc(core *c, uint64_t now)
 {
     msg x;
     while (rpc_server_recv(c->srv, &x, now) == 1) {
+        if (x.type == MSG_APPEND && x.u.append.n_entries > 0 &&
+            trace_sampled(0)) {
+            trace_stamp_range(
+                c->n->cfg.id, x.u.append.entries[0].id.index,
+                x.u.append.entries[x.u.append.n_entries - 1].id.index,
+                TRACE_FRECV);
+        }
         if (!c->fatal) {
             engine_recv(c->e, &x);
             s_commands(c);
@@ -935,7 +1081,9 @@ static void s_shutdown(core *c)
     while (c->n_streams > 0) {
         s_stop_stream(c, 0);
     }
-    /* Writes still waiting: the state machine answers them in order. */
+    /* Writes still waiting: the state machine answers them in order (the
+     * committed ones first, applied). */
+    s_flush_apply(c);
     s_fail_writes(c, c->pw, c->n_pw, ZRAFT_ESHUTDOWN);
     c->n_pw = 0;
     for (size_t i = 0; i < c->n_reads; i++) {
@@ -1012,6 +1160,7 @@ void core_main(actor *a, void *arg)
         s_commands(&c);
     }
     zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS];
+    actor_idle idle = {n->cfg.spin_us, 0};
     bool stop = false;
     while (!stop) {
         int ni = 0;
@@ -1026,7 +1175,7 @@ void core_main(actor *a, void *arg)
                                            ZMQ_POLLIN, 0};
         }
         long timeout = 5;
-        zmq_poll(items, ni, timeout);
+        actor_poll(&idle, items, ni, timeout);
         uint64_t now = actor_now_ms();
         amsg m;
         while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {
@@ -1041,14 +1190,19 @@ void core_main(actor *a, void *arg)
         if (stop || c.e == NULL) {
             continue;
         }
+        /* Commits come with the streams' reports (leader) or with
+         * AppendEntries (follower): apply before the next source. */
+        s_flush_apply(&c);
         if (c.srv != NULL) {
             s_drain_rpc(&c, now);
         }
+        s_flush_apply(&c);
         s_drain_api(&c);
         if (c.fatal == 0) {
             engine_tick(c.e, now);
             s_commands(&c);
         }
+        s_flush_apply(&c);
     }
     s_shutdown(&c);
     for (uint32_t i = 0; i < c.n_votes; i++) {

@@ -17,8 +17,9 @@
 typedef struct {
     zraft_node *n;
     void *push_core;
-    uint64_t done_seq; /* highest seq performed */
-    bool dirty;        /* appends since the last sync */
+    uint64_t done_seq;     /* highest seq performed */
+    bool dirty;            /* appends since the last sync */
+    uint64_t tr_lo, tr_hi; /* tracing: indexes appended since the sync */
     int err;
 } logw;
 
@@ -49,6 +50,12 @@ static void s_do(logw *w, amsg *m)
         case CMD_APPEND:
             rv = st->append(st->ctx, m->u.log_io.ents, k->u.append.n);
             w->dirty = true;
+            if (k->u.append.n > 0 && trace_sampled(0)) {
+                if (w->tr_lo == 0) {
+                    w->tr_lo = m->u.log_io.ents[0].id.index;
+                }
+                w->tr_hi = m->u.log_io.ents[k->u.append.n - 1].id.index;
+            }
             break;
         case CMD_TRUNCATE:
             rv = st->truncate(st->ctx, k->u.truncate.since);
@@ -91,6 +98,11 @@ static void s_flush(logw *w, uint64_t *reported)
         w->dirty = false;
         if (rv != 0) {
             w->err = rv;
+        } else if (w->tr_lo != 0) {
+            zraft_id id = w->n->cfg.id; /* the node's role picks one */
+            trace_stamp_range(id, w->tr_lo, w->tr_hi, TRACE_LDURABLE);
+            trace_stamp_range(id, w->tr_lo, w->tr_hi, TRACE_FDURABLE);
+            w->tr_lo = w->tr_hi = 0;
         }
     }
     amsg out;

@@ -68,6 +68,10 @@ int zraft_config_validate(const zraft_config *c, const char **why)
         *why = "max_batch must be positive";
         return ZRAFT_EINVAL;
     }
+    if (c->spin_us > 10000) {
+        *why = "spin_us must be at most 10000 (10 ms)";
+        return ZRAFT_EINVAL;
+    }
     /* One AppendEntries of max_bytes_per_msg payload bytes in
      * max_entries_per_msg entries must fit in one frame: the engine never
      * exceeds these (it sends a single larger entry alone, and
@@ -148,6 +152,34 @@ static int s_wait(waiter *w, int timeout_ms)
 /* Queues `r` for the core. The stopping flag is read under the queue lock
  * that zraft_node_destroy() takes to set it, so a request is either
  * refused here or queued before the core's last drain (which answers it). */
+/* The node whose state machine thread is running a batch of client
+ * callbacks on this thread, and whether a request it queued still has to
+ * wake its core (node_callbacks_begin/end). */
+static _Thread_local zraft_node *tl_cb_node;
+static _Thread_local bool tl_cb_wake;
+
+static void s_wake(zraft_node *n)
+{
+    uint64_t one = 1;
+    ssize_t w = write(n->efd, &one, sizeof one);
+    (void)w;
+}
+
+void node_callbacks_begin(zraft_node *n)
+{
+    tl_cb_node = n;
+    tl_cb_wake = false;
+}
+
+void node_callbacks_end(zraft_node *n)
+{
+    tl_cb_node = NULL;
+    if (tl_cb_wake) {
+        tl_cb_wake = false;
+        s_wake(n);
+    }
+}
+
 static int s_push(zraft_node *n, api_req *r)
 {
     r->next = NULL;
@@ -168,10 +200,14 @@ static int s_push(zraft_node *n, api_req *r)
     }
     n->qtail = r;
     pthread_mutex_unlock(&n->qlock);
-    if (wake) {
-        uint64_t one = 1;
-        ssize_t w = write(n->efd, &one, sizeof one);
-        (void)w;
+    if (wake && tl_cb_node == n) {
+        /* A client callback on this node's state machine thread (a closed
+         * loop): the core is woken once, after the batch of callbacks, for
+         * every request they queued. The node cannot go away meanwhile: its
+         * destruction joins this thread. */
+        tl_cb_wake = true;
+    } else if (wake) {
+        s_wake(n);
     }
     return 0;
 }
@@ -296,9 +332,16 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
             goto err_after_zctx;
         }
     }
-    snprintf(n->ep_core, sizeof n->ep_core, "inproc://zn-%p-core", (void *)n);
-    snprintf(n->ep_log, sizeof n->ep_log, "inproc://zn-%p-log", (void *)n);
-    snprintf(n->ep_sm, sizeof n->ep_sm, "inproc://zn-%p-sm", (void *)n);
+    /* Names used once per process: ZeroMQ releases a closed socket's
+     * inproc name later, on its reaper thread, so a node made at the
+     * address of one just destroyed could not bind the same name. */
+    uint64_t seq = actor_endpoint_seq();
+    snprintf(n->ep_core, sizeof n->ep_core, "inproc://zn-%llu-core",
+             (unsigned long long)seq);
+    snprintf(n->ep_log, sizeof n->ep_log, "inproc://zn-%llu-log",
+             (unsigned long long)seq);
+    snprintf(n->ep_sm, sizeof n->ep_sm, "inproc://zn-%llu-sm",
+             (unsigned long long)seq);
 
     /* Recover into a scratch engine to learn the start state; the core
      * builds its own from the same storage. */
@@ -423,6 +466,11 @@ void zraft_node_destroy(zraft_node **np)
         zmq_ctx_term(n->zctx);
     }
     resolver_destroy(&n->rpc.res);
+    while (n->qfree != NULL) {
+        api_req *next = n->qfree->next;
+        free(n->qfree);
+        n->qfree = next;
+    }
     close(n->efd);
     logcache_fini(&n->cache);
     if (n->fsm->destroy) {
@@ -499,6 +547,40 @@ int zraft_initialize(zraft_node *n, const zraft_member *members, size_t count)
     return s_admin(n, r, -1);
 }
 
+void node_recycle_writes(zraft_node *n, api_req **reqs, size_t count)
+{
+    if (count == 0) {
+        return;
+    }
+    for (size_t i = 0; i + 1 < count; i++) {
+        reqs[i]->next = reqs[i + 1];
+    }
+    pthread_mutex_lock(&n->qlock);
+    bool keep = n->n_qfree + count <= NODE_REQ_POOL;
+    if (keep) {
+        reqs[count - 1]->next = n->qfree;
+        n->qfree = reqs[0];
+        n->n_qfree += (uint32_t)count;
+    }
+    pthread_mutex_unlock(&n->qlock);
+    for (size_t i = 0; i < count && !keep; i++) {
+        free(reqs[i]);
+    }
+}
+
+/* A write request: a recycled one, else a new one (caller owns it). */
+static api_req *s_write_req(zraft_node *n)
+{
+    pthread_mutex_lock(&n->qlock);
+    api_req *r = n->qfree;
+    if (r != NULL) {
+        n->qfree = r->next;
+        n->n_qfree--;
+    }
+    pthread_mutex_unlock(&n->qlock);
+    return r != NULL ? r : malloc(sizeof(*r));
+}
+
 int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
                     void *arg)
 {
@@ -508,7 +590,7 @@ int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
     if (payload->len > ZRAFT_MAX_PAYLOAD_BYTES) {
         return ZRAFT_ETOOBIG; /* could never be sent to a follower */
     }
-    api_req *r = malloc(sizeof(*r));
+    api_req *r = s_write_req(n);
     if (r == NULL) {
         return ZRAFT_ENOMEM;
     }
@@ -517,6 +599,7 @@ int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
     r->wcb = cb;
     r->arg = arg;
     r->w = NULL;
+    r->t_ns = trace_sampled(0) ? trace_now_ns() : 0; /* tracing is on */
     int rv = s_push(n, r);
     if (rv != 0) {
         free(r);

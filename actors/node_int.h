@@ -16,6 +16,7 @@
 
 #include "actors/actor.h"
 #include "actors/logcache.h"
+#include "actors/trace.h"
 #include "core/engine.h"
 #include "transport/rpc.h"
 #include "zraft.h"
@@ -52,6 +53,7 @@ typedef struct api_req {
     uint32_t n;
     zraft_member *members; /* INIT: borrowed (the caller waits) */
     waiter *w;             /* admin: completes once committed */
+    uint64_t t_ns;         /* WRITE: when it was called (tracing only) */
 } api_req;
 
 typedef struct repl repl;
@@ -72,6 +74,8 @@ struct zraft_node {
     /* API queue (any thread -> core). */
     pthread_mutex_t qlock;
     api_req *qhead, *qtail;
+    api_req *qfree;   /* write requests for reuse (node_recycle_writes) */
+    uint32_t n_qfree; /* ... how many, at most NODE_REQ_POOL */
     int efd;
     atomic_bool stopping;
 
@@ -115,6 +119,19 @@ zraft_id repl_target(const repl *r);
  * zraft_storage.get (caller owns the references). */
 int node_get_entries(zraft_node *n, uint64_t from, uint64_t to,
                      size_t max_bytes, zraft_entry *out, size_t *count);
+
+/* Brackets a batch of client callbacks run on `n`'s state machine thread:
+ * requests they queue to `n` wake its core once, at the end, instead of
+ * once each. Same thread, no nesting. */
+void node_callbacks_begin(zraft_node *n);
+void node_callbacks_end(zraft_node *n);
+
+/* Write requests kept for reuse, at most (the rest are freed). */
+#define NODE_REQ_POOL 4096
+
+/* Gives back `n` handled write requests (their payload references already
+ * dropped) for zraft_write to reuse: one lock per batch. Core thread. */
+void node_recycle_writes(zraft_node *n, api_req **reqs, size_t count);
 
 /* Completes an admin waiter. */
 void waiter_done(waiter *w, int rv);

@@ -48,6 +48,7 @@ typedef struct {
     uint64_t snap_retry;  /* after an aborted transfer, none before this */
     uint64_t snap_pub_ms; /* metrics last published */
     uint64_t pub_sent, pub_resent; /* ... with these counts */
+    uint64_t tr_acked;             /* tracing: highest index stamped */
 } stream;
 
 static void s_report(stream *s, int err)
@@ -126,6 +127,9 @@ static void s_update(stream *s, const amsg *u)
     m.u.append.n_entries = (uint32_t)got;
     m.u.append.entries = s->ents;
     int rv = rpc_conn_send(s->conn, &m);
+    if (rv == 0 && got > 0 && trace_sampled(0)) {
+        trace_stamp_range(n->cfg.id, from, from + got - 1, TRACE_SENT);
+    }
     for (size_t i = 0; i < got; i++) {
         zraft_buf_unref(s->ents[i].payload);
     }
@@ -232,6 +236,12 @@ static void s_reply(stream *s, msg *resp, uint64_t now)
     if (resp->type == MSG_SNAPSHOT_RESP && s->snap.state == SNAPSEND_SENT) {
         snapsend_stop(&s->snap); /* installed (or refused): done */
     }
+    if (resp->type == MSG_APPEND_RESP && resp->u.append_resp.success &&
+        trace_sampled(0) && resp->u.append_resp.index > s->tr_acked) {
+        trace_stamp_range(s->r->n->cfg.id, s->tr_acked + 1,
+                          resp->u.append_resp.index, TRACE_ACKED);
+        s->tr_acked = resp->u.append_resp.index;
+    }
     if (resp->type == MSG_APPEND_RESP || resp->type == MSG_HEARTBEAT_RESP ||
         resp->type == MSG_SNAPSHOT_RESP) {
         amsg out;
@@ -264,6 +274,7 @@ static void s_body(actor *a, void *arg)
     }
     uint64_t next_addr_check = 0;
     bool stop = false, blocked = false;
+    actor_idle idle = {n->cfg.spin_us, 0};
     while (!stop) {
         zmq_pollitem_t items[2] = {
             {a->mailbox, 0, ZMQ_POLLIN, 0},
@@ -275,7 +286,7 @@ static void s_body(actor *a, void *arg)
         if (blocked && timeout > 10) {
             timeout = 10; /* chunks wait for room in the socket */
         }
-        zmq_poll(items, s.conn ? 2 : 1, timeout);
+        actor_poll(&idle, items, s.conn ? 2 : 1, timeout);
         now = actor_now_ms();
         amsg m;
         while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {
@@ -352,8 +363,11 @@ repl *repl_start(zraft_node *n, zraft_id target, const char *addr)
     r->n = n;
     r->target = target;
     snprintf(r->addr, sizeof r->addr, "%s", addr ? addr : "");
-    snprintf(r->endpoint, sizeof r->endpoint, "inproc://zn-%p-repl-%llu",
-             (void *)n, (unsigned long long)target);
+    /* Once per process (see actor_endpoint_seq): a stream restarted for
+     * the same target at once must not need the old one's name. */
+    snprintf(r->endpoint, sizeof r->endpoint, "inproc://zn-%llu-repl-%llu",
+             (unsigned long long)actor_endpoint_seq(),
+             (unsigned long long)target);
     char name[16];
     snprintf(name, sizeof name, "repl-%llu-%llu", (unsigned long long)n->cfg.id,
              (unsigned long long)target);

@@ -1,7 +1,8 @@
 /* sm.c - the state machine worker ("sm-<id>"): applies committed entries
  * in log order and answers the clients.
  *
- * It reads entries from storage (payload references), passes NORMAL ones to
+ * It reads entries from the log cache, or storage once they left it
+ * (payload references either way), passes NORMAL ones to
  * the embedder's zraft_fsm, tracks the last applied configuration (for
  * snapshot metadata), then calls each client's callback: success when the
  * applied entry is the one the client proposed (same term), otherwise
@@ -32,7 +33,8 @@ typedef struct {
     pending_write *late; /* callbacks whose entries were not readable */
     size_t n_late;
     zraft_entry buf[512];
-    int fatal; /* apply or restore failed: nothing more is applied */
+    int fatal;       /* apply or restore failed: nothing more is applied */
+    bool report_due; /* applied since the core was last told */
 } smw;
 
 typedef struct {
@@ -89,8 +91,10 @@ static void s_apply(smw *w, amsg *m)
     uint64_t batch = 0;
     while (w->applied < upto && w->fatal == 0) {
         size_t got = sizeof w->buf / sizeof w->buf[0];
-        int rv = n->st->get(n->st->ctx, w->applied + 1, upto, 4u << 20, w->buf,
-                            &got);
+        /* From the log cache while the entries are still there (no read,
+         * no CRC, no copy), else from storage. */
+        int rv =
+            node_get_entries(n, w->applied + 1, upto, 4u << 20, w->buf, &got);
         if (rv != 0 || got == 0) {
             /* Covered by a snapshot being installed (it follows). */
             break;
@@ -122,9 +126,16 @@ static void s_apply(smw *w, amsg *m)
             w->applied = e->id.index;
             w->applied_id = e->id;
             batch++;
+            if (trace_sampled(e->id.index)) {
+                trace_stamp(n->cfg.id, e->id.index, TRACE_APPLIED);
+            }
             while (wi < nw && ws[wi].id.index < e->id.index) {
                 ws[wi].cb(ws[wi].arg, ZRAFT_ELEADERSHIP_LOST, ws[wi].id, NULL);
                 wi++;
+            }
+            if (wi < nw && ws[wi].id.index == e->id.index &&
+                trace_sampled(e->id.index)) {
+                trace_stamp(n->cfg.id, e->id.index, TRACE_CALLBACK);
             }
             while (wi < nw && ws[wi].id.index == e->id.index) {
                 int err =
@@ -149,7 +160,7 @@ static void s_apply(smw *w, amsg *m)
                   ws[wi].id, NULL);
     }
     free(ws);
-    s_report(w);
+    w->report_due = true; /* once the mailbox is empty (sm_main) */
 }
 
 static void s_build(smw *w)
@@ -214,15 +225,34 @@ void sm_main(actor *a, void *arg)
     w->applied_id = w->n->start_applied_id;
     w->membership = w->n->start_membership;
     bool stop = false;
+    actor_idle idle = {w->n->cfg.spin_us, 0};
     while (true) {
         amsg m;
-        int rv = actor_recv(a->mailbox, &m, stop ? ZMQ_DONTWAIT : 0);
+        int rv = actor_recv(a->mailbox, &m, ZMQ_DONTWAIT);
+        if (rv == 0 && w->report_due) {
+            /* One SM_APPLIED for every APPLY handled since the mailbox was
+             * last empty: the core is woken once per batch. */
+            w->report_due = false;
+            s_report(w);
+            continue;
+        }
+        if (rv == 0 && !stop) {
+            zmq_pollitem_t it = {a->mailbox, 0, ZMQ_POLLIN, 0};
+            actor_poll(&idle, &it, 1, -1);
+            rv = actor_recv(a->mailbox, &m, ZMQ_DONTWAIT);
+        }
         if (rv != 1) {
             if (stop) {
                 break;
             }
             continue;
         }
+        if (m.type != AM_SM_APPLY && w->report_due) {
+            w->report_due = false; /* in order with what follows */
+            s_report(w);
+        }
+        /* Writes the callbacks queue wake the core once per message. */
+        node_callbacks_begin(w->n);
         switch (m.type) {
         case AM_STOP:
             stop = true; /* finish what is queued, then exit */
@@ -267,6 +297,7 @@ void sm_main(actor *a, void *arg)
         default:
             break;
         }
+        node_callbacks_end(w->n);
     }
     for (size_t i = 0; i < w->n_reads; i++) {
         w->reads[i].cb(w->reads[i].arg, ZRAFT_ESHUTDOWN);

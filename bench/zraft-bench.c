@@ -25,6 +25,7 @@
 #include "bench/http_load.h"
 #include "bench/report.h"
 #include "bench/resp_load.h"
+#include "bench/trace.h"
 #include "zraft.h"
 #include "zraft_disk.h"
 
@@ -43,6 +44,8 @@ typedef struct {
     uint32_t pipeline;  /* --resp: requests in flight per connection */
     const char *report; /* --report FILE.html */
     char cmdline[1024]; /* the arguments, for the report */
+    uint32_t trace;     /* --trace: sample one write in this many (0: off) */
+    int spin;           /* --spin: zraft_config.spin_us (-1: the default) */
 } opts;
 
 typedef struct bench bench;
@@ -414,6 +417,7 @@ static void usage(void)
         "                   [--report FILE.html]\n"
         "                   [--http HOST:PORT]\n"
         "                   [--resp HOST:PORT [--pipeline N]]\n"
+        "                   [--trace[=N]] [--spin US]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
         "the leader are followed) with C keep-alive HTTP clients.\n"
         "--resp drives the leader's RESP port with C connections, each\n"
@@ -423,7 +427,10 @@ static void usage(void)
         "drives it with C closed-loop clients.\n"
         "--report writes a self-contained HTML page: throughput over time,\n"
         "a latency histogram, percentiles, the run's parameters, the\n"
-        "machine (cores, fdatasync latency) and the version.\n");
+        "machine (cores, fdatasync latency) and the version.\n"
+        "--trace samples one write in N (default 64) and prints the median\n"
+        "and p99 of each step of its commit path (in-process runs only).\n"
+        "--spin sets the nodes' zraft_config.spin_us (0: never spin).\n");
 }
 
 int main(int argc, char **argv)
@@ -442,10 +449,12 @@ int main(int argc, char **argv)
                                  {"resp", 1, 0, 'R'},
                                  {"pipeline", 1, 0, 'P'},
                                  {"report", 1, 0, 'r'},
+                                 {"trace", 2, 0, 'T'},
+                                 {"spin", 1, 0, 'S'},
                                  {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
-    b->o = (opts){3,        16,   128,  5.0,  0, NULL, false,
-                  "memory", NULL, NULL, NULL, 1, NULL, ""};
+    b->o = (opts){3,    16,   128,  5.0, 0,    NULL, false, "memory",
+                  NULL, NULL, NULL, 1,   NULL, "",   0,     -1};
     for (int i = 0, off = 0; i < argc && off < (int)sizeof b->o.cmdline; i++) {
         off += snprintf(b->o.cmdline + off, sizeof b->o.cmdline - (size_t)off,
                         "%s%s", i ? " " : "", argv[i]);
@@ -491,6 +500,16 @@ int main(int argc, char **argv)
             break;
         case 'r':
             b->o.report = optarg;
+            break;
+        case 'S':
+            b->o.spin = atoi(optarg);
+            break;
+        case 'T':
+            b->o.trace = optarg ? (uint32_t)atoi(optarg) : 64;
+            if (b->o.trace == 0) {
+                fprintf(stderr, "zraft-bench: --trace=N needs N > 0\n");
+                return 2;
+            }
             break;
         default:
             usage();
@@ -549,6 +568,9 @@ int main(int argc, char **argv)
         zraft_config cfg;
         zraft_config_default(&cfg, i);
         cfg.network = b->net;
+        if (b->o.spin >= 0) {
+            cfg.spin_us = (uint32_t)b->o.spin;
+        }
         zraft_fsm f = {NULL, c_apply, c_snapshot, c_restore, c_destroy};
         zraft_storage *st = zraft_storage_memory_new();
         if (disk) {
@@ -593,6 +615,10 @@ int main(int argc, char **argv)
     memset(b->payload->data, 'x', b->o.payload);
     b->clients = calloc(b->o.clients, sizeof(client));
     b->outstanding = b->o.clients;
+    if (b->o.trace > 0 && bench_trace_start(b->o.trace) != 0) {
+        fprintf(stderr, "zraft-bench: cannot start the trace\n");
+        return 1;
+    }
     uint64_t t0 = now_us();
     for (uint32_t i = 0; i < b->o.clients; i++) {
         b->clients[i].b = b;
@@ -629,6 +655,9 @@ int main(int argc, char **argv)
     }
     pthread_mutex_unlock(&b->lock);
     uint64_t elapsed = now_us() - t0;
+    if (b->o.trace > 0) {
+        bench_trace_report(stdout);
+    }
     uint64_t done = atomic_load(&b->done), errors = atomic_load(&b->errors);
     double wps = (double)done * 1e6 / (double)elapsed;
     uint64_t total = done ? done : 1;

@@ -76,6 +76,15 @@ typedef struct {
      * (no flow control, no resume). */
     uint8_t wire_version;
     uint64_t seed; /* election PRNG seed (0: from id and time) */
+    /* Before a node's thread sleeps on a mailbox that was busy less than a
+     * millisecond ago, it polls it for up to this many microseconds (0:
+     * never): a message that comes meanwhile costs no wake-up (about
+     * 10-35 us each on a small VM) but the spin costs CPU. At most (CPUs
+     * - 1) threads of the process spin at once, and none while the
+     * machine has more runnable threads than that (/proc/loadavg, read
+     * every 50 ms), so a one-CPU or busy machine never spins and one CPU
+     * is always left for the threads that work. At most 10000. */
+    uint32_t spin_us;
 } zraft_config;
 
 /* Defaults for node `id`: 150-300 ms elections, 50 ms heartbeats,

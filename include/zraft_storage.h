@@ -44,7 +44,8 @@ struct zraft_storage {
 
     /* Appends entries (ids contiguous with the log, index = last+1). Not yet
      * durable: sync() makes every append before it durable (group commit).
-     * Takes a reference to each payload it keeps. Log writer only. */
+     * Takes a reference to each payload it keeps. Log writer only (or the core
+     * thread, see inline_writes). */
     int (*append)(void *ctx, const zraft_entry *ents, size_t n);
     int (*sync)(void *ctx);
 
@@ -87,6 +88,16 @@ struct zraft_storage {
 
     /* Frees the storage (after the node is destroyed). */
     void (*destroy)(void *ctx);
+
+    /* Optional (false by default): save_state, append, sync, truncate and
+     * purge return at once with nothing to wait for (the memory store).
+     * The node then calls them on its core thread whenever its log writer
+     * has nothing queued, which saves a thread hand-off (two, on a
+     * follower) per write; snapshot_save and reset stay on the log writer.
+     * The calls never overlap: each thread calls only once the other's
+     * writes are finished and reported. A storage that may block in those
+     * calls must leave this false: the core thread would block with it. */
+    bool inline_writes;
 };
 
 /* A state machine. Every callback runs on the node's state machine thread. */

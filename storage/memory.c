@@ -287,6 +287,7 @@ zraft_storage *zraft_storage_memory_new(void)
     s->snapshot_load = m_snapshot_load;
     s->reset = m_reset;
     s->destroy = m_destroy;
+    s->inline_writes = true; /* RAM: nothing to wait for */
     return s;
 }
 

@@ -168,9 +168,21 @@ static zraft_storage *s_faulty(zraft_storage *in, _Atomic int *fail,
     f->in = in;
     f->fail = fail;
     f->save_delay_ms = save_delay_ms;
-    *s = (zraft_storage){
-        f,       f_load, f_save_state,    f_append,        f_sync,  f_truncate,
-        f_purge, f_get,  f_snapshot_save, f_snapshot_load, f_reset, f_destroy};
+    /* The memory store's writes run on the core thread (snapshot saves,
+     * which the tests delay, stay on the log writer). */
+    *s = (zraft_storage){f,
+                         f_load,
+                         f_save_state,
+                         f_append,
+                         f_sync,
+                         f_truncate,
+                         f_purge,
+                         f_get,
+                         f_snapshot_save,
+                         f_snapshot_load,
+                         f_reset,
+                         f_destroy,
+                         in->inline_writes};
     return s;
 }
 
