@@ -437,6 +437,16 @@ void engine_start(engine *e, uint64_t now, uint64_t applied)
         engine_io(e, c, IO_TRUNCATE, c->u.truncate.since);
     }
     e->flushed_log = rlog_last_id(&e->log);
+    if (e->term < e->flushed_log.term) {
+        /* The saved term is behind the log (a snapshot or log restored
+         * without its meta file): a term is never below one of its own
+         * entries, else this node could lead in a term whose entries
+         * conflict with ones it holds. Catch up as if it had heard of
+         * that term, with no vote, and make that durable. */
+        e->term = e->flushed_log.term;
+        e->vote = 0;
+        engine_save_vote(e);
+    }
     engine_mem_compact(e);
     e->role = engine_follower_role(e);
     e->leader = 0;

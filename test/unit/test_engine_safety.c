@@ -482,6 +482,36 @@ Test(safety, restart_from_snapshot_keeps_tail_and_commit)
     cr_assert_eq(fx_role(&F), ROLE_FOLLOWER);
 }
 
+/* A snapshot restored without its meta file (the durable term and vote):
+ * the node would start at term 0 below the snapshot's term 2, and as
+ * leader append term-1 entries after a term-2 snapshot; the cluster then
+ * elected leaders that never committed (found by the restore procedure of
+ * docs/deploy.md). The term is raised to the log's, with no vote, and that
+ * is made durable. */
+Test(safety, restart_raises_term_to_the_restored_log)
+{
+    engine_config c;
+    fx_config(&c, 1);
+    memset(&F, 0, sizeof(F));
+    F.c = c;
+    F.e = engine_new(&c);
+    cr_assert_not_null(F.e);
+    snapshot_meta sm;
+    memset(&sm, 0, sizeof(sm));
+    sm.last_log_id = (zraft_log_id){2, 10};
+    fx_members_n(&sm.membership, 3);
+    engine_restore_snapshot(F.e, &sm);
+    fx_begin(&F);
+    engine_start(F.e, 0, 10);
+    fx_end(&F);
+    engine_status s = fx_status(&F);
+    cr_assert_eq(s.term, 2);
+    const command *sv = fx_find(&F, CMD_SAVE_VOTE);
+    cr_assert_not_null(sv, "the raised term is saved");
+    cr_assert_eq(sv->u.save_vote.term, 2);
+    cr_assert_eq(sv->u.save_vote.voted_for, 0);
+}
+
 /* -------------------------------------------------------- bootstrap */
 
 /* A node restarted with only `term` durable (vote none), no log. */
