@@ -185,6 +185,11 @@ Test(cluster3, installing_follower_keeps_answering_heartbeats, .timeout = 300)
     cluster c;
     memset(&c, 0, sizeof c);
     c.snapshot_keep = 2;
+    /* 1 s (elections after 1-2 s): still well under the 3 s store below,
+     * so blocked heartbeat replies would cost the leader its leadership,
+     * but not a thread delayed 300 ms on a loaded machine (seen at load
+     * 20). */
+    c.election_timeout_ms = 1000;
     cl_start(&c, 3);
     zraft_id l = cl_leader(&c);
     zraft_id a = l == 1 ? 2 : 1, b = 6 - l - a;
