@@ -77,6 +77,7 @@ typedef struct {
     int fatal;
     uint64_t writes;
     uint64_t mem_index; /* membership index last published */
+    fwd *fwd;           /* request forwarding (forward.c) */
 } core;
 
 static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -286,6 +287,12 @@ static void s_apply(core *c, uint64_t upto)
 static void s_read_done(core *c, uint64_t req, uint64_t index, int err)
 {
     for (size_t i = 0; i < c->n_reads; i++) {
+        if (c->reads[i].req == req && c->reads[i].cb == fwd_read_marker) {
+            /* A follower's: answered with the index, not applied here. */
+            fwd_read_done(c->fwd, c->reads[i].arg, index, err);
+            c->reads[i] = c->reads[--c->n_reads];
+            return;
+        }
         if (c->reads[i].req == req) {
             amsg m;
             memset(&m, 0, sizeof m);
@@ -764,6 +771,10 @@ static void s_drain_api(core *c)
     size_t max = c->n->cfg.max_batch < 1024 ? c->n->cfg.max_batch : 1024;
     while (r != NULL) {
         api_req *next = r->next;
+        if (r->fwd && fwd_take(c->fwd, c->e, r)) {
+            r = next; /* a follower's: on its way to the leader */
+            continue;
+        }
         if (r->type == API_WRITE) {
             batch[nb++] = r;
             if (nb == max) {
@@ -913,7 +924,13 @@ static void s_drain_rpc(core *c, uint64_t now)
 {
     msg x;
     while (rpc_server_recv(c->srv, &x, now) == 1) {
-        if (!c->fatal) {
+        if (x.type == CODEC_MSG_FORWARD || x.type == CODEC_MSG_FORWARD_REPLY) {
+            uint32_t nf;
+            const codec_fwd *items = rpc_server_fwd(c->srv, &nf);
+            if (!c->fatal) {
+                fwd_on_frame(c->fwd, &x, items, nf);
+            }
+        } else if (!c->fatal) {
             engine_recv(c->e, &x);
             s_commands(c);
         }
@@ -972,6 +989,7 @@ void core_main(actor *a, void *arg)
     c.e = engine_new(&n->ecfg);
     c.push_log = actor_connect(n->zctx, n->ep_log);
     c.push_sm = actor_connect(n->zctx, n->ep_sm);
+    c.fwd = fwd_new(n, c.push_sm);
     char ep[160];
     rpc_endpoint(&n->rpc, n->cfg.id, n->cfg.listen_addr, ep, sizeof ep);
     const char *why = NULL;
@@ -1011,7 +1029,7 @@ void core_main(actor *a, void *arg)
         engine_start(c.e, actor_now_ms(), n->start_applied);
         s_commands(&c);
     }
-    zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS];
+    zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS + FWD_POLL_MAX];
     bool stop = false;
     while (!stop) {
         int ni = 0;
@@ -1025,6 +1043,7 @@ void core_main(actor *a, void *arg)
             items[ni++] = (zmq_pollitem_t){rpc_conn_socket(c.votes[i].c), 0,
                                            ZMQ_POLLIN, 0};
         }
+        ni += fwd_poll_items(c.fwd, items + ni, FWD_POLL_MAX);
         long timeout = 5;
         zmq_poll(items, ni, timeout);
         uint64_t now = actor_now_ms();
@@ -1045,12 +1064,14 @@ void core_main(actor *a, void *arg)
             s_drain_rpc(&c, now);
         }
         s_drain_api(&c);
+        fwd_tick(c.fwd, c.e, c.srv, now);
         if (c.fatal == 0) {
             engine_tick(c.e, now);
             s_commands(&c);
         }
     }
     s_shutdown(&c);
+    fwd_destroy(&c.fwd); /* before push_sm: it answers through it */
     for (uint32_t i = 0; i < c.n_votes; i++) {
         rpc_conn_destroy(&c.votes[i].c);
     }

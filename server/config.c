@@ -71,9 +71,9 @@ static const key keys[] = {
     STR(resp_listen, "host:port the RESP port binds (default: resp_addr; "
                      "the port is off unless resp_addr is set)"),
     STR(log_level, "debug, info, warn or error"),
-    U32(wire_version, 0, 2,
-        "wire format version sent (0: newest; 1 while upgrading a cluster "
-        "of version 1 nodes)"),
+    U32(wire_version, 0, 3,
+        "wire format version sent (0: newest; while upgrading a cluster, "
+        "the version of the oldest nodes: 2 turns forwarding off)"),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
