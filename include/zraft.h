@@ -152,8 +152,8 @@ enum {
  * leader the write travels to the leader in a FORWARD frame, the leader
  * proposes it like its own, and `cb` runs (on this node's state machine
  * thread) with the leader's answer: on success the entry's id and the
- * state machine's result, once this node has applied the entry too (so a
- * stale read here afterwards sees it). Retried on the next leader only
+ * state machine's result (this node may not have applied the entry yet:
+ * a linearizable read here sees it, a local stale read may not). Retried on the next leader only
  * when the leader refused it without proposing it (ZRAFT_ENOTLEADER,
  * ZRAFT_ETRANSFER): a write is never proposed twice. While no leader is
  * known it waits up to leader_wait_ms (then ZRAFT_ENOTLEADER); an answer

@@ -62,6 +62,10 @@ static const key keys[] = {
         "largest accepted HTTP body (at most 64 MiB - 65 KiB: one entry)"),
     U32(leader_wait_ms, 0, 600000,
         "how long a request waits for a leader (0: two election timeouts)"),
+    BOOL(forward_writes,
+         "HTTP on a follower forwards writes and linearizable reads to the "
+         "leader over the Raft transport instead of answering 307 (RESP "
+         "always forwards)"),
     U32(http_threads, 1, 64,
         "HTTP serving threads (event loops; each serves many connections)"),
     U32(max_connections, 1, 1000000,

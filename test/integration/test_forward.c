@@ -225,9 +225,13 @@ Test(forward, write_on_follower_answers_with_the_leaders_result)
     pthread_mutex_lock(&counters[leader].lock);
     cr_assert_eq(counters[leader].wids[o.result - 1], 7);
     pthread_mutex_unlock(&counters[leader].lock);
-    /* Answered once the follower applied it too: a stale read there sees
-     * the write. */
-    cr_assert_geq(o.applied_here, o.result);
+    /* A linearizable read on the follower sees it. */
+    one r;
+    one_init(&r, f);
+    cr_assert_eq(zraft_read(c.nodes[f], one_read_cb, &r), 0);
+    one_wait(&r);
+    cr_assert_eq(r.err, 0);
+    cr_assert_geq(r.applied_here, o.result);
     cl_stop(&c);
 }
 
