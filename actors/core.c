@@ -10,7 +10,8 @@
  *     io_seq order);
  *   - the others wait in lanes (one per peer, one for the state machine)
  *     until their wait_io is durable; a lane never overtakes itself (a
- *     heartbeat reply excepted), and a held command whose role is over
+ *     heartbeat reply and a read-index answer excepted), and a held
+ *     command whose role is over
  *     when it is released is dropped (engine_command_current);
  *   - replies to a peer's requests leave through the ROUTER, requests
  *     through the replication stream (AppendEntries, heartbeats, snapshots)
@@ -18,7 +19,9 @@
  * It owns: the engine, the ROUTER, the vote DEALERs, its PUSH sockets to the
  * other actors, the replication streams' lifecycle, the table of client
  * writes waiting for their entries (handed to the state machine with each
- * APPLY) and the reads waiting for read-index.
+ * APPLY) and the reads waiting for read-index. Request forwarding (a
+ * follower's writes and reads sent to the leader, and the leader's side
+ * of it) is forward.c's, called from here at a few points.
  * A fatal error (storage, state machine) freezes the engine here for good
  * (s_fatal): no ticks, no RPCs, every call failed with the error. */
 #include <poll.h>
@@ -523,8 +526,14 @@ static void s_commands(core *c)
         /* A heartbeat reply claims nothing about the log, so it does not
          * queue behind replies held for a durable write: a follower whose
          * log writer installs a large snapshot keeps answering, and its
-         * leader keeps counting it (check-quorum, read-index). */
-        bool hb = k->type == CMD_SEND && k->u.send.type == MSG_HEARTBEAT_RESP;
+         * leader keeps counting it (check-quorum, read-index). Nor does a
+         * read-index answer wait behind an APPLY held for the leader's own
+         * fsync: the state machine thread answers a read only once it has
+         * applied up to the read's index anyway, and a follower's
+         * forwarded read needs only the index. */
+        bool hb =
+            (k->type == CMD_SEND && k->u.send.type == MSG_HEARTBEAT_RESP) ||
+            k->type == CMD_READ_READY || k->type == CMD_READ_FAIL;
         if (k->wait_io > c->flushed || (!hb && s_lane_busy(c, s_lane(k)))) {
             s_hold(c, k);
         } else {

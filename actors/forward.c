@@ -74,10 +74,11 @@
 
 #include "actors/node_int.h"
 
-#define FWD_FRAME_ITEMS 4096       /* items per frame, at most */
-#define FWD_FRAME_BYTES (4u << 20) /* payload bytes per frame (one item may
-                                      exceed it, alone) */
-#define FWD_TIMEOUT_MS  10000u
+#define FWD_FRAME_ITEMS 4096 /* items per frame, at most */
+#define FWD_FRAME_BYTES                                                        \
+    (4u << 20) /* payload bytes per frame (one item may                        \
+                  exceed it, alone) */
+#define FWD_TIMEOUT_MS 10000u
 
 /* ------------------------------------------------------------ types */
 
@@ -144,15 +145,15 @@ struct fwd {
     struct {
         uint64_t id;
         pend *p; /* NULL: answered */
-    } *flight;   /* by increasing id */
+    } * flight;  /* by increasing id */
     size_t n_flight, cap_flight, live_flight;
     uint64_t next_id;
     fconn conns[FWD_MAX_CONNS];
     uint32_t n_conns;
     uint64_t leader_wait, timeout;
-    uint64_t unexpected; /* frames or items dropped */
+    uint64_t unexpected;  /* frames or items dropped */
     zraft_id last_leader; /* as of the last turn */
-    codec_fwd *items;    /* frame being built */
+    codec_fwd *items;     /* frame being built */
     pend **item_pend;
     size_t cap_items;
 };
@@ -407,8 +408,8 @@ int fwd_poll_items(fwd *f, void *items, int max)
     zmq_pollitem_t *it = items;
     int k = 0;
     for (uint32_t i = 0; i < f->n_conns && k < max; i++) {
-        it[k++] = (zmq_pollitem_t){rpc_conn_socket(f->conns[i].c), 0,
-                                   ZMQ_POLLIN, 0};
+        it[k++] =
+            (zmq_pollitem_t){rpc_conn_socket(f->conns[i].c), 0, ZMQ_POLLIN, 0};
     }
     return k;
 }
@@ -504,7 +505,8 @@ static void s_send_waiting(fwd *f, const engine *e, uint64_t now)
             s_wait(f, p);
         } else {
             size_t len = p->payload ? p->payload->len : 0;
-            if (n > 0 && (n == FWD_FRAME_ITEMS || bytes + len > FWD_FRAME_BYTES)) {
+            if (n > 0 &&
+                (n == FWD_FRAME_ITEMS || bytes + len > FWD_FRAME_BYTES)) {
                 s_send_frame(f, e, st.leader, n, now);
                 n = bytes = 0;
             }
@@ -667,8 +669,7 @@ void fwd_read_done(fwd *f, void *arg, uint64_t index, int err)
 {
     ritem *ri = arg;
     (void)f;
-    s_ob_put(ri, CODEC_FWD_READ, err, (zraft_log_id){0, err ? 0 : index},
-             NULL);
+    s_ob_put(ri, CODEC_FWD_READ, err, (zraft_log_id){0, err ? 0 : index}, NULL);
     s_ob_unref(ri->ob);
     free(ri);
 }

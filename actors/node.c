@@ -627,9 +627,8 @@ int zraft_read(zraft_node *n, zraft_read_cb cb, void *arg)
 
 int zraft_read_ex(zraft_node *n, unsigned flags, zraft_read_cb cb, void *arg)
 {
-    if (cb == NULL ||
-        (flags & ~(unsigned)(ZRAFT_CALL_FORWARD | ZRAFT_CALL_NO_FORWARD)) !=
-            0) {
+    if (cb == NULL || (flags & ~(unsigned)(ZRAFT_CALL_FORWARD |
+                                           ZRAFT_CALL_NO_FORWARD)) != 0) {
         return ZRAFT_EINVAL;
     }
     api_req *r = calloc(1, sizeof(*r));

@@ -153,11 +153,11 @@ enum {
  * proposes it like its own, and `cb` runs (on this node's state machine
  * thread) with the leader's answer: on success the entry's id and the
  * state machine's result (this node may not have applied the entry yet:
- * a linearizable read here sees it, a local stale read may not). Retried on the next leader only
- * when the leader refused it without proposing it (ZRAFT_ENOTLEADER,
- * ZRAFT_ETRANSFER): a write is never proposed twice. While no leader is
- * known it waits up to leader_wait_ms (then ZRAFT_ENOTLEADER); an answer
- * that does not come within forward_timeout_ms fails with
+ * a linearizable read here sees it, a local stale read may not). Retried on the
+ * next leader only when the leader refused it without proposing it
+ * (ZRAFT_ENOTLEADER, ZRAFT_ETRANSFER): a write is never proposed twice. While
+ * no leader is known it waits up to leader_wait_ms (then ZRAFT_ENOTLEADER); an
+ * answer that does not come within forward_timeout_ms fails with
  * ZRAFT_ETIMEDOUT: the outcome is unknown (the write may have been
  * applied), as for any time-out. */
 int zraft_write_ex(zraft_node *n, zraft_buf *payload, unsigned flags,

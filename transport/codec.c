@@ -195,8 +195,8 @@ static bool membership_equal(const zraft_membership *x,
 /* What s_emit() needs beyond the msg, computed by s_prepare(). */
 typedef struct {
     uint32_t body_len;
-    const codec_ack *ack;                   /* CODEC_MSG_SNAPSHOT_ACK */
-    const codec_fwd *fwd;                   /* FORWARD[_REPLY] items */
+    const codec_ack *ack; /* CODEC_MSG_SNAPSHOT_ACK */
+    const codec_fwd *fwd; /* FORWARD[_REPLY] items */
     uint32_t n_fwd;
     codec_chunk chunk;                      /* MSG_SNAPSHOT */
     unsigned char mbuf[MEMBERSHIP_MAX_LEN]; /* MSG_SNAPSHOT: encoded meta */
@@ -544,8 +544,8 @@ static int s_prepare_fwd(const codec_ctx *c, const msg *m,
     bool reply = m->type == CODEC_MSG_FORWARD_REPLY;
     memset(p, 0, sizeof(*p));
     if ((m->type != CODEC_MSG_FORWARD && !reply) || m->from == 0 ||
-        m->to == 0 || c->version < 3 || c->version > CODEC_VERSION ||
-        n == 0 || items == NULL) {
+        m->to == 0 || c->version < 3 || c->version > CODEC_VERSION || n == 0 ||
+        items == NULL) {
         return ZRAFT_EINVAL;
     }
     if (n > c->max_entries) {
@@ -601,8 +601,8 @@ int codec_encode_fwd(const codec_ctx *c, const msg *m, const codec_fwd *items,
     if (rv != 0) {
         return rv;
     }
-    if (cap < CODEC_HEADER_LEN + (size_t)p.body_len +
-                  (c->auth ? CODEC_TAG_LEN : 0)) {
+    if (cap <
+        CODEC_HEADER_LEN + (size_t)p.body_len + (c->auth ? CODEC_TAG_LEN : 0)) {
         return ZRAFT_ENOSPACE;
     }
     writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
@@ -934,8 +934,7 @@ static int s_decode_fwd(const codec_ctx *c, reader *r, const msg *out,
         return fail(a, ZRAFT_ETOOBIG, "forward: more items than max_entries");
     }
     /* No allocation from a forged count (as for entries). */
-    if ((uint64_t)n *
-            (reply ? CODEC_FWD_REPLY_MIN_LEN : CODEC_FWD_MIN_LEN) >
+    if ((uint64_t)n * (reply ? CODEC_FWD_REPLY_MIN_LEN : CODEC_FWD_MIN_LEN) >
         r->left) {
         return fail(a, ZRAFT_EMALFORMED, "forward: item count exceeds frame");
     }

@@ -200,8 +200,8 @@ typedef struct {
     codec_ack ack;      /* body of a decoded CODEC_MSG_SNAPSHOT_ACK */
     codec_fwd *fwd;     /* items of a decoded FORWARD / FORWARD_REPLY */
     uint32_t n_fwd, fwd_cap;
-    uint8_t version;    /* version of the last frame decoded */
-    const char *why;    /* static text naming the last failed check */
+    uint8_t version; /* version of the last frame decoded */
+    const char *why; /* static text naming the last failed check */
 } codec_arena;
 
 /* Where an assembler stores the bytes of a transfer, instead of memory
@@ -330,10 +330,10 @@ void codec_arena_fini(codec_arena *a);
  * says where they belong (feed it to a codec_assembler). A
  * CODEC_MSG_SNAPSHOT_ACK carries its body in arena->ack (and nothing to
  * release); a FORWARD or FORWARD_REPLY its items in arena->fwd (n_fwd,
- * payloads owned by the arena until the next decode or fini). arena->version is the frame's version. Entries' ids are
- * filled in (prev.index + 1, ...). Blank entries have a NULL payload,
- * others a buffer (possibly empty). On error `out` is zeroed and owns
- * nothing; errors are listed at the top of this header. */
+ * payloads owned by the arena until the next decode or fini). arena->version is
+ * the frame's version. Entries' ids are filled in (prev.index + 1, ...). Blank
+ * entries have a NULL payload, others a buffer (possibly empty). On error `out`
+ * is zeroed and owns nothing; errors are listed at the top of this header. */
 int codec_decode(const codec_ctx *c, const unsigned char *buf, size_t len,
                  msg *out, codec_arena *arena);
 /* The same for a frame given as the concatenation of `n` segments. */

@@ -579,8 +579,8 @@ typedef struct {
 /* Encodes `m` (or one chunk of it, or forward items) into the reusable
  * buffer. */
 static int s_encode_any(const rpc_ctx *c, unsigned char **buf, size_t *cap,
-                        const msg *m, const codec_chunk *ch,
-                        const fwd_body *fb, size_t *len)
+                        const msg *m, const codec_chunk *ch, const fwd_body *fb,
+                        size_t *len)
 {
     size_t need = fb   ? codec_fwd_encoded_len(&c->codec, m, fb->items, fb->n)
                   : ch ? codec_chunk_encoded_len(&c->codec, m, ch)

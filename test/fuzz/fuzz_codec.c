@@ -54,11 +54,10 @@ static unsigned char *encode(const codec_ctx *c, const msg *m,
     check(need > 0, "a decoded message is encodable");
     unsigned char *buf = malloc(need);
     check(buf != NULL, "malloc");
-    int rv = ack ? codec_encode_ack(c, m, ack, buf, need, len)
-             : fwd
-                 ? codec_encode_fwd(c, m, fwd_items, fwd_n, buf, need, len)
-             : ch ? codec_encode_chunk(c, m, ch, buf, need, len)
-                  : codec_encode(c, m, buf, need, len);
+    int rv = ack   ? codec_encode_ack(c, m, ack, buf, need, len)
+             : fwd ? codec_encode_fwd(c, m, fwd_items, fwd_n, buf, need, len)
+             : ch  ? codec_encode_chunk(c, m, ch, buf, need, len)
+                   : codec_encode(c, m, buf, need, len);
     check(rv == 0 && (ack || *len == need),
           "encode succeeds at the planned size");
     return buf;

@@ -289,8 +289,7 @@ Test(forward, flags_choose_per_call)
     one_wait(&o);
     cr_assert_eq(o.err, 0);
     /* Unknown flags are refused, and no callback runs. */
-    cr_assert_eq(s_write(c.nodes[f], 3, 0x80, one_write_cb, &o),
-                 ZRAFT_EINVAL);
+    cr_assert_eq(s_write(c.nodes[f], 3, 0x80, one_write_cb, &o), ZRAFT_EINVAL);
     cr_assert_eq(zraft_read_ex(c.nodes[f], 0x80, one_read_cb, &o),
                  ZRAFT_EINVAL);
     cl_stop(&c);
@@ -437,8 +436,7 @@ static void l_quiesce(load *l)
     atomic_store(&l->stop, true);
     uint64_t end = s_now_ms() + CL_DEADLINE_MS + 15000;
     while ((atomic_load(&l->answered) < atomic_load(&l->issued) ||
-            atomic_load(&l->reads_answered) <
-                atomic_load(&l->reads_issued)) &&
+            atomic_load(&l->reads_answered) < atomic_load(&l->reads_issued)) &&
            s_now_ms() < end) {
         struct timespec ts = {0, 2 * 1000000L};
         nanosleep(&ts, NULL);

@@ -278,23 +278,23 @@ static int decode_check(const codec_ctx *c, const unsigned char *buf,
         /* Re-encoded in the frame's own version, the same bytes. */
         codec_ctx cv = *c;
         cv.version = a.version;
-        bool fwd = m.type == CODEC_MSG_FORWARD ||
-                   m.type == CODEC_MSG_FORWARD_REPLY;
-        size_t need =
-            m.type == MSG_SNAPSHOT ? codec_chunk_encoded_len(&cv, &m, &a.chunk)
-            : m.type == CODEC_MSG_SNAPSHOT_ACK ? len
-            : fwd ? codec_fwd_encoded_len(&cv, &m, a.fwd, a.n_fwd)
-                  : codec_encoded_len(&cv, &m);
+        bool fwd =
+            m.type == CODEC_MSG_FORWARD || m.type == CODEC_MSG_FORWARD_REPLY;
+        size_t need = m.type == MSG_SNAPSHOT
+                          ? codec_chunk_encoded_len(&cv, &m, &a.chunk)
+                      : m.type == CODEC_MSG_SNAPSHOT_ACK ? len
+                      : fwd ? codec_fwd_encoded_len(&cv, &m, a.fwd, a.n_fwd)
+                            : codec_encoded_len(&cv, &m);
         cr_assert_eq(need, len);
         unsigned char *again = malloc(need);
         size_t w;
-        int erv = m.type == MSG_SNAPSHOT
-                      ? codec_encode_chunk(&cv, &m, &a.chunk, again, need, &w)
-                  : m.type == CODEC_MSG_SNAPSHOT_ACK
-                      ? codec_encode_ack(&cv, &m, &a.ack, again, need, &w)
-                  : fwd ? codec_encode_fwd(&cv, &m, a.fwd, a.n_fwd, again, need,
-                                           &w)
-                        : codec_encode(&cv, &m, again, need, &w);
+        int erv =
+            m.type == MSG_SNAPSHOT
+                ? codec_encode_chunk(&cv, &m, &a.chunk, again, need, &w)
+            : m.type == CODEC_MSG_SNAPSHOT_ACK
+                ? codec_encode_ack(&cv, &m, &a.ack, again, need, &w)
+            : fwd ? codec_encode_fwd(&cv, &m, a.fwd, a.n_fwd, again, need, &w)
+                  : codec_encode(&cv, &m, again, need, &w);
         cr_assert_eq(erv, 0);
         cr_assert_eq(w, len);
         cr_assert_eq(memcmp(again, buf, len), 0);
@@ -1542,10 +1542,10 @@ Test(forward, request_layout_and_round_trip)
     cr_assert_eq(w, CODEC_HEADER_LEN + 4 + 2 * CODEC_FWD_MIN_LEN + 3);
     cr_assert_eq(buf[4], 3);
     cr_assert_eq(buf[5], CODEC_MSG_FORWARD);
-    cr_assert_eq(buf[44], 2);            /* item count */
-    cr_assert_eq(buf[48], 0x02);         /* req_id, low byte first */
+    cr_assert_eq(buf[44], 2);    /* item count */
+    cr_assert_eq(buf[48], 0x02); /* req_id, low byte first */
     cr_assert_eq(buf[56], CODEC_FWD_WRITE);
-    cr_assert_eq(buf[57], 3);            /* payload length */
+    cr_assert_eq(buf[57], 3); /* payload length */
     cr_assert_eq(memcmp(buf + 61, "abc", 3), 0);
     codec_arena a;
     codec_arena_init(&a);
@@ -1680,6 +1680,5 @@ Test(forward, malformed_frames_are_refused)
     cr_assert_eq(codec_encode_fwd(&c, &m, &rd, 1, out, sizeof out, &w),
                  ZRAFT_EINVAL);
     m.type = CODEC_MSG_FORWARD;
-    cr_assert_eq(codec_encode_fwd(&c, &m, &rd, 1, out, 10, &w),
-                 ZRAFT_ENOSPACE);
+    cr_assert_eq(codec_encode_fwd(&c, &m, &rd, 1, out, 10, &w), ZRAFT_ENOSPACE);
 }
