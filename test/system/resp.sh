@@ -5,6 +5,7 @@
 #   (INCR answers the leader's new value) and linearizable reads to the
 #   leader; READONLY reads there; a short redis-benchmark -t set,get
 #   (pipelined) against the leader and against a follower, with no errors
+#   (HTTP with forward_writes forwards too)
 #   and the keys there afterwards, on every node; kill -9 the leader: the data survives
 #   and the new leader serves RESP; SIGTERM: every node exits 0.
 # Every wait polls a condition with a deadline. Exit 77 (skipped) without
@@ -25,7 +26,7 @@ fail=0
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
 
 rport() { echo "$((base + 200 + $1))"; }
-extra_args() { printf '%s\n' --resp-addr "127.0.0.1:$(rport "$1")"; }
+extra_args() { printf '%s\n' --resp-addr "127.0.0.1:$(rport "$1")" --forward-writes true; }
 
 rc() { # node args... : one redis-cli command, raw output
   local n=$1
@@ -70,6 +71,11 @@ check "a write on the leader is read at once on a follower (read-index)" \
            [ \"\$(redis-cli -p $(rport "$F") GET lin)\" = 7 ]"
 check "INFO says slave on the follower" \
   bash -c "redis-cli -p $(rport "$F") INFO | grep -q '^role:slave'"
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+check "HTTP with forward_writes: a PUT on a follower is forwarded (204)" \
+  is "$(code -X PUT --data-binary v1 "http://$(http "$F")/kv/viahttp")" 204
+check "and a GET there reads it (linearizable)" \
+  is "$(curl -s "http://$(http "$F")/kv/viahttp")" v1
 stale() { [ "$(printf 'READONLY\nGET fromfollower\n' | redis-cli -p "$(rport "$F")" | tail -1)" = 2 ]; }
 check "READONLY reads the follower's own state" wait_for 10 stale
 
