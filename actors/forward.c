@@ -60,8 +60,9 @@
  * ones after the core has stopped (they are then dropped).
  *
  * Every callback is answered exactly once, on the state machine thread:
- * at shutdown (fwd_destroy) whatever is pending gets ZRAFT_ESHUTDOWN,
- * except a write the leader already applied (its success is reported).
+ * at shutdown (fwd_destroy) whatever is waiting or in flight gets
+ * ZRAFT_ESHUTDOWN; an answer already handed to the state machine thread
+ * stands.
  * Malformed frames never get here (the decoder refuses them); an
  * unexpected one (a reply at the ROUTER, a request at a DEALER, a reply
  * for an unknown request) is counted and dropped, with a log line. */
@@ -74,11 +75,11 @@
 
 #include "actors/node_int.h"
 
-#define FWD_FRAME_ITEMS 4096 /* items per frame, at most */
-#define FWD_FRAME_BYTES                                                        \
-    (4u << 20) /* payload bytes per frame (one item may                        \
-                  exceed it, alone) */
-#define FWD_TIMEOUT_MS 10000u
+/* Items per frame, at most; payload bytes per frame (one item may exceed
+ * it, alone: a payload of ZRAFT_MAX_PAYLOAD_BYTES fits in one frame). */
+#define FWD_FRAME_ITEMS 4096
+#define FWD_FRAME_BYTES (4u << 20)
+#define FWD_TIMEOUT_MS  10000u /* forward_timeout_ms 0 */
 
 /* ------------------------------------------------------------ types */
 
@@ -332,8 +333,8 @@ static pend *s_flight_remove(fwd *f, size_t i)
     return p;
 }
 
-/* Moves every request in flight that `pred` selects back to waiting
- * (reads to ask again). */
+/* Moves the reads in flight to `to` (all_but: to any node but `to`) back
+ * to waiting, to be asked again. Writes stay: they may have arrived. */
 static void s_flight_requeue(fwd *f, zraft_id to, bool all_but)
 {
     for (size_t k = 0; k < f->n_flight;) {
