@@ -666,6 +666,25 @@ Test(forward, malformed_and_unexpected_frames_are_dropped)
     cr_assert_eq(a.fwd[0].req_id, 77);
     cr_assert_eq(a.fwd[0].err, 0);
     cr_assert_gt(a.fwd[0].id.index, 0);
+    zmq_close(s);
+    /* A write forwarded to a node that does not lead is refused, not
+     * forwarded again (the sender retries elsewhere). */
+    s = s_peer(&c, f, 7);
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+    uint64_t wid = 4711;
+    zraft_buf *pl = zraft_buf_new(&wid, 8);
+    codec_fwd wr = {.req_id = 78, .op = CODEC_FWD_WRITE, .data = pl};
+    m = (msg){.type = CODEC_MSG_FORWARD, .from = 7, .to = f, .term = 1};
+    cr_assert_eq(codec_encode_fwd(&cx, &m, &wr, 1, buf, sizeof buf, &len), 0);
+    zraft_buf_unref(pl);
+    zmq_send(s, buf, len, 0);
+    got = zmq_recv(s, buf, sizeof buf, 0);
+    cr_assert_gt(got, 0);
+    cr_assert_eq(codec_decode(&cx, buf, (size_t)got, &out, &a), 0);
+    cr_assert_eq(out.type, CODEC_MSG_FORWARD_REPLY);
+    cr_assert_eq(a.n_fwd, 1);
+    cr_assert_eq(a.fwd[0].req_id, 78);
+    cr_assert_eq(a.fwd[0].err, ZRAFT_ENOTLEADER);
     codec_arena_fini(&a);
     zmq_close(s);
     /* The cluster works on, forwarding included. */
@@ -674,6 +693,16 @@ Test(forward, malformed_and_unexpected_frames_are_dropped)
     cr_assert_eq(s_write(c.nodes[f], 8, 0, one_write_cb, &o), 0);
     one_wait(&o);
     cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
+    /* The refused write was applied nowhere. */
+    zraft_log_id last = cl_write_any(&c, 1ull << 62, 0);
+    cl_wait_applied(&c, last.index);
+    for (zraft_id id = 1; id <= 3; id++) {
+        pthread_mutex_lock(&counters[id].lock);
+        for (uint64_t k = 0; k < counters[id].count; k++) {
+            cr_assert_neq(counters[id].wids[k], 4711);
+        }
+        pthread_mutex_unlock(&counters[id].lock);
+    }
     cl_stop(&c);
 }
 
