@@ -582,7 +582,16 @@ static int s_encode_any(const rpc_ctx *c, unsigned char **buf, size_t *cap,
                         const msg *m, const codec_chunk *ch, const fwd_body *fb,
                         size_t *len)
 {
-    size_t need = fb   ? codec_fwd_encoded_len(&c->codec, m, fb->items, fb->n)
+    /* A node held at an older wire version (an upgrade in progress) still
+     * answers a FORWARD in version 3: its sender reads it. */
+    const codec_ctx *fx = &c->codec;
+    codec_ctx v3;
+    if (fb != NULL && fx->version < 3) {
+        v3 = *fx;
+        v3.version = 3;
+        fx = &v3;
+    }
+    size_t need = fb   ? codec_fwd_encoded_len(fx, m, fb->items, fb->n)
                   : ch ? codec_chunk_encoded_len(&c->codec, m, ch)
                        : codec_encoded_len(&c->codec, m);
     if (need == 0) {
@@ -597,8 +606,7 @@ static int s_encode_any(const rpc_ctx *c, unsigned char **buf, size_t *cap,
         *cap = need;
     }
     if (fb != NULL) {
-        return codec_encode_fwd(&c->codec, m, fb->items, fb->n, *buf, *cap,
-                                len);
+        return codec_encode_fwd(fx, m, fb->items, fb->n, *buf, *cap, len);
     }
     return ch ? codec_encode_chunk(&c->codec, m, ch, *buf, *cap, len)
               : codec_encode(&c->codec, m, *buf, *cap, len);

@@ -199,6 +199,7 @@ void cl_start_node(cluster *c, zraft_id id)
     cfg.forward = c->forward;
     cfg.leader_wait_ms = c->leader_wait_ms;
     cfg.forward_timeout_ms = c->forward_timeout_ms;
+    cfg.wire_version = c->wire_version[id];
     if (c->snapshot_keep) {
         cfg.snapshot_keep_entries = c->snapshot_keep;
     }
@@ -249,7 +250,10 @@ void cl_start(cluster *c, uint32_t n)
     void *fa = c->fsm_arg;
     bool fwd = c->forward;
     uint32_t lw = c->leader_wait_ms, ft = c->forward_timeout_ms;
+    uint8_t wv[CL_MAX + 1];
+    memcpy(wv, c->wire_version, sizeof wv);
     memset(c, 0, sizeof(*c));
+    memcpy(c->wire_version, wv, sizeof wv);
     c->snapshot_threshold = th;
     c->snapshot_keep = keep;
     c->election_timeout_ms = et;

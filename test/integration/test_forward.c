@@ -706,6 +706,49 @@ Test(forward, malformed_and_unexpected_frames_are_dropped)
     cl_stop(&c);
 }
 
+/* During an upgrade from wire version 2: a node still sending version 2
+ * does not forward (the frames do not exist there), but answers the
+ * forwards of an upgraded node in version 3. */
+Test(forward, upgrade_from_wire_version_2)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.make_fsm = make_counter;
+    c.forward = true;
+    c.wire_version[2] = 2;
+    c.wire_version[3] = 2;
+    cl_start(&c, 3);
+    zraft_id leader = cl_leader(&c);
+    if (leader == 1) {
+        cr_assert_eq(zraft_transfer_leader(c.nodes[1], 2), 0);
+        uint64_t end = s_now_ms() + CL_DEADLINE_MS;
+        while ((leader = cl_leader(&c)) == 1 && s_now_ms() < end) {
+            zraft_transfer_leader(c.nodes[1], 2); /* again if it was lost */
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        cr_assert_neq(leader, 1);
+    }
+    /* Node 1 (version 3) forwards to the version 2 leader. */
+    one o;
+    one_init(&o, 1);
+    cr_assert_eq(s_write(c.nodes[1], 21, 0, one_write_cb, &o), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
+    cr_assert(o.has_result);
+    one_init(&o, 1);
+    cr_assert_eq(zraft_read(c.nodes[1], one_read_cb, &o), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
+    /* The other version 2 node does not forward. */
+    zraft_id old = leader == 2 ? 3 : 2;
+    one_init(&o, old);
+    cr_assert_eq(s_write(c.nodes[old], 22, 0, one_write_cb, &o), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, ZRAFT_ENOTLEADER);
+    cl_stop(&c);
+}
+
 /* --------------------------------------------------------- shutdown */
 
 /* Destroys the nodes, in an order that varies by round, while a
