@@ -220,18 +220,19 @@ Test(forward, write_on_follower_answers_with_the_leaders_result)
     one_wait(&o);
     cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
     cr_assert_gt(o.id.index, 0);
-    /* The state machine's answer (INCR-like: the count after it). */
-    cr_assert(o.has_result);
-    pthread_mutex_lock(&counters[leader].lock);
-    cr_assert_eq(counters[leader].wids[o.result - 1], 7);
-    pthread_mutex_unlock(&counters[leader].lock);
     /* A linearizable read on the follower sees it. */
     one r;
     one_init(&r, f);
     cr_assert_eq(zraft_read(c.nodes[f], one_read_cb, &r), 0);
     one_wait(&r);
     cr_assert_eq(r.err, 0);
+    cr_assert(o.has_result);
     cr_assert_geq(r.applied_here, o.result);
+    /* The state machine's answer (INCR-like: the count after it), the same
+     * on every node. */
+    pthread_mutex_lock(&counters[f].lock);
+    cr_assert_eq(counters[f].wids[o.result - 1], 7);
+    pthread_mutex_unlock(&counters[f].lock);
     cl_stop(&c);
 }
 
@@ -245,7 +246,7 @@ Test(forward, read_on_follower_sees_every_write_acknowledged_before_it)
      * wait until it has applied the leader's writes. */
     zraft_network_delay(c.net, leader, f, 100);
     for (uint64_t i = 1; i <= 20; i++) {
-        cr_assert_eq(cl_write(&c, leader, i, NULL), 0);
+        cl_write_any(&c, i, 0); /* through whoever leads now */
         one o;
         one_init(&o, f);
         cr_assert_eq(zraft_read(c.nodes[f], one_read_cb, &o), 0);
@@ -492,7 +493,10 @@ Test(forward, pipelined_writes_and_reads_from_a_follower)
     }
     l_wait_ok(l, 3000);
     l_quiesce(l);
-    cr_assert_eq(atomic_load(&l->ok), atomic_load(&l->answered),
+    /* Without a leader change every write succeeds; a loaded machine may
+     * depose the leader (check-quorum), which allows only the errors of a
+     * leader change. */
+    cr_assert_eq(atomic_load(&l->other) + atomic_load(&l->shutdown), 0,
                  "timedout %u lost %u notleader %u other %u",
                  atomic_load(&l->timedout), atomic_load(&l->lost),
                  atomic_load(&l->notleader), atomic_load(&l->other));
@@ -720,7 +724,6 @@ Test(forward, upgrade_from_wire_version_2)
     cl_start(&c, 3);
     zraft_id leader = cl_leader(&c);
     if (leader == 1) {
-        cr_assert_eq(zraft_transfer_leader(c.nodes[1], 2), 0);
         uint64_t end = s_now_ms() + CL_DEADLINE_MS;
         while ((leader = cl_leader(&c)) == 1 && s_now_ms() < end) {
             zraft_transfer_leader(c.nodes[1], 2); /* again if it was lost */
@@ -745,7 +748,11 @@ Test(forward, upgrade_from_wire_version_2)
     one_init(&o, old);
     cr_assert_eq(s_write(c.nodes[old], 22, 0, one_write_cb, &o), 0);
     one_wait(&o);
-    cr_assert_eq(o.err, ZRAFT_ENOTLEADER);
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[old], &m);
+    if (m.role_code != 3) { /* (unless it has become the leader since) */
+        cr_assert_eq(o.err, ZRAFT_ENOTLEADER, "%s", zraft_strerror(o.err));
+    }
     cl_stop(&c);
 }
 
