@@ -10,7 +10,8 @@
  *     io_seq order);
  *   - the others wait in lanes (one per peer, one for the state machine)
  *     until their wait_io is durable; a lane never overtakes itself (a
- *     heartbeat reply excepted), and a held command whose role is over
+ *     heartbeat reply and a read-index answer excepted), and a held
+ *     command whose role is over
  *     when it is released is dropped (engine_command_current);
  *   - replies to a peer's requests leave through the ROUTER, requests
  *     through the replication stream (AppendEntries, heartbeats, snapshots)
@@ -18,7 +19,9 @@
  * It owns: the engine, the ROUTER, the vote DEALERs, its PUSH sockets to the
  * other actors, the replication streams' lifecycle, the table of client
  * writes waiting for their entries (handed to the state machine with each
- * APPLY) and the reads waiting for read-index.
+ * APPLY) and the reads waiting for read-index. Request forwarding (a
+ * follower's writes and reads sent to the leader, and the leader's side
+ * of it) is forward.c's, called from here at a few points.
  * A fatal error (storage, state machine) freezes the engine here for good
  * (s_fatal): no ticks, no RPCs, every call failed with the error. */
 #include <poll.h>
@@ -89,6 +92,7 @@ typedef struct {
     uint64_t apply_upto;                 /* highest CMD_APPLY seen */
     bool apply_due;                      /* ... not yet sent (s_flush_apply) */
     zraft_entry scratch[CORE_MAX_BATCH]; /* s_propose's entries */
+    fwd *fwd;                            /* request forwarding (forward.c) */
 } core;
 
 static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -332,6 +336,12 @@ static void s_flush_apply(core *c)
 static void s_read_done(core *c, uint64_t req, uint64_t index, int err)
 {
     for (size_t i = 0; i < c->n_reads; i++) {
+        if (c->reads[i].req == req && c->reads[i].cb == fwd_read_marker) {
+            /* A follower's: answered with the index, not applied here. */
+            fwd_read_done(c->fwd, c->reads[i].arg, index, err);
+            c->reads[i] = c->reads[--c->n_reads];
+            return;
+        }
         if (c->reads[i].req == req) {
             amsg m;
             memset(&m, 0, sizeof m);
@@ -648,8 +658,14 @@ static void s_run_commands(core *c)
         /* A heartbeat reply claims nothing about the log, so it does not
          * queue behind replies held for a durable write: a follower whose
          * log writer installs a large snapshot keeps answering, and its
-         * leader keeps counting it (check-quorum, read-index). */
-        bool hb = k->type == CMD_SEND && k->u.send.type == MSG_HEARTBEAT_RESP;
+         * leader keeps counting it (check-quorum, read-index). Nor does a
+         * read-index answer wait behind an APPLY held for the leader's own
+         * fsync: the state machine thread answers a read only once it has
+         * applied up to the read's index anyway, and a follower's
+         * forwarded read needs only the index. */
+        bool hb =
+            (k->type == CMD_SEND && k->u.send.type == MSG_HEARTBEAT_RESP) ||
+            k->type == CMD_READ_READY || k->type == CMD_READ_FAIL;
         if (k->wait_io > c->flushed || (!hb && s_lane_busy(c, s_lane(k)))) {
             s_hold(c, k);
         } else {
@@ -903,6 +919,10 @@ static void s_drain_api(core *c)
                                                       : CORE_MAX_BATCH;
     while (r != NULL) {
         api_req *next = r->next;
+        if (r->fwd && fwd_take(c->fwd, c->e, r)) {
+            r = next; /* a follower's: on its way to the leader */
+            continue;
+        }
         if (r->type == API_WRITE) {
             batch[nb++] = r;
             if (nb == max) {
@@ -1059,7 +1079,13 @@ static void s_drain_rpc(core *c, uint64_t now)
                 x.u.append.entries[x.u.append.n_entries - 1].id.index,
                 TRACE_FRECV);
         }
-        if (!c->fatal) {
+        if (x.type == CODEC_MSG_FORWARD || x.type == CODEC_MSG_FORWARD_REPLY) {
+            uint32_t nf;
+            const codec_fwd *items = rpc_server_fwd(c->srv, &nf);
+            if (!c->fatal) {
+                fwd_on_frame(c->fwd, &x, items, nf);
+            }
+        } else if (!c->fatal) {
             engine_recv(c->e, &x);
             s_commands(c);
         }
@@ -1120,6 +1146,7 @@ void core_main(actor *a, void *arg)
     c.e = engine_new(&n->ecfg);
     c.push_log = actor_connect(n->zctx, n->ep_log);
     c.push_sm = actor_connect(n->zctx, n->ep_sm);
+    c.fwd = fwd_new(n, c.push_sm);
     char ep[160];
     rpc_endpoint(&n->rpc, n->cfg.id, n->cfg.listen_addr, ep, sizeof ep);
     const char *why = NULL;
@@ -1159,7 +1186,7 @@ void core_main(actor *a, void *arg)
         engine_start(c.e, actor_now_ms(), n->start_applied);
         s_commands(&c);
     }
-    zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS];
+    zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS + FWD_POLL_MAX];
     actor_idle idle = {n->cfg.spin_us, 0};
     bool stop = false;
     while (!stop) {
@@ -1174,6 +1201,7 @@ void core_main(actor *a, void *arg)
             items[ni++] = (zmq_pollitem_t){rpc_conn_socket(c.votes[i].c), 0,
                                            ZMQ_POLLIN, 0};
         }
+        ni += fwd_poll_items(c.fwd, items + ni, FWD_POLL_MAX);
         long timeout = 5;
         actor_poll(&idle, items, ni, timeout);
         uint64_t now = actor_now_ms();
@@ -1198,6 +1226,7 @@ void core_main(actor *a, void *arg)
         }
         s_flush_apply(&c);
         s_drain_api(&c);
+        fwd_tick(c.fwd, c.e, c.srv, now);
         if (c.fatal == 0) {
             engine_tick(c.e, now);
             s_commands(&c);
@@ -1205,6 +1234,7 @@ void core_main(actor *a, void *arg)
         s_flush_apply(&c);
     }
     s_shutdown(&c);
+    fwd_destroy(&c.fwd); /* before push_sm: it answers through it */
     for (uint32_t i = 0; i < c.n_votes; i++) {
         rpc_conn_destroy(&c.votes[i].c);
     }

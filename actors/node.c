@@ -90,7 +90,7 @@ int zraft_config_validate(const zraft_config *c, const char **why)
     }
     if (c->wire_version != 0 && (c->wire_version < CODEC_VERSION_MIN ||
                                  c->wire_version > CODEC_VERSION)) {
-        *why = "wire_version must be 0 (newest), 1 or 2";
+        *why = "wire_version must be 0 (newest), 1, 2 or 3";
         return ZRAFT_EINVAL;
     }
     if (c->scratch_dir != NULL && strlen(c->scratch_dir) >= PATH_MAX) {
@@ -581,10 +581,27 @@ static api_req *s_write_req(zraft_node *n)
     return r != NULL ? r : malloc(sizeof(*r));
 }
 
+/* Whether a call with these flags may be forwarded (see zraft.h). A node
+ * that sends wire version 2 or older cannot: the frames do not exist. */
+static bool s_forwards(const zraft_node *n, unsigned flags)
+{
+    bool on = (flags & ZRAFT_CALL_FORWARD) != 0 ||
+              (n->cfg.forward && (flags & ZRAFT_CALL_NO_FORWARD) == 0);
+    return on && n->rpc.codec.version >= 3;
+}
+
 int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
                     void *arg)
 {
-    if (payload == NULL || cb == NULL) {
+    return zraft_write_ex(n, payload, 0, cb, arg);
+}
+
+int zraft_write_ex(zraft_node *n, zraft_buf *payload, unsigned flags,
+                   zraft_write_cb cb, void *arg)
+{
+    if (payload == NULL || cb == NULL ||
+        (flags & ~(unsigned)(ZRAFT_CALL_FORWARD | ZRAFT_CALL_NO_FORWARD)) !=
+            0) {
         return ZRAFT_EINVAL;
     }
     if (payload->len > ZRAFT_MAX_PAYLOAD_BYTES) {
@@ -600,6 +617,8 @@ int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
     r->arg = arg;
     r->w = NULL;
     r->t_ns = trace_sampled(0) ? trace_now_ns() : 0; /* tracing is on */
+    r->fwd = s_forwards(n, flags);
+    r->since_ms = 0;
     int rv = s_push(n, r);
     if (rv != 0) {
         free(r);
@@ -686,7 +705,13 @@ int zraft_write_sync(zraft_node *n, const void *data, size_t len,
 
 int zraft_read(zraft_node *n, zraft_read_cb cb, void *arg)
 {
-    if (cb == NULL) {
+    return zraft_read_ex(n, 0, cb, arg);
+}
+
+int zraft_read_ex(zraft_node *n, unsigned flags, zraft_read_cb cb, void *arg)
+{
+    if (cb == NULL || (flags & ~(unsigned)(ZRAFT_CALL_FORWARD |
+                                           ZRAFT_CALL_NO_FORWARD)) != 0) {
         return ZRAFT_EINVAL;
     }
     api_req *r = calloc(1, sizeof(*r));
@@ -696,6 +721,7 @@ int zraft_read(zraft_node *n, zraft_read_cb cb, void *arg)
     r->type = API_READ;
     r->rcb = cb;
     r->arg = arg;
+    r->fwd = s_forwards(n, flags);
     int rv = s_push(n, r);
     if (rv != 0) {
         free(r);

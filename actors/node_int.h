@@ -54,9 +54,12 @@ typedef struct api_req {
     zraft_member *members; /* INIT: borrowed (the caller waits) */
     waiter *w;             /* admin: completes once committed */
     uint64_t t_ns;         /* WRITE: when it was called (tracing only) */
+    bool fwd;              /* WRITE, READ: forward when not leader */
+    uint64_t since_ms;     /* forwarded: when it first waited (0: not) */
 } api_req;
 
 typedef struct repl repl;
+typedef struct fwd fwd;
 
 struct zraft_node {
     zraft_config cfg;
@@ -114,6 +117,32 @@ repl *repl_start(zraft_node *n, zraft_id target, const char *addr);
 void repl_stop(repl **r);
 const char *repl_endpoint(const repl *r);
 zraft_id repl_target(const repl *r);
+
+/* Request forwarding (forward.c), run by the core thread: see there. */
+fwd *fwd_new(zraft_node *n, void *push_sm);
+/* Answers everything still pending (ZRAFT_ESHUTDOWN, through the state
+ * machine thread) and frees. */
+void fwd_destroy(fwd **f);
+/* Follower: takes a WRITE or READ request with r->fwd set that this node
+ * (role, leader) cannot serve itself; true when taken (owned from then).
+ * False: the core serves it (this node leads). */
+bool fwd_take(fwd *f, const engine *e, api_req *r);
+/* Leader: a FORWARD frame's items, just received by the ROUTER (borrowed
+ * from its arena): queued as API requests that answer through the
+ * ROUTER. A FORWARD_REPLY here, or anything malformed, is counted and
+ * dropped. */
+void fwd_on_frame(fwd *f, const msg *m, const codec_fwd *items, uint32_t n);
+/* Leader: read `arg` (a forwarded read's) is ready at `index` (or failed). */
+void fwd_read_done(fwd *f, void *arg, uint64_t index, int err);
+/* Each core loop turn: answers what completed, receives replies, sends
+ * what waits for a leader, expires. */
+void fwd_tick(fwd *f, const engine *e, rpc_server *srv, uint64_t now);
+/* Sockets the core polls for the forwarder (replies from leaders): fills
+ * at most `max` (FWD_POLL_MAX) zmq_pollitem_t, returns how many. */
+#define FWD_POLL_MAX 8
+int fwd_poll_items(fwd *f, void *items, int max);
+/* The read callback marking a forwarded read in the core's table. */
+void fwd_read_marker(void *arg, int err);
 
 /* Reads entries [from, to] from the cache, then storage: like
  * zraft_storage.get (caller owns the references). */

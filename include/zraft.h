@@ -71,10 +71,23 @@ typedef struct {
      * nothing is left behind by a crash. Copied at zraft_node_new(). */
     const char *scratch_dir;
     /* Wire format version this node sends (docs/wire.md, Versioning):
-     * 0 for the newest (2). Set 1 while a cluster is upgraded from
-     * version 1 nodes; snapshots then go without chunk acknowledgements
-     * (no flow control, no resume). */
+     * 0 for the newest (3). Set 1 or 2 while a cluster is upgraded from
+     * nodes of that version; below 3 nothing is forwarded (the frames do
+     * not exist there), below 2 snapshots go without chunk
+     * acknowledgements (no flow control, no resume). */
     uint8_t wire_version;
+    /* Followers forward zraft_write() / zraft_read() to the leader over the
+     * Raft transport instead of failing them with ZRAFT_ENOTLEADER (the
+     * default of the per-call ZRAFT_CALL_* flags; off by default). See
+     * zraft_write_ex(). */
+    bool forward;
+    /* A forwarded request waits this long for a leader to be known before
+     * it fails with ZRAFT_ENOTLEADER (0: two election_timeout_max_ms). */
+    uint32_t leader_wait_ms;
+    /* A forwarded request sent to the leader and not answered after this
+     * long fails with ZRAFT_ETIMEDOUT (0: 10 s); for a write that is an
+     * unknown outcome, as for any time-out. */
+    uint32_t forward_timeout_ms;
     uint64_t seed; /* election PRNG seed (0: from id and time) */
     /* Before a node's thread sleeps on a mailbox that was busy less than a
      * millisecond ago, it polls it for up to this many microseconds (0:
@@ -136,6 +149,28 @@ int zraft_write(zraft_node *n, const void *data, size_t len, zraft_write_cb cb,
  * success (no copy anywhere in the node). */
 int zraft_write_buf(zraft_node *n, zraft_buf *payload, zraft_write_cb cb,
                     void *arg);
+/* Per-call flags of zraft_write_ex() and zraft_read_ex(). */
+enum {
+    ZRAFT_CALL_FORWARD = 1,    /* forward to the leader on a follower */
+    ZRAFT_CALL_NO_FORWARD = 2, /* never forward (fail with ENOTLEADER) */
+};
+
+/* zraft_write_buf() with flags (0: zraft_config.forward decides).
+ *
+ * Forwarding (docs/runtime.md, Forwarding): on a node that is not the
+ * leader the write travels to the leader in a FORWARD frame, the leader
+ * proposes it like its own, and `cb` runs (on this node's state machine
+ * thread) with the leader's answer: on success the entry's id and the
+ * state machine's result (this node may not have applied the entry yet:
+ * a linearizable read here sees it, a local stale read may not). Retried on the
+ * next leader only when the leader refused it without proposing it
+ * (ZRAFT_ENOTLEADER, ZRAFT_ETRANSFER): a write is never proposed twice. While
+ * no leader is known it waits up to leader_wait_ms (then ZRAFT_ENOTLEADER); an
+ * answer that does not come within forward_timeout_ms fails with
+ * ZRAFT_ETIMEDOUT: the outcome is unknown (the write may have been
+ * applied), as for any time-out. */
+int zraft_write_ex(zraft_node *n, zraft_buf *payload, unsigned flags,
+                   zraft_write_cb cb, void *arg);
 /* Blocking form: waits up to timeout_ms (<0: forever). *id (optional)
  * receives the entry's log id. */
 int zraft_write_sync(zraft_node *n, const void *data, size_t len,
@@ -149,6 +184,13 @@ int zraft_write_sync(zraft_node *n, const void *data, size_t len,
  * ZRAFT_ENOTLEADER through the callback when this node is not the leader. */
 typedef void (*zraft_read_cb)(void *arg, int err);
 int zraft_read(zraft_node *n, zraft_read_cb cb, void *arg);
+/* zraft_read() with flags (0: zraft_config.forward decides). Forwarded, a
+ * follower asks the leader for its read index (the leader confirms its
+ * leadership with a heartbeat round first, thesis §6.4) and `cb` runs once
+ * this node has applied up to it. A read has no side effect: it is asked
+ * again of the next leader whenever the answer is lost or refused, until
+ * leader_wait_ms (no leader) or forward_timeout_ms pass. */
+int zraft_read_ex(zraft_node *n, unsigned flags, zraft_read_cb cb, void *arg);
 /* Blocking form: returns 0 once the barrier passed; the state machine may
  * then be read (it only moves forward). */
 int zraft_read_sync(zraft_node *n, int timeout_ms);

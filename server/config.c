@@ -68,6 +68,10 @@ static const key keys[] = {
         "largest accepted HTTP body (at most 64 MiB - 65 KiB: one entry)"),
     U32(leader_wait_ms, 0, 600000,
         "how long a request waits for a leader (0: two election timeouts)"),
+    BOOL(forward_writes,
+         "HTTP on a follower forwards writes and linearizable reads to the "
+         "leader over the Raft transport instead of answering 307 (RESP "
+         "always forwards)"),
     U32(http_threads, 1, 64,
         "HTTP serving threads (event loops; each serves many connections)"),
     U32(max_connections, 1, 1000000,
@@ -77,9 +81,9 @@ static const key keys[] = {
     STR(resp_listen, "host:port the RESP port binds (default: resp_addr; "
                      "the port is off unless resp_addr is set)"),
     STR(log_level, "debug, info, warn or error"),
-    U32(wire_version, 0, 2,
-        "wire format version sent (0: newest; 1 while upgrading a cluster "
-        "of version 1 nodes)"),
+    U32(wire_version, 0, 3,
+        "wire format version sent (0: newest; while upgrading a cluster, "
+        "the version of the oldest nodes: 2 turns forwarding off)"),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

@@ -64,6 +64,7 @@ typedef struct {
     char secret[128];         /* shared cluster secret (HMAC), empty: off */
     uint64_t max_body_bytes;  /* <= CONFIG_MAX_BODY: one write, one entry */
     uint32_t leader_wait_ms;  /* 0: two election timeouts */
+    bool forward_writes;      /* HTTP on a follower: forward, not 307 */
     uint32_t http_threads;    /* HTTP serving (event-loop) threads */
     uint32_t max_connections; /* per front end */
     char

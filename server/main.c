@@ -127,10 +127,17 @@ static void b_write_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
     op->complete(op);
 }
 
+/* HTTP forwards from a follower when asked (forward_writes), else the
+ * node answers ENOTLEADER and the client gets a 307 to the leader. */
+static unsigned s_http_flags(void)
+{
+    return D.cfg.forward_writes ? ZRAFT_CALL_FORWARD : ZRAFT_CALL_NO_FORWARD;
+}
+
 static int b_write(void *ctx, zraft_buf *cmd, http_op *op)
 {
     (void)ctx;
-    return zraft_write_buf(D.node, cmd, b_write_done, op);
+    return zraft_write_ex(D.node, cmd, s_http_flags(), b_write_done, op);
 }
 
 /* Runs on the node's state machine thread, once the read-index is
@@ -152,7 +159,7 @@ static int b_read(void *ctx, http_op *op)
         b_read_done(op, 0);
         return 0;
     }
-    return zraft_read(D.node, b_read_done, op);
+    return zraft_read_ex(D.node, s_http_flags(), b_read_done, op);
 }
 
 /* The leader's address for a front end ("http" or "resp"), from the
@@ -397,10 +404,12 @@ static void r_write_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
     op->complete(op);
 }
 
+/* RESP always forwards from a follower: Redis clients do not follow
+ * redirects (docs/frontends.md). */
 static int r_write(void *ctx, zraft_buf *cmd, resp_op *op)
 {
     (void)ctx;
-    return zraft_write_buf(D.node, cmd, r_write_done, op);
+    return zraft_write_ex(D.node, cmd, ZRAFT_CALL_FORWARD, r_write_done, op);
 }
 
 static void r_barrier_done(void *arg, int err)
@@ -414,7 +423,7 @@ static void r_barrier_done(void *arg, int err)
 static int r_barrier(void *ctx, resp_op *op)
 {
     (void)ctx;
-    return zraft_read(D.node, r_barrier_done, op);
+    return zraft_read_ex(D.node, ZRAFT_CALL_FORWARD, r_barrier_done, op);
 }
 
 /* A leader is known when this node leads, or when the leader's RESP
@@ -643,6 +652,10 @@ int main(int argc, char **argv)
     zc.snapshot_keep_entries = D.cfg.snapshot_keep_entries;
     zc.secret = D.cfg.secret[0] ? D.cfg.secret : NULL;
     zc.wire_version = (uint8_t)D.cfg.wire_version;
+    /* Forwarded requests wait for a leader as the front ends do, and time
+     * out with them. */
+    zc.leader_wait_ms = D.cfg.leader_wait_ms;
+    zc.forward_timeout_ms = OP_TIMEOUT_MS;
     /* Snapshots being received go next to the stored ones. */
     zc.scratch_dir = strcmp(D.cfg.storage, "disk") == 0 ? D.cfg.data_dir : NULL;
     rv = zraft_node_new(&zc, st, &fsm, &D.node);

@@ -25,7 +25,9 @@
  * error; the call itself stays allocated until its completion comes (the
  * node completes everything it accepted, at the latest with ESHUTDOWN).
  *
- * No leader. A write or linearizable read answered ENOTLEADER gets -MOVED
+ * No leader. Writes and linearizable reads are sent with ZRAFT_CALL_FORWARD
+ * (a follower forwards them to the leader), so ENOTLEADER comes only when
+ * forwarding is unavailable or found no leader in time. Then it gets -MOVED
  * to the leader's RESP address when one is known; otherwise it waits on
  * the waiting list, which the loop checks every RESP_LEADER_POLL_MS while
  * it is not empty, until this node leads (sent again), another node is

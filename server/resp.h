@@ -16,11 +16,15 @@
  * earlier writes, a write for its earlier reads; pipelined writes go to the
  * node together and share log appends.
  *
- * On a follower, a write or linearizable read answers
+ * On a follower, a write or linearizable read is forwarded to the leader
+ * over the Raft transport (the backend asks the node to: Redis clients do
+ * not follow redirects) and answered with the leader's answer. When the
+ * node answers ENOTLEADER anyway (no forwarding: a cluster sending wire
+ * version 2), it answers
  *   -MOVED <slot> <leader's RESP address>
- * (Redis Cluster's redirect: `redis-cli -c` follows it). Writes are not
- * forwarded to the leader. While no leader is known a command waits for
- * one up to leader_wait_ms, then answers -TRYAGAIN. */
+ * (Redis Cluster's redirect: `redis-cli -c` follows it). While no leader
+ * is known a command waits for one up to leader_wait_ms (in the node, and
+ * again here if the node gave up), then answers -TRYAGAIN. */
 #ifndef ZRAFT_SERVER_RESP_H
 #define ZRAFT_SERVER_RESP_H
 

@@ -32,6 +32,9 @@
 #define SNAPSHOT_RESP_LEN  9
 #define TIMEOUT_NOW_LEN    0
 #define SNAPSHOT_ACK_LEN   25 /* version >= 2 */
+#define FWD_FIXED_LEN      4  /* version >= 3: item count */
+#define FWD_ERR_MIN        (-255)
+#define FWD_F_DATA         0x01
 
 #define VOTE_F_PRE_VOTE     0x01
 #define VOTE_F_TRANSFER     0x02
@@ -192,7 +195,9 @@ static bool membership_equal(const zraft_membership *x,
 /* What s_emit() needs beyond the msg, computed by s_prepare(). */
 typedef struct {
     uint32_t body_len;
-    const codec_ack *ack;                   /* CODEC_MSG_SNAPSHOT_ACK */
+    const codec_ack *ack; /* CODEC_MSG_SNAPSHOT_ACK */
+    const codec_fwd *fwd; /* FORWARD[_REPLY] items */
+    uint32_t n_fwd;
     codec_chunk chunk;                      /* MSG_SNAPSHOT */
     unsigned char mbuf[MEMBERSHIP_MAX_LEN]; /* MSG_SNAPSHOT: encoded meta */
     uint16_t mlen;
@@ -205,6 +210,7 @@ static int s_prepare(const codec_ctx *c, const msg *m, const codec_chunk *ch,
 {
     uint64_t body = 0;
     p->ack = NULL;
+    p->fwd = NULL;
     if (m->type < MSG_VOTE || m->type >= MSG__COUNT || m->from == 0 ||
         m->to == 0 || c->version < CODEC_VERSION_MIN ||
         c->version > CODEC_VERSION) {
@@ -404,6 +410,26 @@ static void s_emit(const codec_ctx *c, const msg *m, const plan *p, writer *w)
         w_u64(w, p->ack->next);
         w_u8(w, p->ack->status);
         break;
+    case CODEC_MSG_FORWARD:
+    case CODEC_MSG_FORWARD_REPLY:
+        w_u32(w, p->n_fwd);
+        for (uint32_t i = 0; i < p->n_fwd; i++) {
+            const codec_fwd *f = &p->fwd[i];
+            size_t len = f->data ? f->data->len : 0;
+            w_u64(w, f->req_id);
+            w_u8(w, f->op);
+            if (m->type == CODEC_MSG_FORWARD_REPLY) {
+                w_u8(w, f->data ? FWD_F_DATA : 0);
+                w_u32(w, (uint32_t)f->err);
+                w_u64(w, f->id.term);
+                w_u64(w, f->id.index);
+            }
+            w_u32(w, (uint32_t)len);
+            if (len > 0) {
+                w_ref(w, f->data->data, len);
+            }
+        }
+        break;
     default: /* MSG_TIMEOUT_NOW: empty body */
         break;
     }
@@ -500,6 +526,83 @@ int codec_encode_ack(const codec_ctx *c, const msg *m, const codec_ack *a,
     size_t need =
         CODEC_HEADER_LEN + SNAPSHOT_ACK_LEN + (c->auth ? CODEC_TAG_LEN : 0);
     if (cap < need) {
+        return ZRAFT_ENOSPACE;
+    }
+    writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
+    s_emit(c, m, &p, &w);
+    if (w.err != 0) {
+        return w.err;
+    }
+    *written = w.pos;
+    return 0;
+}
+
+/* Checks a forward frame against the decoder's rules and sizes its body. */
+static int s_prepare_fwd(const codec_ctx *c, const msg *m,
+                         const codec_fwd *items, uint32_t n, plan *p)
+{
+    bool reply = m->type == CODEC_MSG_FORWARD_REPLY;
+    memset(p, 0, sizeof(*p));
+    if ((m->type != CODEC_MSG_FORWARD && !reply) || m->from == 0 ||
+        m->to == 0 || c->version < 3 || c->version > CODEC_VERSION || n == 0 ||
+        items == NULL) {
+        return ZRAFT_EINVAL;
+    }
+    if (n > c->max_entries) {
+        return ZRAFT_ETOOBIG;
+    }
+    uint64_t body = FWD_FIXED_LEN;
+    for (uint32_t i = 0; i < n; i++) {
+        const codec_fwd *f = &items[i];
+        size_t len = f->data ? f->data->len : 0;
+        bool read = f->op == CODEC_FWD_READ;
+        if ((f->op != CODEC_FWD_WRITE && !read) || (read && f->data) ||
+            f->err > 0 || f->err < FWD_ERR_MIN ||
+            (!reply && (f->err != 0 || f->id.term || f->id.index)) ||
+            (read && f->id.term != 0)) {
+            return ZRAFT_EINVAL;
+        }
+        if (len > UINT32_MAX) {
+            return ZRAFT_ETOOBIG;
+        }
+        body += (reply ? CODEC_FWD_REPLY_MIN_LEN : CODEC_FWD_MIN_LEN) +
+                (uint64_t)len;
+        if (body > c->max_frame) {
+            return ZRAFT_ETOOBIG;
+        }
+    }
+    if (CODEC_HEADER_LEN + body + (c->auth ? CODEC_TAG_LEN : 0) >
+        c->max_frame) {
+        return ZRAFT_ETOOBIG;
+    }
+    p->body_len = (uint32_t)body;
+    p->fwd = items;
+    p->n_fwd = n;
+    return 0;
+}
+
+size_t codec_fwd_encoded_len(const codec_ctx *c, const msg *m,
+                             const codec_fwd *items, uint32_t n)
+{
+    plan p;
+    if (s_prepare_fwd(c, m, items, n, &p) != 0) {
+        return 0;
+    }
+    return CODEC_HEADER_LEN + (size_t)p.body_len +
+           (c->auth ? CODEC_TAG_LEN : 0);
+}
+
+int codec_encode_fwd(const codec_ctx *c, const msg *m, const codec_fwd *items,
+                     uint32_t n, unsigned char *out, size_t cap,
+                     size_t *written)
+{
+    plan p;
+    int rv = s_prepare_fwd(c, m, items, n, &p);
+    if (rv != 0) {
+        return rv;
+    }
+    if (cap <
+        CODEC_HEADER_LEN + (size_t)p.body_len + (c->auth ? CODEC_TAG_LEN : 0)) {
         return ZRAFT_ENOSPACE;
     }
     writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
@@ -653,8 +756,20 @@ void codec_arena_init(codec_arena *a)
     memset(a, 0, sizeof(*a));
 }
 
+/* Drops the payload references of the forward items decoded last. */
+static void s_fwd_clear(codec_arena *a)
+{
+    for (uint32_t i = 0; i < a->n_fwd; i++) {
+        zraft_buf_unref(a->fwd[i].data);
+        a->fwd[i].data = NULL;
+    }
+    a->n_fwd = 0;
+}
+
 void codec_arena_fini(codec_arena *a)
 {
+    s_fwd_clear(a);
+    free(a->fwd);
     free(a->entries);
     memset(a, 0, sizeof(*a));
 }
@@ -804,6 +919,73 @@ static int s_decode_snapshot(reader *r, msg *out, codec_arena *a)
     return 0;
 }
 
+static int s_decode_fwd(const codec_ctx *c, reader *r, const msg *out,
+                        codec_arena *a)
+{
+    bool reply = out->type == CODEC_MSG_FORWARD_REPLY;
+    uint32_t n;
+    if (!r_u32(r, &n)) {
+        return fail(a, ZRAFT_EMALFORMED, "forward: short fixed fields");
+    }
+    if (n == 0) {
+        return fail(a, ZRAFT_EMALFORMED, "forward: no items");
+    }
+    if (n > c->max_entries) {
+        return fail(a, ZRAFT_ETOOBIG, "forward: more items than max_entries");
+    }
+    /* No allocation from a forged count (as for entries). */
+    if ((uint64_t)n * (reply ? CODEC_FWD_REPLY_MIN_LEN : CODEC_FWD_MIN_LEN) >
+        r->left) {
+        return fail(a, ZRAFT_EMALFORMED, "forward: item count exceeds frame");
+    }
+    if (n > a->fwd_cap) {
+        codec_fwd *f = realloc(a->fwd, (size_t)n * sizeof(*f));
+        if (f == NULL) {
+            return fail(a, ZRAFT_ENOMEM, "forward: out of memory");
+        }
+        a->fwd = f;
+        a->fwd_cap = n;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        codec_fwd *f = &a->fwd[i];
+        uint8_t flags = 0;
+        uint32_t err = 0, len;
+        memset(f, 0, sizeof(*f));
+        if (!r_u64(r, &f->req_id) || !r_u8(r, &f->op) ||
+            (reply && (!r_u8(r, &flags) || !r_u32(r, &err) ||
+                       !r_u64(r, &f->id.term) || !r_u64(r, &f->id.index))) ||
+            !r_u32(r, &len)) {
+            return fail(a, ZRAFT_EMALFORMED, "forward: short item");
+        }
+        f->err = (int32_t)err;
+        bool read = f->op == CODEC_FWD_READ;
+        if (f->op != CODEC_FWD_WRITE && !read) {
+            return fail(a, ZRAFT_EMALFORMED, "forward: unknown op");
+        }
+        if ((flags & ~FWD_F_DATA) != 0 || f->err > 0 || f->err < FWD_ERR_MIN) {
+            return fail(a, ZRAFT_EMALFORMED, "forward: bad flags or error");
+        }
+        if (read && (len != 0 || flags != 0 || f->id.term != 0)) {
+            return fail(a, ZRAFT_EMALFORMED, "forward: read with data");
+        }
+        if (reply && !(flags & FWD_F_DATA) && len != 0) {
+            return fail(a, ZRAFT_EMALFORMED, "forward: data without its flag");
+        }
+        if (len > r->left) {
+            return fail(a, ZRAFT_EMALFORMED, "forward: data exceeds the frame");
+        }
+        a->n_fwd = i + 1; /* owns what is decoded so far */
+        if (read || (reply && !(flags & FWD_F_DATA))) {
+            continue;
+        }
+        int rv = r_buf(r, len, &f->data);
+        if (rv != 0) {
+            return fail(a, rv, "forward: out of memory");
+        }
+    }
+    return 0;
+}
+
 static int s_decode_body(const codec_ctx *c, reader *r, msg *out,
                          codec_arena *a)
 {
@@ -876,6 +1058,9 @@ static int s_decode_body(const codec_ctx *c, reader *r, msg *out,
             return fail(a, ZRAFT_EMALFORMED, "snapshot_ack: unknown status");
         }
         return 0;
+    case CODEC_MSG_FORWARD:
+    case CODEC_MSG_FORWARD_REPLY:
+        return s_decode_fwd(c, r, out, a);
     default:
         return fail(a, ZRAFT_EMALFORMED, "unknown message type");
     }
@@ -932,11 +1117,12 @@ static int s_decode(const codec_ctx *c, const codec_iov *segs, size_t n,
         return fail(a, ZRAFT_EMALFORMED, "frame: unsupported version");
     }
     a->version = h[4];
+    bool fwd = h[5] == CODEC_MSG_FORWARD || h[5] == CODEC_MSG_FORWARD_REPLY;
     if (h[5] < MSG_VOTE ||
-        (h[5] >= MSG__COUNT && h[5] != CODEC_MSG_SNAPSHOT_ACK)) {
+        (h[5] >= MSG__COUNT && h[5] != CODEC_MSG_SNAPSHOT_ACK && !fwd)) {
         return fail(a, ZRAFT_EMALFORMED, "frame: unknown message type");
     }
-    if (h[5] == CODEC_MSG_SNAPSHOT_ACK && h[4] < 2) {
+    if ((h[5] == CODEC_MSG_SNAPSHOT_ACK && h[4] < 2) || (fwd && h[4] < 3)) {
         return fail(a, ZRAFT_EMALFORMED,
                     "frame: message type unknown in its version");
     }
@@ -997,8 +1183,10 @@ int codec_decode_iov(const codec_ctx *c, const codec_iov *segs, size_t n,
 {
     memset(out, 0, sizeof(*out));
     a->why = NULL;
+    s_fwd_clear(a);
     int rv = s_decode(c, segs, n, out, a);
     if (rv != 0) {
+        s_fwd_clear(a);
         codec_msg_release(out);
         memset(out, 0, sizeof(*out));
     }

@@ -80,7 +80,7 @@
 #define CODEC_MAGIC1      0x52 /* 'R' */
 #define CODEC_MAGIC2      0x46 /* 'F' */
 #define CODEC_MAGIC3      0x54 /* 'T' */
-#define CODEC_VERSION     2    /* written by default, newest decoded */
+#define CODEC_VERSION     3    /* written by default, newest decoded */
 #define CODEC_VERSION_MIN 1    /* oldest version decoded */
 #define CODEC_HEADER_LEN  44
 #define CODEC_TAG_LEN     HMAC_TAG_LEN
@@ -91,6 +91,19 @@
  * Decoded as a msg of this type (header fields only) with the body in
  * codec_arena.ack; never handed to the engine. */
 #define CODEC_MSG_SNAPSHOT_ACK 10
+
+/* Request forwarding (version >= 3, docs/wire.md): a follower sends its
+ * clients' writes and read-index requests to the leader (FORWARD), which
+ * answers each one (FORWARD_REPLY). Runtime messages like the ack: decoded
+ * as a msg of this type (header fields only) with the items in
+ * codec_arena.fwd; never handed to the engine. */
+#define CODEC_MSG_FORWARD       11
+#define CODEC_MSG_FORWARD_REPLY 12
+enum { CODEC_FWD_WRITE = 1, CODEC_FWD_READ = 2 };
+/* Smallest encoding of one item: request (id, op, length), reply (id, op,
+ * flags, err, term, index, length). */
+#define CODEC_FWD_MIN_LEN       13
+#define CODEC_FWD_REPLY_MIN_LEN 34
 
 /* Smallest encoding of one AppendEntries entry (term, type, length). */
 #define CODEC_ENTRY_MIN_LEN 13
@@ -152,6 +165,22 @@ typedef struct {
     uint8_t status;       /* CODEC_ACK_* */
 } codec_ack;
 
+/* One forwarded request or its answer (CODEC_MSG_FORWARD[_REPLY]).
+ * Request: req_id, op and, for a write, `data` = the payload (err, id
+ * unused, 0). Reply: req_id and op of the request, err (0 or a ZRAFT_E*
+ * code), for a write the entry's id and `data` = the state machine's
+ * result (NULL: none), for a read the read index in id.index (id.term 0,
+ * data NULL). Encode: `data` borrowed for the call. Decode: `data` is a
+ * reference owned by the arena until the next decode into it (take your
+ * own to keep it). */
+typedef struct {
+    uint64_t req_id;
+    uint8_t op; /* CODEC_FWD_* */
+    int32_t err;
+    zraft_log_id id;
+    zraft_buf *data;
+} codec_fwd;
+
 /* One piece of a frame. */
 typedef struct {
     const void *base;
@@ -169,8 +198,10 @@ typedef struct {
     snapshot_meta meta; /* storage for msg.u.snapshot.meta */
     codec_chunk chunk;  /* position of a decoded MSG_SNAPSHOT chunk */
     codec_ack ack;      /* body of a decoded CODEC_MSG_SNAPSHOT_ACK */
-    uint8_t version;    /* version of the last frame decoded */
-    const char *why;    /* static text naming the last failed check */
+    codec_fwd *fwd;     /* items of a decoded FORWARD / FORWARD_REPLY */
+    uint32_t n_fwd, fwd_cap;
+    uint8_t version; /* version of the last frame decoded */
+    const char *why; /* static text naming the last failed check */
 } codec_arena;
 
 /* Where an assembler stores the bytes of a transfer, instead of memory
@@ -257,6 +288,20 @@ int codec_encode_chunk(const codec_ctx *c, const msg *m, const codec_chunk *ch,
 int codec_encode_ack(const codec_ctx *c, const msg *m, const codec_ack *a,
                      unsigned char *out, size_t cap, size_t *written);
 
+/* Writes a FORWARD or FORWARD_REPLY frame: `m` gives the header (type
+ * CODEC_MSG_FORWARD or CODEC_MSG_FORWARD_REPLY, from, to, term), `items`
+ * the body (n >= 1). codec_fwd_encoded_len() is its size (0: `m` or an
+ * item cannot be encoded). ZRAFT_EINVAL when c->version < 3, the type is
+ * not a forward type, n is 0, an op is unknown, a read carries data, a
+ * request carries an err or id, or an err is not 0 or a negative
+ * ZRAFT_E* code (>= -255); ZRAFT_ETOOBIG over c->max_frame or more items
+ * than c->max_entries; ZRAFT_ENOSPACE when `cap` is short. */
+size_t codec_fwd_encoded_len(const codec_ctx *c, const msg *m,
+                             const codec_fwd *items, uint32_t n);
+int codec_encode_fwd(const codec_ctx *c, const msg *m, const codec_fwd *items,
+                     uint32_t n, unsigned char *out, size_t cap,
+                     size_t *written);
+
 /* Zero-copy encoding. codec_iov_plan() tells how many scratch bytes and
  * segments codec_encode_iov() needs for `m` (and `ch`, NULL unless `m` is
  * a snapshot chunk); codec_encode_iov() fills `iov` with *n_iov segments
@@ -284,10 +329,11 @@ void codec_arena_fini(codec_arena *a);
  * at arena->meta, u.snapshot.data holds the chunk bytes, and arena->chunk
  * says where they belong (feed it to a codec_assembler). A
  * CODEC_MSG_SNAPSHOT_ACK carries its body in arena->ack (and nothing to
- * release). arena->version is the frame's version. Entries' ids are
- * filled in (prev.index + 1, ...). Blank entries have a NULL payload,
- * others a buffer (possibly empty). On error `out` is zeroed and owns
- * nothing; errors are listed at the top of this header. */
+ * release); a FORWARD or FORWARD_REPLY its items in arena->fwd (n_fwd,
+ * payloads owned by the arena until the next decode or fini). arena->version is
+ * the frame's version. Entries' ids are filled in (prev.index + 1, ...). Blank
+ * entries have a NULL payload, others a buffer (possibly empty). On error `out`
+ * is zeroed and owns nothing; errors are listed at the top of this header. */
 int codec_decode(const codec_ctx *c, const unsigned char *buf, size_t len,
                  msg *out, codec_arena *arena);
 /* The same for a frame given as the concatenation of `n` segments. */

@@ -570,12 +570,30 @@ uint64_t rpc_server_rejected(const rpc_server *s, const char **why)
     return s->in.rejected;
 }
 
-/* Encodes `m` (or one chunk of it) into the reusable buffer. */
-static int s_encode(const rpc_ctx *c, unsigned char **buf, size_t *cap,
-                    const msg *m, const codec_chunk *ch, size_t *len)
+/* Forward items to encode instead of a msg body (s_encode). */
+typedef struct {
+    const codec_fwd *items;
+    uint32_t n;
+} fwd_body;
+
+/* Encodes `m` (or one chunk of it, or forward items) into the reusable
+ * buffer. */
+static int s_encode_any(const rpc_ctx *c, unsigned char **buf, size_t *cap,
+                        const msg *m, const codec_chunk *ch, const fwd_body *fb,
+                        size_t *len)
 {
-    size_t need = ch ? codec_chunk_encoded_len(&c->codec, m, ch)
-                     : codec_encoded_len(&c->codec, m);
+    /* A node held at an older wire version (an upgrade in progress) still
+     * answers a FORWARD in version 3: its sender reads it. */
+    const codec_ctx *fx = &c->codec;
+    codec_ctx v3;
+    if (fb != NULL && fx->version < 3) {
+        v3 = *fx;
+        v3.version = 3;
+        fx = &v3;
+    }
+    size_t need = fb   ? codec_fwd_encoded_len(fx, m, fb->items, fb->n)
+                  : ch ? codec_chunk_encoded_len(&c->codec, m, ch)
+                       : codec_encoded_len(&c->codec, m);
     if (need == 0) {
         return ZRAFT_EINVAL;
     }
@@ -587,11 +605,15 @@ static int s_encode(const rpc_ctx *c, unsigned char **buf, size_t *cap,
         *buf = nb;
         *cap = need;
     }
+    if (fb != NULL) {
+        return codec_encode_fwd(fx, m, fb->items, fb->n, *buf, *cap, len);
+    }
     return ch ? codec_encode_chunk(&c->codec, m, ch, *buf, *cap, len)
               : codec_encode(&c->codec, m, *buf, *cap, len);
 }
 
-int rpc_server_send(rpc_server *s, const msg *m, int kind)
+static int s_server_send(rpc_server *s, const msg *m, int kind,
+                         const fwd_body *fb)
 {
     unsigned char rid[9];
     rid[0] = (unsigned char)kind;
@@ -599,7 +621,7 @@ int rpc_server_send(rpc_server *s, const msg *m, int kind)
         rid[1 + i] = (unsigned char)(m->to >> (8 * i));
     }
     size_t len;
-    int rv = s_encode(s->in.c, &s->buf, &s->cap, m, NULL, &len);
+    int rv = s_encode_any(s->in.c, &s->buf, &s->cap, m, NULL, fb, &len);
     if (rv != 0) {
         return rv;
     }
@@ -610,6 +632,24 @@ int rpc_server_send(rpc_server *s, const msg *m, int kind)
         return ZRAFT_EAGAIN;
     }
     return 0;
+}
+
+int rpc_server_send(rpc_server *s, const msg *m, int kind)
+{
+    return s_server_send(s, m, kind, NULL);
+}
+
+int rpc_server_send_fwd(rpc_server *s, const msg *m, const codec_fwd *items,
+                        uint32_t n)
+{
+    fwd_body fb = {items, n};
+    return s_server_send(s, m, RPC_KIND_FWD, &fb);
+}
+
+const codec_fwd *rpc_server_fwd(const rpc_server *s, uint32_t *n)
+{
+    *n = s->in.arena.n_fwd;
+    return s->in.arena.fwd;
 }
 
 struct rpc_conn {
@@ -697,11 +737,12 @@ void *rpc_conn_socket(rpc_conn *k)
     return k->sock;
 }
 
-static int s_conn_send(rpc_conn *k, const msg *m, const codec_chunk *ch)
+static int s_conn_send(rpc_conn *k, const msg *m, const codec_chunk *ch,
+                       const fwd_body *fb)
 {
     size_t len;
     k->last_send_ms = s_now_ms();
-    int rv = s_encode(k->c, &k->buf, &k->cap, m, ch, &len);
+    int rv = s_encode_any(k->c, &k->buf, &k->cap, m, ch, fb, &len);
     if (rv != 0) {
         return rv;
     }
@@ -713,7 +754,20 @@ int rpc_conn_send(rpc_conn *k, const msg *m)
     if (m->type == MSG_SNAPSHOT) {
         return ZRAFT_EINVAL; /* chunk by chunk: rpc_conn_send_chunk() */
     }
-    return s_conn_send(k, m, NULL);
+    return s_conn_send(k, m, NULL, NULL);
+}
+
+int rpc_conn_send_fwd(rpc_conn *k, const msg *m, const codec_fwd *items,
+                      uint32_t n)
+{
+    fwd_body fb = {items, n};
+    return s_conn_send(k, m, NULL, &fb);
+}
+
+const codec_fwd *rpc_conn_fwd(const rpc_conn *k, uint32_t *n)
+{
+    *n = k->in.arena.n_fwd;
+    return k->in.arena.fwd;
 }
 
 int rpc_conn_send_chunk(rpc_conn *k, const msg *m, const codec_chunk *ch)
@@ -721,7 +775,7 @@ int rpc_conn_send_chunk(rpc_conn *k, const msg *m, const codec_chunk *ch)
     if (m->type != MSG_SNAPSHOT || ch == NULL) {
         return ZRAFT_EINVAL;
     }
-    return s_conn_send(k, m, ch);
+    return s_conn_send(k, m, ch, NULL);
 }
 
 const codec_ack *rpc_conn_ack(const rpc_conn *k)

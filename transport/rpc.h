@@ -21,7 +21,7 @@
 #include "zraft.h"
 
 /* Which DEALER of a node a reply goes to. */
-enum { RPC_KIND_REPL = 'r', RPC_KIND_VOTE = 'v' };
+enum { RPC_KIND_REPL = 'r', RPC_KIND_VOTE = 'v', RPC_KIND_FWD = 'f' };
 
 typedef struct {
     codec_ctx codec;
@@ -82,6 +82,14 @@ int rpc_server_recv(rpc_server *s, msg *out, uint64_t now_ms);
 uint64_t rpc_server_next_due(const rpc_server *s);
 /* Sends a reply (or any message) to the DEALER of kind `kind` of m->to. */
 int rpc_server_send(rpc_server *s, const msg *m, int kind);
+/* Forwarding (codec.h, CODEC_MSG_FORWARD[_REPLY]): sends a frame of `n`
+ * items with header `m` to the DEALER of kind RPC_KIND_FWD of m->to.
+ * Errors as rpc_server_send() and codec_encode_fwd(). */
+int rpc_server_send_fwd(rpc_server *s, const msg *m, const codec_fwd *items,
+                        uint32_t n);
+/* The items of the FORWARD[_REPLY] rpc_server_recv() just returned;
+ * borrowed until the next rpc_server_recv(). */
+const codec_fwd *rpc_server_fwd(const rpc_server *s, uint32_t *n);
 /* Frames dropped for being malformed (and their last reason). */
 uint64_t rpc_server_rejected(const rpc_server *s, const char **why);
 
@@ -99,6 +107,12 @@ int rpc_conn_send(rpc_conn *c, const msg *m);
  * A transfer is driven chunk by chunk by a snapsend (transport/snapsend.h),
  * never queued whole. */
 int rpc_conn_send_chunk(rpc_conn *c, const msg *m, const codec_chunk *ch);
+/* Sends a FORWARD[_REPLY] frame (see rpc_server_send_fwd). */
+int rpc_conn_send_fwd(rpc_conn *c, const msg *m, const codec_fwd *items,
+                      uint32_t n);
+/* The items of the FORWARD[_REPLY] rpc_conn_recv() just returned;
+ * borrowed until the next rpc_conn_recv(). */
+const codec_fwd *rpc_conn_fwd(const rpc_conn *c, uint32_t *n);
 /* Receives one reply if ready: 1 / 0 as rpc_server_recv. A reply of type
  * CODEC_MSG_SNAPSHOT_ACK carries its body in rpc_conn_ack(). */
 int rpc_conn_recv(rpc_conn *c, msg *out, uint64_t now_ms);

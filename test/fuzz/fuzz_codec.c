@@ -9,7 +9,8 @@
  *    bytes (the format has one encoding per message), and decodes again;
  *  - with a key, the re-encoded frame (flat and zero-copy) authenticates,
  *    and one flipped byte makes it fail;
- *  - a snapshot chunk goes through a codec_assembler.
+ *  - a snapshot chunk goes through a codec_assembler;
+ *  - forward frames (version 3) re-encode from their decoded items.
  * Any violated property aborts, which libFuzzer reports as a crash.
  * Run it with scripts/fuzz.sh. */
 #include <stdint.h>
@@ -30,21 +31,33 @@ static void check(int ok, const char *what)
     }
 }
 
-/* Encodes `m` (a chunk when `ch` is set, an ack when `ack` is) with `c`
- * into a new buffer. */
+/* The forward items of the frame being checked (FORWARD[_REPLY]). */
+static const codec_fwd *fwd_items;
+static uint32_t fwd_n;
+
+static bool is_fwd(const msg *m)
+{
+    return m->type == CODEC_MSG_FORWARD || m->type == CODEC_MSG_FORWARD_REPLY;
+}
+
+/* Encodes `m` (a chunk when `ch` is set, an ack when `ack` is, forward
+ * items from fwd_items) with `c` into a new buffer. */
 static unsigned char *encode(const codec_ctx *c, const msg *m,
                              const codec_chunk *ch, const codec_ack *ack,
                              size_t *len)
 {
-    size_t need = ack  ? CODEC_ACK_FRAME_MAX
-                  : ch ? codec_chunk_encoded_len(c, m, ch)
-                       : codec_encoded_len(c, m);
+    bool fwd = is_fwd(m);
+    size_t need = ack   ? CODEC_ACK_FRAME_MAX
+                  : fwd ? codec_fwd_encoded_len(c, m, fwd_items, fwd_n)
+                  : ch  ? codec_chunk_encoded_len(c, m, ch)
+                        : codec_encoded_len(c, m);
     check(need > 0, "a decoded message is encodable");
     unsigned char *buf = malloc(need);
     check(buf != NULL, "malloc");
-    int rv = ack  ? codec_encode_ack(c, m, ack, buf, need, len)
-             : ch ? codec_encode_chunk(c, m, ch, buf, need, len)
-                  : codec_encode(c, m, buf, need, len);
+    int rv = ack   ? codec_encode_ack(c, m, ack, buf, need, len)
+             : fwd ? codec_encode_fwd(c, m, fwd_items, fwd_n, buf, need, len)
+             : ch  ? codec_encode_chunk(c, m, ch, buf, need, len)
+                   : codec_encode(c, m, buf, need, len);
     check(rv == 0 && (ack || *len == need),
           "encode succeeds at the planned size");
     return buf;
@@ -66,8 +79,8 @@ static void keyed_round_trip(const codec_ctx *keyed, const msg *m,
     check(codec_decode(keyed, buf, len, &out, &a) != 0,
           "a flipped bit in a keyed frame is rejected");
     codec_msg_release(&out);
-    if (ack != NULL) {
-        free(buf); /* acks have no zero-copy form */
+    if (ack != NULL || is_fwd(m)) {
+        free(buf); /* acks and forwards have no zero-copy form */
         codec_arena_fini(&a);
         return;
     }
@@ -145,6 +158,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rv == 0) {
         const codec_chunk *ch = m.type == MSG_SNAPSHOT ? &a.chunk : NULL;
         const codec_ack *ack = m.type == CODEC_MSG_SNAPSHOT_ACK ? &a.ack : NULL;
+        /* a2 is reused below: encode from a's items. */
+        fwd_items = a.fwd;
+        fwd_n = a.n_fwd;
         /* In the frame's own version (a version 2 node reads 1 too). */
         codec_ctx pv = plain, kv = keyed;
         pv.version = kv.version = a.version;

@@ -52,6 +52,26 @@ static void put_ack(const char *name, const msg *m, const codec_ack *a)
     written++;
 }
 
+static void put_fwd(const char *name, const msg *m, const codec_fwd *f,
+                    uint32_t n)
+{
+    unsigned char buf[8192];
+    size_t len;
+    int rv = codec_encode_fwd(&ctx, m, f, n, buf, sizeof(buf), &len);
+    if (rv != 0) {
+        fprintf(stderr, "gen_corpus: %s: %s\n", name, zraft_strerror(rv));
+        exit(1);
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    if (fp == NULL || fwrite(buf, 1, len, fp) != len || fclose(fp) != 0) {
+        perror(path);
+        exit(1);
+    }
+    written++;
+}
+
 static void members(zraft_membership *mm, uint32_t n, bool joint)
 {
     memset(mm, 0, sizeof(*mm));
@@ -215,7 +235,35 @@ int main(int argc, char **argv)
         }
         put_ack(names[st], &m, &ack);
     }
-    /* Version 1 frames, still read. */
+    /* Version 3: forwarded writes and reads, and their answers. */
+    {
+        zraft_buf *set = zraft_buf_new("set k v", 7);
+        zraft_buf *val = zraft_buf_new("42", 2);
+        zraft_buf *none = zraft_buf_new(NULL, 0);
+        codec_fwd rq[3] = {{.req_id = 1, .op = CODEC_FWD_WRITE, .data = set},
+                           {.req_id = 2, .op = CODEC_FWD_READ},
+                           {.req_id = 3, .op = CODEC_FWD_WRITE, .data = none}};
+        m = (msg){.type = CODEC_MSG_FORWARD, .from = 2, .to = 1, .term = 7};
+        put_fwd("forward_mixed", &m, rq, 3);
+        put_fwd("forward_read", &m, &rq[1], 1);
+        codec_fwd rp[4] = {
+            {.req_id = 1, .op = CODEC_FWD_WRITE, .id = {7, 41}, .data = val},
+            {.req_id = 2, .op = CODEC_FWD_READ, .id = {0, 41}},
+            {.req_id = 3, .op = CODEC_FWD_WRITE, .id = {7, 42}},
+            {.req_id = 4, .op = CODEC_FWD_WRITE, .err = ZRAFT_ENOTLEADER}};
+        m = (msg){
+            .type = CODEC_MSG_FORWARD_REPLY, .from = 1, .to = 2, .term = 7};
+        put_fwd("forward_reply_mixed", &m, rp, 4);
+        put_fwd("forward_reply_error", &m, &rp[3], 1);
+        zraft_buf_unref(set);
+        zraft_buf_unref(val);
+        zraft_buf_unref(none);
+    }
+    /* Version 2 and 1 frames, still read. */
+    ctx.version = 2;
+    m = (msg){.type = MSG_HEARTBEAT, .from = 1, .to = 2, .term = 7};
+    m.u.heartbeat.commit = 40;
+    put("v2_heartbeat", &m, NULL);
     ctx.version = 1;
     m = (msg){.type = MSG_HEARTBEAT, .from = 1, .to = 2, .term = 7};
     m.u.heartbeat.commit = 40;

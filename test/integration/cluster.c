@@ -208,6 +208,10 @@ void cl_start_node(cluster *c, zraft_id id)
     cfg.election_timeout_max_ms = 2 * et;
     cfg.heartbeat_interval_ms = 50;
     cfg.snapshot_threshold = c->snapshot_threshold;
+    cfg.forward = c->forward;
+    cfg.leader_wait_ms = c->leader_wait_ms;
+    cfg.forward_timeout_ms = c->forward_timeout_ms;
+    cfg.wire_version = c->wire_version[id];
     if (c->snapshot_keep) {
         cfg.snapshot_keep_entries = c->snapshot_keep;
     }
@@ -256,13 +260,21 @@ void cl_start(cluster *c, uint32_t n)
     const char *dd = c->disk_dir;
     void (*mf)(void *, zraft_id, zraft_fsm *) = c->make_fsm;
     void *fa = c->fsm_arg;
+    bool fwd = c->forward;
+    uint32_t lw = c->leader_wait_ms, ft = c->forward_timeout_ms;
+    uint8_t wv[CL_MAX + 1];
+    memcpy(wv, c->wire_version, sizeof wv);
     memset(c, 0, sizeof(*c));
+    memcpy(c->wire_version, wv, sizeof wv);
     c->snapshot_threshold = th;
     c->snapshot_keep = keep;
     c->election_timeout_ms = et;
     c->disk_dir = dd;
     c->make_fsm = mf;
     c->fsm_arg = fa;
+    c->forward = fwd;
+    c->leader_wait_ms = lw;
+    c->forward_timeout_ms = ft;
     c->net = zraft_network_new();
     c->n = n;
     zraft_member ms[CL_MAX];

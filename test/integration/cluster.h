@@ -30,7 +30,11 @@ typedef struct {
     const char *disk_dir;        /* NULL: memory storage; else DIR/node-<id> */
     uint64_t snapshot_threshold; /* applied to nodes started later */
     uint64_t snapshot_keep;
-    uint32_t election_timeout_ms; /* likewise; 0: 300 (the max is twice) */
+    uint32_t election_timeout_ms;     /* likewise; 0: 300 (the max is twice) */
+    bool forward;                     /* likewise: zraft_config.forward */
+    uint32_t leader_wait_ms;          /* likewise (0: the default) */
+    uint32_t forward_timeout_ms;      /* likewise (0: the default) */
+    uint8_t wire_version[CL_MAX + 1]; /* by node id (0: the newest) */
     /* Optional: fills the state machine of node `id` (default: a
      * recorder; cl_applied() and cl_assert_same() need the recorder). */
     void (*make_fsm)(void *arg, zraft_id id, zraft_fsm *out);

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # System test: zraftd's Redis-protocol port with Debian's redis-tools.
 #   3 nodes with --resp-addr; redis-cli against the leader (strings,
-#   counters, MSET/MGET, DEL, EXISTS, INFO); a follower answers -MOVED to
-#   the leader, which `redis-cli -c` follows; READONLY reads there; a short
-#   redis-benchmark -t set,get (pipelined) with no errors and its keys
-#   there afterwards, on every node; kill -9 the leader: the data survives
+#   counters, MSET/MGET, DEL, EXISTS, INFO); a follower forwards writes
+#   (INCR answers the leader's new value) and linearizable reads to the
+#   leader; READONLY reads there; a short redis-benchmark -t set,get
+#   (pipelined) against the leader and against a follower, with no errors
+#   (HTTP with forward_writes forwards too)
+#   and the keys there afterwards, on every node; kill -9 the leader: the data survives
 #   and the new leader serves RESP; SIGTERM: every node exits 0.
 # Every wait polls a condition with a deadline. Exit 77 (skipped) without
 # redis-cli and redis-benchmark (scripts/deps.sh installs redis-tools).
@@ -24,7 +26,7 @@ fail=0
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
 
 rport() { echo "$((base + 200 + $1))"; }
-extra_args() { printf '%s\n' --resp-addr "127.0.0.1:$(rport "$1")"; }
+extra_args() { printf '%s\n' --resp-addr "127.0.0.1:$(rport "$1")" --forward-writes true; }
 
 rc() { # node args... : one redis-cli command, raw output
   local n=$1
@@ -37,9 +39,8 @@ for id in 1 2 3; do start "$id"; done
 check "a leader is elected" wait_for 20 has_leader 1 2 3
 L=$(wait_leader 1 2 3)
 F=$((L % 3 + 1))
-# The leader's addresses are registered a moment after its election.
-check "the leader registered its RESP address" \
-  wait_for 20 bash -c "redis-cli -p $(rport "$F") SET probe 1 | grep -q MOVED"
+check "a follower forwards a write to the leader" \
+  wait_for 20 bash -c "redis-cli -p $(rport "$F") SET probe 1 | grep -q OK"
 
 check "PING" is "$(rc "$L" PING)" "PONG"
 check "SET" is "$(rc "$L" SET greeting hello)" "OK"
@@ -62,21 +63,33 @@ check "unknown commands are errors" \
 check "INFO says master on the leader" \
   bash -c "redis-cli -p $(rport "$L") INFO | grep -q '^role:master'"
 
-moved=$(rc "$F" SET fromfollower 1)
-check "a follower answers MOVED to the leader ($moved)" \
-  bash -c "[[ '$moved' == *'MOVED '*' 127.0.0.1:$(rport "$L")' ]]"
-check "redis-cli -c follows it" \
-  is "$(redis-cli -c -p "$(rport "$F")" SET fromfollower 2)" "OK"
-check "and reads through it" \
-  is "$(redis-cli -c -p "$(rport "$F")" GET fromfollower)" "2"
+check "SET on a follower is forwarded" is "$(rc "$F" SET fromfollower 2)" "OK"
+check "INCR on a follower answers the leader's new value" \
+  is "$(rc "$F" INCR counter)" "(integer) 44"
+check "a write on the leader is read at once on a follower (read-index)" \
+  bash -c "[ \"\$(redis-cli -p $(rport "$L") SET lin 7)\" = OK ] &&
+           [ \"\$(redis-cli -p $(rport "$F") GET lin)\" = 7 ]"
+check "INFO says slave on the follower" \
+  bash -c "redis-cli -p $(rport "$F") INFO | grep -q '^role:slave'"
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+check "HTTP with forward_writes: a PUT on a follower is forwarded (204)" \
+  is "$(code -X PUT --data-binary v1 "http://$(http "$F")/kv/viahttp")" 204
+check "and a GET there reads it (linearizable)" \
+  is "$(curl -s "http://$(http "$F")/kv/viahttp")" v1
 stale() { [ "$(printf 'READONLY\nGET fromfollower\n' | redis-cli -p "$(rport "$F")" | tail -1)" = 2 ]; }
 check "READONLY reads the follower's own state" wait_for 10 stale
 
-out=$(redis-benchmark -p "$(rport "$L")" -q -t set,get -n 4000 -c 20 -P 8 2>&1 | tr '\r' '\n')
-echo "$out" | grep -E '^(SET|GET):' | sed 's/^/     /'
-check "redis-benchmark -t set,get: no errors" \
-  bash -c "! grep -qi error <<<'$out' && grep -q '^SET:' <<<'$out' && grep -q '^GET:' <<<'$out'"
+bench() { # node: a short pipelined redis-benchmark, no errors
+  local out
+  out=$(redis-benchmark -p "$(rport "$1")" -q -t set,get -n 4000 -c 20 -P 8 2>&1 | tr '\r' '\n')
+  echo "$out" | grep -E '^(SET|GET):' | sed 's/^/     /'
+  ! grep -qi error <<<"$out" && grep -q '^SET:' <<<"$out" && grep -q '^GET:' <<<"$out"
+}
+check "redis-benchmark -t set,get against the leader: no errors" bench "$L"
 check "its key is there" is "$(rc "$L" EXISTS key:__rand_int__)" "(integer) 1"
+rc "$L" DEL key:__rand_int__ >/dev/null
+check "redis-benchmark -t set,get against a follower: no errors" bench "$F"
+check "its key is there, on the leader" is "$(rc "$L" EXISTS key:__rand_int__)" "(integer) 1"
 val=$(redis-cli -p "$(rport "$L")" GET key:__rand_int__)
 check "with its 3-byte value" is "${#val}" 3
 everywhere() {
@@ -94,9 +107,9 @@ rest=()
 for id in 1 2 3; do [ "$id" = "$L" ] || rest+=("$id"); done
 check "kill -9 the leader: a new leader" wait_for 20 has_leader "${rest[@]}"
 N=$(wait_leader "${rest[@]}")
-served() { [ "$(rc "$N" GET counter)" = '"43"' ]; }
+served() { [ "$(rc "$N" GET counter)" = '"44"' ]; }
 check "the new leader serves RESP with the data" wait_for 20 served
-check "and takes writes" is "$(rc "$N" INCR counter)" "(integer) 44"
+check "and takes writes" is "$(rc "$N" INCR counter)" "(integer) 45"
 
 for id in "${!pids[@]}"; do kill -TERM "${pids[$id]}"; done
 rc_all=0

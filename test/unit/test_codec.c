@@ -278,18 +278,23 @@ static int decode_check(const codec_ctx *c, const unsigned char *buf,
         /* Re-encoded in the frame's own version, the same bytes. */
         codec_ctx cv = *c;
         cv.version = a.version;
-        size_t need =
-            m.type == MSG_SNAPSHOT ? codec_chunk_encoded_len(&cv, &m, &a.chunk)
-            : m.type == CODEC_MSG_SNAPSHOT_ACK ? len
-                                               : codec_encoded_len(&cv, &m);
+        bool fwd =
+            m.type == CODEC_MSG_FORWARD || m.type == CODEC_MSG_FORWARD_REPLY;
+        size_t need = m.type == MSG_SNAPSHOT
+                          ? codec_chunk_encoded_len(&cv, &m, &a.chunk)
+                      : m.type == CODEC_MSG_SNAPSHOT_ACK ? len
+                      : fwd ? codec_fwd_encoded_len(&cv, &m, a.fwd, a.n_fwd)
+                            : codec_encoded_len(&cv, &m);
         cr_assert_eq(need, len);
         unsigned char *again = malloc(need);
         size_t w;
-        int erv = m.type == MSG_SNAPSHOT
-                      ? codec_encode_chunk(&cv, &m, &a.chunk, again, need, &w)
-                  : m.type == CODEC_MSG_SNAPSHOT_ACK
-                      ? codec_encode_ack(&cv, &m, &a.ack, again, need, &w)
-                      : codec_encode(&cv, &m, again, need, &w);
+        int erv =
+            m.type == MSG_SNAPSHOT
+                ? codec_encode_chunk(&cv, &m, &a.chunk, again, need, &w)
+            : m.type == CODEC_MSG_SNAPSHOT_ACK
+                ? codec_encode_ack(&cv, &m, &a.ack, again, need, &w)
+            : fwd ? codec_encode_fwd(&cv, &m, a.fwd, a.n_fwd, again, need, &w)
+                  : codec_encode(&cv, &m, again, need, &w);
         cr_assert_eq(erv, 0);
         cr_assert_eq(w, len);
         cr_assert_eq(memcmp(again, buf, len), 0);
@@ -848,7 +853,7 @@ Test(codec, version_1_frames_are_read_and_written_on_request)
     codec_ctx c, v1;
     codec_ctx_init(&c, CLUSTER, 0);
     codec_ctx_init(&v1, CLUSTER, 0);
-    cr_assert_eq(c.version, 2);
+    cr_assert_eq(c.version, CODEC_VERSION);
     v1.version = 1;
     sample_set s;
     samples_init(&s);
@@ -862,8 +867,8 @@ Test(codec, version_1_frames_are_read_and_written_on_request)
         unsigned char *b2 = encode(&c, &s.m[i], &len2);
         cr_assert_eq(len1, len2);
         cr_assert_eq(b1[4], 1);
-        cr_assert_eq(b2[4], 2);
-        b1[4] = 2;
+        cr_assert_eq(b2[4], CODEC_VERSION);
+        b1[4] = CODEC_VERSION;
         cr_assert_eq(memcmp(b1, b2, len1), 0);
         b1[4] = 1;
         msg out;
@@ -884,7 +889,7 @@ Test(codec, version_1_frames_are_read_and_written_on_request)
     size_t w;
     cr_assert_eq(codec_encode_ack(&v1, &m, &ack, buf, sizeof buf, &w),
                  ZRAFT_EINVAL);
-    v1.version = 3;
+    v1.version = CODEC_VERSION + 1;
     cr_assert_eq(codec_encode(&v1, &s.m[0], buf, sizeof buf, &w), ZRAFT_EINVAL);
 }
 
@@ -901,7 +906,7 @@ Test(snapshot_ack, layout_round_trip_and_rules)
     size_t w;
     cr_assert_eq(codec_encode_ack(&c, &m, &ack, buf, sizeof buf, &w), 0);
     cr_assert_eq(w, CODEC_HEADER_LEN + 25);
-    cr_assert_eq(buf[4], 2);
+    cr_assert_eq(buf[4], CODEC_VERSION);
     cr_assert_eq(buf[5], CODEC_MSG_SNAPSHOT_ACK);
     cr_assert_eq(buf[40], 25);            /* body length */
     cr_assert_eq(buf[44], 0x08);          /* snapshot id, low byte first */
@@ -1508,4 +1513,172 @@ Test(snapshot_chunks, forged_chunk_fields_are_rejected_by_the_decoder)
                  ZRAFT_EINVAL);
     codec_assembler_fini(&f->a);
     free(f);
+}
+
+/* ---------------------------------------------------------- forwarding */
+
+static unsigned char *fwd_encode(const codec_ctx *c, const msg *m,
+                                 const codec_fwd *f, uint32_t n, size_t *len)
+{
+    size_t need = codec_fwd_encoded_len(c, m, f, n);
+    cr_assert_gt(need, 0);
+    unsigned char *buf = malloc(need);
+    cr_assert_not_null(buf);
+    cr_assert_eq(codec_encode_fwd(c, m, f, n, buf, need, len), 0);
+    cr_assert_eq(*len, need);
+    return buf;
+}
+
+Test(forward, request_layout_and_round_trip)
+{
+    codec_ctx c;
+    codec_ctx_init(&c, CLUSTER, 1);
+    zraft_buf *p = zraft_buf_new("abc", 3);
+    codec_fwd rq[2] = {{.req_id = 0x0102, .op = CODEC_FWD_WRITE, .data = p},
+                       {.req_id = 9, .op = CODEC_FWD_READ}};
+    msg m = {.type = CODEC_MSG_FORWARD, .from = 2, .to = 1, .term = 4};
+    size_t w;
+    unsigned char *buf = fwd_encode(&c, &m, rq, 2, &w);
+    cr_assert_eq(w, CODEC_HEADER_LEN + 4 + 2 * CODEC_FWD_MIN_LEN + 3);
+    cr_assert_eq(buf[4], 3);
+    cr_assert_eq(buf[5], CODEC_MSG_FORWARD);
+    cr_assert_eq(buf[44], 2);    /* item count */
+    cr_assert_eq(buf[48], 0x02); /* req_id, low byte first */
+    cr_assert_eq(buf[56], CODEC_FWD_WRITE);
+    cr_assert_eq(buf[57], 3); /* payload length */
+    cr_assert_eq(memcmp(buf + 61, "abc", 3), 0);
+    codec_arena a;
+    codec_arena_init(&a);
+    msg out;
+    cr_assert_eq(codec_decode(&c, buf, w, &out, &a), 0);
+    cr_assert_eq(out.type, CODEC_MSG_FORWARD);
+    cr_assert(out.from == 2 && out.to == 1 && out.term == 4);
+    cr_assert_eq(a.n_fwd, 2);
+    cr_assert_eq(a.fwd[0].req_id, 0x0102);
+    cr_assert_eq(a.fwd[0].op, CODEC_FWD_WRITE);
+    cr_assert_eq(a.fwd[0].data->len, 3);
+    cr_assert_eq(memcmp(a.fwd[0].data->data, "abc", 3), 0);
+    cr_assert_eq(a.fwd[1].op, CODEC_FWD_READ);
+    cr_assert_null(a.fwd[1].data);
+    /* The arena owns the payload until the next decode; a kept ref stays. */
+    zraft_buf *kept = zraft_buf_ref(a.fwd[0].data);
+    cr_assert_eq(decode_check(&c, buf, w), 0);
+    for (size_t n = 0; n < w; n++) {
+        cr_assert_neq(codec_decode(&c, buf, n, &out, &a), 0);
+        cr_assert_eq(a.n_fwd, 0); /* an error leaves nothing owned */
+    }
+    cr_assert_eq(kept->len, 3);
+    zraft_buf_unref(kept);
+    free(buf);
+    codec_arena_fini(&a);
+    zraft_buf_unref(p);
+}
+
+Test(forward, reply_layout_and_round_trip)
+{
+    codec_ctx c, keyed;
+    codec_ctx_init(&c, CLUSTER, 2);
+    codec_ctx_init(&keyed, CLUSTER, 2);
+    cr_assert_eq(codec_ctx_set_key(&keyed, "k", 1), 0);
+    zraft_buf *res = zraft_buf_new("17", 2);
+    zraft_buf *empty = zraft_buf_new(NULL, 0);
+    codec_fwd rp[4] = {
+        {.req_id = 1, .op = CODEC_FWD_WRITE, .id = {4, 77}, .data = res},
+        {.req_id = 2, .op = CODEC_FWD_READ, .id = {0, 76}},
+        {.req_id = 3, .op = CODEC_FWD_WRITE, .err = ZRAFT_ENOTLEADER},
+        {.req_id = 4, .op = CODEC_FWD_WRITE, .id = {4, 78}, .data = empty}};
+    msg m = {.type = CODEC_MSG_FORWARD_REPLY, .from = 1, .to = 2, .term = 4};
+    for (int k = 0; k < 2; k++) {
+        const codec_ctx *cx = k ? &keyed : &c;
+        size_t w;
+        unsigned char *buf = fwd_encode(cx, &m, rp, 4, &w);
+        cr_assert_eq(w, CODEC_HEADER_LEN + 4 + 4 * CODEC_FWD_REPLY_MIN_LEN + 2 +
+                            (k ? CODEC_TAG_LEN : 0));
+        codec_arena a;
+        codec_arena_init(&a);
+        msg out;
+        cr_assert_eq(codec_decode(cx, buf, w, &out, &a), 0);
+        cr_assert_eq(out.type, CODEC_MSG_FORWARD_REPLY);
+        cr_assert_eq(a.n_fwd, 4);
+        cr_assert(a.fwd[0].id.term == 4 && a.fwd[0].id.index == 77);
+        cr_assert_eq(memcmp(a.fwd[0].data->data, "17", 2), 0);
+        cr_assert(a.fwd[1].op == CODEC_FWD_READ && a.fwd[1].id.index == 76);
+        cr_assert_eq(a.fwd[2].err, ZRAFT_ENOTLEADER);
+        cr_assert_null(a.fwd[2].data);
+        cr_assert(a.fwd[3].data != NULL && a.fwd[3].data->len == 0);
+        if (k) {
+            buf[60] ^= 1;
+            cr_assert_eq(decode_check(cx, buf, w), ZRAFT_ECORRUPT);
+        } else {
+            cr_assert_eq(decode_check(cx, buf, w), 0);
+        }
+        free(buf);
+        codec_arena_fini(&a);
+    }
+    zraft_buf_unref(res);
+    zraft_buf_unref(empty);
+}
+
+Test(forward, malformed_frames_are_refused)
+{
+    codec_ctx c;
+    codec_ctx_init(&c, CLUSTER, 0);
+    codec_fwd rd = {.req_id = 5, .op = CODEC_FWD_READ};
+    msg m = {.type = CODEC_MSG_FORWARD, .from = 2, .to = 1, .term = 4};
+    size_t w;
+    unsigned char *buf = fwd_encode(&c, &m, &rd, 1, &w);
+    /* Unknown op. */
+    buf[44 + 4 + 8] = 3;
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    buf[44 + 4 + 8] = CODEC_FWD_READ;
+    cr_assert_eq(decode_check(&c, buf, w), 0);
+    /* A count that the frame cannot hold, and zero items. */
+    buf[44] = 200;
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    buf[44] = 0;
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    buf[44] = 1;
+    /* Not in version 2 frames. */
+    buf[4] = 2;
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    buf[4] = 3;
+    /* A read whose length claims data. */
+    buf[44 + 4 + 9] = 1;
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    free(buf);
+
+    /* Reply: data without its flag, an error code out of range. */
+    codec_fwd rp = {.req_id = 1, .op = CODEC_FWD_WRITE, .id = {1, 2}};
+    m.type = CODEC_MSG_FORWARD_REPLY;
+    buf = fwd_encode(&c, &m, &rp, 1, &w);
+    size_t item = 44 + 4;
+    buf[item + 9] = 2; /* flags */
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    buf[item + 9] = 0;
+    buf[item + 10] = 1; /* err = +1 */
+    cr_assert_eq(decode_check(&c, buf, w), ZRAFT_EMALFORMED);
+    buf[item + 10] = 0;
+    cr_assert_eq(decode_check(&c, buf, w), 0);
+    free(buf);
+
+    /* The encoder refuses what the decoder would. */
+    codec_ctx v2 = c;
+    v2.version = 2;
+    unsigned char out[256];
+    cr_assert_eq(codec_encode_fwd(&v2, &m, &rp, 1, out, sizeof out, &w),
+                 ZRAFT_EINVAL);
+    cr_assert_eq(codec_encode_fwd(&c, &m, &rp, 0, out, sizeof out, &w),
+                 ZRAFT_EINVAL);
+    rp.err = 5;
+    cr_assert_eq(codec_encode_fwd(&c, &m, &rp, 1, out, sizeof out, &w),
+                 ZRAFT_EINVAL);
+    rp.err = 0;
+    m.type = CODEC_MSG_FORWARD;
+    cr_assert_eq(codec_encode_fwd(&c, &m, &rp, 1, out, sizeof out, &w),
+                 ZRAFT_EINVAL); /* a request carries no id */
+    m.type = MSG_HEARTBEAT;
+    cr_assert_eq(codec_encode_fwd(&c, &m, &rd, 1, out, sizeof out, &w),
+                 ZRAFT_EINVAL);
+    m.type = CODEC_MSG_FORWARD;
+    cr_assert_eq(codec_encode_fwd(&c, &m, &rd, 1, out, 10, &w), ZRAFT_ENOSPACE);
 }

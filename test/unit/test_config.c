@@ -289,3 +289,23 @@ Test(config, join_never_bootstraps)
     cr_assert_eq(config_load_env(&c, bad, why, sizeof why), 0, "%s", why);
     cr_assert_eq(config_validate(&c, why, sizeof why), -1);
 }
+
+Test(config, forward_writes_from_file_env_or_flag)
+{
+    config c;
+    config_defaults(&c);
+    cr_assert_eq(c.forward_writes, false); /* followers redirect by default */
+    cr_assert_eq(
+        config_load_json(&c, "{\"forward_writes\":true}", why, sizeof why), 0,
+        "%s", why);
+    cr_assert_eq(c.forward_writes, true);
+    char *env[] = {"ZRAFT_FORWARD_WRITES=false", NULL};
+    cr_assert_eq(config_load_env(&c, env, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(c.forward_writes, false);
+    char *argv[] = {"zraftd", "--forward-writes", "yes", NULL};
+    cr_assert_eq(config_load_flags(&c, 3, argv, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(c.forward_writes, true);
+    char *bad[] = {"zraftd", "--forward-writes", "maybe", NULL};
+    cr_assert_neq(config_load_flags(&c, 3, bad, why, sizeof why), 0);
+    cr_assert(strstr(why, "forward_writes") != NULL, "%s", why);
+}
