@@ -176,6 +176,7 @@ void http_req_free(http_req *rq)
     free(rq->body);
     free(rq->raft_addr);
     free(rq->http_addr);
+    free(rq->pubkey);
     free(rq);
 }
 
@@ -359,15 +360,19 @@ static const char *s_parse_admin(http_req *rq, const char *what,
     } else if (!strcmp(what, "learners")) {
         cJSON *ra = cJSON_GetObjectItemCaseSensitive(o, "raft_addr");
         cJSON *ha = cJSON_GetObjectItemCaseSensitive(o, "http_addr");
+        cJSON *key = cJSON_GetObjectItemCaseSensitive(o, "key");
         if (!s_get_id(o, "id", &rq->id) || !cJSON_IsString(ra) ||
-            (ha != NULL && !cJSON_IsString(ha))) {
+            (ha != NULL && !cJSON_IsString(ha)) ||
+            (key != NULL && !cJSON_IsString(key))) {
             bad = "need {\"id\":N,\"raft_addr\":\"host:port\","
-                  "\"http_addr\":\"host:port\"}";
+                  "\"http_addr\":\"host:port\"[,\"key\":\"Z85 public key\"]}";
         } else {
             rq->admin = A_LEARNER;
             rq->raft_addr = strdup(ra->valuestring);
             rq->http_addr = strdup(ha ? ha->valuestring : "");
-            if (rq->raft_addr == NULL || rq->http_addr == NULL) {
+            rq->pubkey = key ? strdup(key->valuestring) : NULL;
+            if (rq->raft_addr == NULL || rq->http_addr == NULL ||
+                (key != NULL && rq->pubkey == NULL)) {
                 bad = "out of memory";
                 *status = 500;
             }

@@ -12,7 +12,7 @@
  *   GET    /kv/{key}[?consistency=stale]               -> 200 value | 404
  *   DELETE /kv/{key}                                   -> 204
  *   GET    /cluster/status                             -> 200 JSON
- *   POST   /cluster/learners    {"id","raft_addr","http_addr"}
+ *   POST   /cluster/learners    {"id","raft_addr","http_addr"[,"key"]}
  *   POST   /cluster/membership  {"voters":[...]}
  *   POST   /cluster/transfer-leader {"to":N}
  *   POST   /cluster/snapshot
@@ -86,8 +86,9 @@ typedef struct {
      * (storage or state machine failure), which /healthz reports as 503. */
     int (*health)(void *ctx);
     /* Admin calls; they may block (the admin thread runs one at a time). */
+    /* `key`: the learner's CurveZMQ public key (Z85), NULL if none given. */
     int (*add_learner)(void *ctx, uint64_t id, const char *raft_addr,
-                       const char *http_addr);
+                       const char *http_addr, const char *key);
     int (*change_membership)(void *ctx, const uint64_t *voters, size_t n);
     int (*transfer_leader)(void *ctx, uint64_t to);
     int (*snapshot)(void *ctx);

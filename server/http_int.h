@@ -64,6 +64,7 @@ struct http_req {
     uint64_t ids[ZRAFT_MAX_MEMBERS];
     size_t n_ids;
     char *raft_addr, *http_addr;
+    char *pubkey; /* learner's public key, NULL if the body had none */
     http_req *anext;
     char key[KV_MAX_KEY + 1];
     size_t klen;

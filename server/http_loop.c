@@ -180,7 +180,8 @@ static void *s_admin_main(void *arg)
             switch (rq->admin) {
             case A_LEARNER:
                 rv = s->b.add_learner(ctx, rq->id, rq->raft_addr,
-                                      rq->http_addr ? rq->http_addr : "");
+                                      rq->http_addr ? rq->http_addr : "",
+                                      rq->pubkey);
                 break;
             case A_MEMBERSHIP:
                 rv = s->b.change_membership(ctx, rq->ids, rq->n_ids);

@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "keys.h"
 #include "kv.h"
 #include "resp.h"
 #include "zraft.h"
@@ -52,6 +53,12 @@ typedef struct {
 } daemon_t;
 
 static daemon_t D;
+
+/* CURVE: the node's secret key and the keys configuration gives (members
+ * of initial_cluster with a key, then peer_keys). Static: the node copies
+ * the secret at start; `known` is borrowed only until then. */
+static char s_sec[CONFIG_KEY_MAX], s_pub[CONFIG_KEY_MAX];
+static zraft_member s_known[2 * CONFIG_MAX_PEERS];
 
 /* ------------------------------------------------------------- logging */
 
@@ -230,6 +237,11 @@ static char *b_status(void *ctx)
                           s_ids(&m.membership, ZRAFT_ROLE_LEARNER));
     cJSON_AddBoolToObject(o, "joint", m.membership.joint);
     cJSON_AddStringToObject(o, "http_addr", D.cfg.http_addr);
+    cJSON_AddStringToObject(o, "security", D.cfg.security);
+    if (s_pub[0] != '\0') {
+        cJSON_AddStringToObject(o, "public_key", s_pub);
+    }
+    cJSON_AddNumberToObject(o, "peers_refused", (double)m.peers_refused);
     if (m.role_code == 3) {
         cJSON *mt = cJSON_CreateObject();
         for (uint32_t i = 0; i < m.n_peers; i++) {
@@ -269,6 +281,11 @@ static char *b_metrics(void *ctx)
     P("# TYPE zraft_applied_total counter\nzraft_applied_total %llu\n",
       (unsigned long long)m.applied);
     P("# TYPE zraft_keys gauge\nzraft_keys %zu\n", kv_count(D.store));
+    P("# HELP zraft_peers_refused_total CURVE handshakes refused (a key not "
+      "in the configuration)\n");
+    P("# TYPE zraft_peers_refused_total counter\n"
+      "zraft_peers_refused_total %llu\n",
+      (unsigned long long)m.peers_refused);
     P("# TYPE zraft_replication_lag gauge\n");
     for (uint32_t i = 0; i < m.n_peers && off < cap - 256; i++) {
         if (m.peers[i].id == m.id) {
@@ -296,10 +313,10 @@ static char *b_metrics(void *ctx)
 }
 
 static int b_add_learner(void *ctx, uint64_t id, const char *raft_addr,
-                         const char *http_addr)
+                         const char *http_addr, const char *key)
 {
     (void)ctx;
-    int rv = zraft_add_learner(D.node, id, raft_addr, OP_TIMEOUT_MS);
+    int rv = zraft_add_learner_key(D.node, id, raft_addr, key, OP_TIMEOUT_MS);
     if (rv == 0 && http_addr != NULL && http_addr[0] != '\0') {
         char key[64];
         size_t kl = s_http_key(id, key);
@@ -545,6 +562,65 @@ static void *registrar(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------- security */
+
+/* The key configuration gives member `id` ("" if none). */
+static const char *s_conf_key(uint64_t id)
+{
+    for (uint32_t i = 0; i < D.cfg.n_peers; i++) {
+        if (D.cfg.peers[i].id == id && D.cfg.peers[i].key[0] != '\0') {
+            return D.cfg.peers[i].key;
+        }
+    }
+    const char *k = config_known_key(&D.cfg, id);
+    return k ? k : "";
+}
+
+static int s_curve_setup(zraft_config *zc, char *why, size_t whylen)
+{
+    if (strcmp(D.cfg.security, "curve") != 0) {
+        return 0;
+    }
+    char path[CONFIG_PATH_MAX];
+    if (D.cfg.node_key[0] != '\0') {
+        snprintf(path, sizeof path, "%s", D.cfg.node_key);
+    } else if ((size_t)snprintf(path, sizeof path, "%s/node.key",
+                                D.cfg.data_dir) >= sizeof path) {
+        snprintf(why, whylen, "data_dir is too long for node.key");
+        return -1;
+    }
+    if (keys_load_secret(path, s_sec, s_pub, why, whylen) != 0) {
+        return -1;
+    }
+    const char *mine = s_conf_key(D.cfg.id);
+    if (mine[0] != '\0' && strcmp(mine, s_pub) != 0) {
+        snprintf(why, whylen,
+                 "node_key %s: its public key %s is not the one the "
+                 "configuration lists for node %llu (%s)",
+                 path, s_pub, (unsigned long long)D.cfg.id, mine);
+        return -1;
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < D.cfg.n_peers; i++) {
+        if (D.cfg.peers[i].key[0] != '\0') {
+            s_known[n].id = D.cfg.peers[i].id;
+            memcpy(s_known[n].key, D.cfg.peers[i].key, CONFIG_KEY_MAX);
+            n++;
+        }
+    }
+    for (uint32_t i = 0; i < D.cfg.n_known; i++) {
+        s_known[n].id = D.cfg.known[i].id;
+        memcpy(s_known[n].key, D.cfg.known[i].key, CONFIG_KEY_MAX);
+        n++;
+    }
+    zc->curve_secret_key = s_sec;
+    zc->curve_known = s_known;
+    zc->n_curve_known = n;
+    logf_(L_INFO, "CURVE on: this node's public key is %s; %zu keys known",
+          s_pub, n);
+    return 0;
+}
+
 /* ----------------------------------------------------------------- main */
 
 /* Every open connection is a descriptor: allow as many as the hard limit
@@ -561,6 +637,9 @@ static void s_raise_fd_limit(void)
 int main(int argc, char **argv)
 {
     char why[4096];
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0) {
+        return keys_keygen_main(argc, argv);
+    }
     int rv = config_parse(&D.cfg, argc, argv, environ, why, sizeof why);
     if (rv == 1) {
         fputs(why, stdout);
@@ -615,10 +694,15 @@ int main(int argc, char **argv)
     zc.snapshot_threshold = D.cfg.snapshot_threshold;
     zc.snapshot_keep_entries = D.cfg.snapshot_keep_entries;
     zc.secret = D.cfg.secret[0] ? D.cfg.secret : NULL;
+    if (s_curve_setup(&zc, why, sizeof why) != 0) {
+        fprintf(stderr, "zraftd: %s\n", why);
+        return 2;
+    }
     zc.wire_version = (uint8_t)D.cfg.wire_version;
     /* Snapshots being received go next to the stored ones. */
     zc.scratch_dir = strcmp(D.cfg.storage, "disk") == 0 ? D.cfg.data_dir : NULL;
     rv = zraft_node_new(&zc, st, &fsm, &D.node);
+    memset(s_sec, 0, sizeof s_sec); /* the node has its copy */
     if (rv != 0) {
         fprintf(stderr, "zraftd: cannot start the node: %s\n",
                 zraft_strerror(rv));
@@ -638,6 +722,8 @@ int main(int argc, char **argv)
             ms[i].roles = ZRAFT_ROLE_VOTER;
             snprintf(ms[i].addr, sizeof ms[i].addr, "%s",
                      D.cfg.peers[i].raft_addr);
+            snprintf(ms[i].key, sizeof ms[i].key, "%s",
+                     s_conf_key(D.cfg.peers[i].id));
         }
         rv = zraft_initialize(D.node, ms, D.cfg.n_peers);
         logf_(L_INFO, "bootstrapped a %u-member cluster: %s", D.cfg.n_peers,

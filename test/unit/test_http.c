@@ -143,10 +143,12 @@ static char *f_metrics(void *ctx)
     return strdup("zraft_term 3\n");
 }
 
-static int f_add_learner(void *ctx, uint64_t id, const char *ra, const char *ha)
+static int f_add_learner(void *ctx, uint64_t id, const char *ra, const char *ha,
+                         const char *key)
 {
     (void)ctx;
     (void)ha;
+    (void)key;
     return id == 4 && strcmp(ra, "127.0.0.1:7004") == 0 ? 0 : ZRAFT_EINVAL;
 }
 
