@@ -448,6 +448,9 @@ static enum MHD_Result s_route(http_req *rq, const char *url,
         return s_error_hdr(c, 503, ZRAFT_ESHUTDOWN, "shutting down",
                            "Connection", "close");
     }
+    if (rq->deny != 0) {
+        return http_sec_deny(c, rq->deny);
+    }
     if (rq->too_big) {
         return s_error(c, 413, ZRAFT_ETOOBIG, "request body too large");
     }
@@ -489,7 +492,8 @@ static http_req *s_request_new(http_worker *w, struct MHD_Connection *c,
     rq->conn = c;
     rq->url = url;
     rq->op.complete = http_loop_complete;
-    if (strncmp(url, "/kv/", 4) != 0) {
+    rq->deny = http_sec_check(w->s, c, url);
+    if (rq->deny != 0 || strncmp(url, "/kv/", 4) != 0) {
         return rq;
     }
     if (!strcmp(method, "PUT")) {
@@ -532,7 +536,7 @@ static http_req *s_request_new(http_worker *w, struct MHD_Connection *c,
 
 static int s_body(http_req *rq, const char *data, size_t n)
 {
-    if (rq->too_big) {
+    if (rq->too_big || rq->deny != 0) {
         return 0;
     }
     if (rq->cmd != NULL) {

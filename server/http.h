@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "zraft_types.h"
 
 /* How often a request waiting for a leader asks the backend again. */
@@ -100,10 +101,26 @@ typedef struct {
     uint32_t op_timeout_ms;
 } http_backend;
 
+/* HTTPS and bearer tokens (http_sec.c). Everything is borrowed until
+ * http_stop(). A request to /kv/... must carry "Authorization: Bearer
+ * <api token>", one to /cluster/... the admin token, when that token is
+ * set; otherwise it answers 401 with a JSON error and WWW-Authenticate.
+ * /healthz and /metrics are always open (they carry no data and change
+ * nothing; a load balancer and a scraper reach them without secrets). */
+typedef struct {
+    const auth_token *api;   /* NULL or empty: /kv is open */
+    const auth_token *admin; /* NULL or empty: /cluster/... is open */
+    /* PEM text. With cert and key the port speaks HTTPS only. With ca as
+     * well, a request must come with a client certificate that ca signed
+     * (403 otherwise; /healthz excepted). */
+    const char *tls_cert, *tls_key, *tls_ca;
+} http_security;
+
 typedef struct {
     size_t max_body;          /* largest accepted body (413 above) */
     uint32_t threads;         /* serving threads (0: 1) */
     uint32_t max_connections; /* open connections, all threads (0: 16384) */
+    const http_security *sec; /* NULL: plain HTTP, no tokens */
 } http_options;
 
 typedef struct http_server http_server;

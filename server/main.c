@@ -16,6 +16,7 @@
  * OP_TIMEOUT_MS), stop the node (which fails what is left with ESHUTDOWN:
  * 503), stop the HTTP server, exit 0. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -621,6 +622,84 @@ static int s_curve_setup(zraft_config *zc, char *why, size_t whylen)
     return 0;
 }
 
+/* The front ends' tokens and TLS material (alive until exit). */
+static auth_token s_api_token, s_admin_token;
+static http_security s_hsec;
+
+/* Reads a whole PEM file; caller owns the return value. NULL with a
+ * message in why. */
+static char *s_read_pem(const char *what, const char *path, char *why,
+                        size_t whylen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(why, whylen, "%s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    while (s != NULL) {
+        size_t n = fread(s + len, 1, cap - len - 1, f);
+        len += n;
+        if (len < cap - 1) {
+            break;
+        }
+        char *ns = cap < (1u << 20) ? realloc(s, cap * 2) : NULL;
+        if (ns == NULL) {
+            free(s);
+            s = NULL;
+            break;
+        }
+        s = ns;
+        cap *= 2;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (s == NULL || err || len == 0 || strstr(s, "-----BEGIN") == NULL) {
+        snprintf(why, whylen, "%s %s: %s", what, path,
+                 s == NULL ? "too large (1 MiB at most)"
+                           : "not a PEM file (no -----BEGIN line)");
+        free(s);
+        return NULL;
+    }
+    s[len] = '\0';
+    return s;
+}
+
+static int s_api_setup(char *why, size_t whylen)
+{
+    if (auth_token_load(&s_api_token, D.cfg.api_token_file, "ZRAFT_API_TOKEN",
+                        why, whylen) != 0 ||
+        auth_token_load(&s_admin_token, D.cfg.admin_token_file,
+                        "ZRAFT_ADMIN_TOKEN", why, whylen) != 0) {
+        return -1;
+    }
+    s_hsec.api = &s_api_token;
+    s_hsec.admin = &s_admin_token;
+    if (D.cfg.tls_cert[0] != '\0') {
+        s_hsec.tls_cert = s_read_pem("tls_cert", D.cfg.tls_cert, why, whylen);
+        s_hsec.tls_key = s_hsec.tls_cert
+                             ? s_read_pem("tls_key", D.cfg.tls_key, why, whylen)
+                             : NULL;
+        if (s_hsec.tls_key == NULL) {
+            return -1;
+        }
+    }
+    if (D.cfg.tls_client_ca[0] != '\0') {
+        s_hsec.tls_ca =
+            s_read_pem("tls_client_ca", D.cfg.tls_client_ca, why, whylen);
+        if (s_hsec.tls_ca == NULL) {
+            return -1;
+        }
+    }
+    logf_(L_INFO, "API: %s%s; token for /kv and RESP: %s; for /cluster: %s",
+          s_hsec.tls_cert ? "HTTPS" : "plain HTTP",
+          s_hsec.tls_ca ? " with client certificates" : "",
+          s_api_token.token ? "set" : "none (open)",
+          s_admin_token.token ? "set" : "none (open)");
+    return 0;
+}
+
 /* ----------------------------------------------------------------- main */
 
 /* Every open connection is a descriptor: allow as many as the hard limit
@@ -694,7 +773,8 @@ int main(int argc, char **argv)
     zc.snapshot_threshold = D.cfg.snapshot_threshold;
     zc.snapshot_keep_entries = D.cfg.snapshot_keep_entries;
     zc.secret = D.cfg.secret[0] ? D.cfg.secret : NULL;
-    if (s_curve_setup(&zc, why, sizeof why) != 0) {
+    if (s_curve_setup(&zc, why, sizeof why) != 0 ||
+        s_api_setup(why, sizeof why) != 0) {
         fprintf(stderr, "zraftd: %s\n", why);
         return 2;
     }
@@ -747,7 +827,7 @@ int main(int argc, char **argv)
         .op_timeout_ms = OP_TIMEOUT_MS,
     };
     http_options ho = {D.cfg.max_body_bytes, D.cfg.http_threads,
-                       D.cfg.max_connections};
+                       D.cfg.max_connections, &s_hsec};
     s_raise_fd_limit();
     const char *listen =
         D.cfg.http_listen[0] ? D.cfg.http_listen : D.cfg.http_addr;
@@ -768,7 +848,8 @@ int main(int argc, char **argv)
             .leader_wait_ms = b.leader_wait_ms,
             .op_timeout_ms = OP_TIMEOUT_MS,
         };
-        resp_options ro = {D.cfg.max_body_bytes, D.cfg.max_connections};
+        resp_options ro = {D.cfg.max_body_bytes, D.cfg.max_connections,
+                           &s_api_token};
         const char *rl =
             D.cfg.resp_listen[0] ? D.cfg.resp_listen : D.cfg.resp_addr;
         D.resp = resp_start(rl, &rb, &ro, why, sizeof why);

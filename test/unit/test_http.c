@@ -217,7 +217,7 @@ static void start(uint32_t threads, uint32_t op_timeout_ms)
         .leader_wait_ms = 600,
         .op_timeout_ms = op_timeout_ms,
     };
-    http_options o = {4096, threads, 0};
+    http_options o = {4096, threads, 0, NULL};
     char why[256];
     S = http_start("127.0.0.1:0", &b, &o, why, sizeof why);
     cr_assert_not_null(S, "%s", why);
