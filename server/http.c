@@ -119,8 +119,8 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
                                "Retry-After", "1");
         }
         char loc[4096];
-        snprintf(loc, sizeof loc, "http://%s%s%s", leader, path,
-                 query ? query : "");
+        snprintf(loc, sizeof loc, "%s://%s%s%s", http_sec_scheme(s), leader,
+                 path, query ? query : "");
         struct MHD_Response *r =
             MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         if (r != NULL) {

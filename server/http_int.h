@@ -111,6 +111,9 @@ struct http_server {
  * (401: token missing or wrong; 403: no valid client certificate). */
 unsigned http_sec_check(const http_server *s, struct MHD_Connection *c,
                         const char *url);
+/* "https" when the port speaks TLS (every node of a cluster is assumed
+ * to: redirects to the leader use it), else "http". */
+const char *http_sec_scheme(const http_server *s);
 /* Answers a refused request (status from http_sec_check). */
 enum MHD_Result http_sec_deny(struct MHD_Connection *c, unsigned status);
 /* The daemon flags and options HTTPS needs: adds to *flags, writes up to 4

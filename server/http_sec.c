@@ -63,6 +63,11 @@ unsigned http_sec_check(const http_server *s, struct MHD_Connection *c,
     return auth_bearer_ok(t, h) ? 0 : 401;
 }
 
+const char *http_sec_scheme(const http_server *s)
+{
+    return s->o.sec != NULL && s->o.sec->tls_cert != NULL ? "https" : "http";
+}
+
 enum MHD_Result http_sec_deny(struct MHD_Connection *c, unsigned status)
 {
     const char *h =
