@@ -11,6 +11,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "bench/http_load.h"
 #include "bench/resp_load.h"
@@ -39,6 +42,9 @@ typedef struct {
     const char *http;  /* host:port of a running zraftd cluster */
     const char *resp;  /* host:port of a zraftd RESP port (the leader's) */
     uint32_t pipeline; /* --resp: requests in flight per connection */
+    /* In-process cluster: "inproc" (in-process network), "tcp" (ZeroMQ TCP
+     * on 127.0.0.1) or "curve" (the same with CurveZMQ, fresh keys). */
+    const char *transport;
 } opts;
 
 typedef struct bench bench;
@@ -303,6 +309,24 @@ static int s_resp_mode(opts *o)
     return s_report_load(o, "resp+zmq-tcp", &r);
 }
 
+/* A TCP port of 127.0.0.1 that is free now (the kernel's pick). */
+static unsigned s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    unsigned port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
 static void usage(void)
 {
     fprintf(
@@ -312,28 +336,38 @@ static void usage(void)
         "                   [--threads] [--storage memory|disk] [--dir DIR]\n"
         "                   [--http HOST:PORT]\n"
         "                   [--resp HOST:PORT [--pipeline N]]\n"
+        "                   [--transport inproc|tcp|curve]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
         "the leader are followed) with C keep-alive HTTP clients.\n"
         "--resp drives the leader's RESP port with C connections, each\n"
         "keeping N SETs in flight (one client thread, epoll).\n"
         "Starts an N-node cluster in this process (in-process network,\n"
         "memory storage, or the durable log with fsync under DIR) and\n"
-        "drives it with C closed-loop clients.\n");
+        "drives it with C closed-loop clients. --transport tcp runs its\n"
+        "nodes over ZeroMQ TCP on 127.0.0.1, curve the same with CurveZMQ\n"
+        "(docs/security.md).\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {
-        {"nodes", 1, 0, 'n'},    {"clients", 1, 0, 'c'},
-        {"duration", 1, 0, 'd'}, {"ops", 1, 0, 'o'},
-        {"payload", 1, 0, 'p'},  {"json", 1, 0, 'j'},
-        {"threads", 0, 0, 't'},  {"help", 0, 0, 'h'},
-        {"storage", 1, 0, 's'},  {"dir", 1, 0, 'D'},
-        {"http", 1, 0, 'H'},     {"resp", 1, 0, 'R'},
-        {"pipeline", 1, 0, 'P'}, {0, 0, 0, 0}};
+    static struct option lo[] = {{"nodes", 1, 0, 'n'},
+                                 {"clients", 1, 0, 'c'},
+                                 {"duration", 1, 0, 'd'},
+                                 {"ops", 1, 0, 'o'},
+                                 {"payload", 1, 0, 'p'},
+                                 {"json", 1, 0, 'j'},
+                                 {"threads", 0, 0, 't'},
+                                 {"help", 0, 0, 'h'},
+                                 {"storage", 1, 0, 's'},
+                                 {"dir", 1, 0, 'D'},
+                                 {"http", 1, 0, 'H'},
+                                 {"resp", 1, 0, 'R'},
+                                 {"pipeline", 1, 0, 'P'},
+                                 {"transport", 1, 0, 'T'},
+                                 {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
-    b->o =
-        (opts){3, 16, 128, 5.0, 0, NULL, false, "memory", NULL, NULL, NULL, 1};
+    b->o = (opts){3,        16,   128,  5.0,  0, NULL,    false,
+                  "memory", NULL, NULL, NULL, 1, "inproc"};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -372,6 +406,9 @@ int main(int argc, char **argv)
             break;
         case 'P':
             b->o.pipeline = (uint32_t)atoi(optarg);
+            break;
+        case 'T':
+            b->o.transport = optarg;
             break;
         default:
             usage();
@@ -416,15 +453,40 @@ int main(int argc, char **argv)
     b->hist = calloc(HIST_US, sizeof(uint32_t));
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);
-    b->net = zraft_network_new();
+    bool tcp = strcmp(b->o.transport, "tcp") == 0;
+    bool curve = strcmp(b->o.transport, "curve") == 0;
+    if (!tcp && !curve && strcmp(b->o.transport, "inproc") != 0) {
+        fprintf(stderr, "zraft-bench: --transport must be inproc, tcp or "
+                        "curve\n");
+        return 2;
+    }
+    b->net = tcp || curve ? NULL : zraft_network_new();
     zraft_member ms[16];
     memset(ms, 0, sizeof ms);
+    char sec[16][ZRAFT_KEY_MAX];
     for (uint32_t i = 1; i <= b->o.nodes; i++) {
         ms[i - 1].id = i;
         ms[i - 1].roles = ZRAFT_ROLE_VOTER;
+        if (tcp || curve) {
+            snprintf(ms[i - 1].addr, sizeof ms[i - 1].addr, "127.0.0.1:%u",
+                     s_free_port());
+        }
+        if (curve && zmq_curve_keypair(ms[i - 1].key, sec[i]) != 0) {
+            fprintf(stderr, "zraft-bench: this libzmq has no CURVE\n");
+            return 2;
+        }
+    }
+    for (uint32_t i = 1; i <= b->o.nodes; i++) {
         zraft_config cfg;
         zraft_config_default(&cfg, i);
         cfg.network = b->net;
+        if (tcp || curve) {
+            snprintf(cfg.listen_addr, sizeof cfg.listen_addr, "%s",
+                     ms[i - 1].addr);
+        }
+        if (curve) {
+            cfg.curve_secret_key = sec[i];
+        }
         zraft_fsm f = {NULL, c_apply, c_snapshot, c_restore, c_destroy};
         zraft_storage *st = zraft_storage_memory_new();
         if (disk) {
