@@ -13,7 +13,8 @@
 #   catches up, and the write it was sent while cut off is nowhere; node 4
 #   joins as a learner and is promoted; `docker stop` exits 0 (SIGTERM
 #   handled, not the SIGKILL after the timeout); the cluster restarts from
-#   its volumes with every write.
+#   its volumes with every write. Then docker-compose.secure.yml (CURVE,
+#   HTTPS, tokens; test/docker/secure.sh).
 #
 # Engine: the one DOCKER_HOST (or the default socket) names if it answers;
 # otherwise it installs docker.io, docker-compose and debootstrap (Debian,
@@ -333,6 +334,14 @@ echo "     sizes: $("$DOCKER" image inspect -f '{{.Size}}' "$ZRAFT_IMAGE" |
 
 # A cluster left over by a killed run would hold the ports and the subnet.
 "${COMPOSE[@]}" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+# ZRAFT_DOCKER_PHASES: "plain secure" (default), or one of them.
+phases=" ${ZRAFT_DOCKER_PHASES:-plain secure} "
+if [[ "$phases" != *" plain "* ]]; then
+  # shellcheck source=secure.sh
+  . "$here/secure.sh"
+  echo "$pass passed, 0 failed"
+  exit 0
+fi
 compose_up=1
 step "compose up (3 nodes)" "${COMPOSE[@]}" up -d --no-build zraft1 zraft2 zraft3
 
@@ -434,5 +443,9 @@ done
 step "compose start (4 nodes, same volumes)" "${COMPOSE[@]}" start
 check "a leader is elected again" wait_for 30 has_leader 1 2 3 4
 check "every acknowledged write is there (${#acked[@]} keys)" reads 1 2 3 4
+if [[ "$phases" == *" secure "* ]]; then
+  # shellcheck source=secure.sh
+  . "$here/secure.sh"
+fi
 
 echo "$pass passed, 0 failed"
