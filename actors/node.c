@@ -266,7 +266,6 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
         return ZRAFT_ENOMEM;
     }
     n->cfg = *c;
-    n->cfg.secret = NULL;
     n->cfg.curve_secret_key = NULL; /* copied into n->rpc.auth */
     n->cfg.curve_known = NULL;
     n->cfg.n_curve_known = 0;
@@ -295,9 +294,6 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
         goto err_after_efd;
     }
     codec_ctx_init(&n->rpc.codec, c->cluster_id, c->id);
-    if (c->secret != NULL && c->secret[0] != '\0') {
-        codec_ctx_set_key(&n->rpc.codec, c->secret, strlen(c->secret));
-    }
     n->rpc.net = c->network;
     n->rpc.self = c->id;
     if (c->wire_version != 0) {

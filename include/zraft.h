@@ -64,7 +64,6 @@ typedef struct {
     uint64_t snapshot_threshold;    /* entries between snapshots (0: off) */
     uint64_t snapshot_keep_entries; /* log kept below a snapshot */
     uint32_t max_batch;             /* client writes per engine batch */
-    const char *secret; /* shared cluster secret: HMAC every frame (NULL) */
     /* CurveZMQ (ZeroMQ TCP only): this node's long-term secret key in Z85
      * (ZRAFT_KEY_LEN characters); NULL or "": plain TCP. With a key, every
      * connection between nodes is encrypted and authenticated, and a node

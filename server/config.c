@@ -75,7 +75,8 @@ static const key keys[] = {
     U64(snapshot_keep_entries, 0, UINT64_MAX, "entries kept below a snapshot"),
     STR(storage, "\"disk\" or \"memory\""),
     BOOL(fsync, "fdatasync the log (disable only for tests)"),
-    STR(secret, "shared cluster secret (HMAC on every frame); empty: off"),
+    STR(secret, "removed: peers authenticate with CurveZMQ (security, "
+                "docs/security.md); must be empty"),
     U64(max_body_bytes, 1, CONFIG_MAX_BODY,
         "largest accepted HTTP body (at most 64 MiB - 65 KiB: one entry)"),
     U32(leader_wait_ms, 0, 600000,
@@ -494,6 +495,11 @@ int config_validate(config *c, char *why, size_t whylen)
         s_parse_members(c->peer_keys, false, c->known, &c->n_known, why,
                         whylen) != 0) {
         return -1;
+    }
+    if (c->secret[0] != '\0') {
+        return s_err(why, whylen,
+                     "secret (the frame HMAC) was removed: use security "
+                     "\"curve\" with keys (docs/security.md)");
     }
     if (strcmp(c->security, "none") != 0 && strcmp(c->security, "curve") != 0) {
         return s_err(why, whylen, "security must be \"none\" or \"curve\"");

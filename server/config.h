@@ -64,7 +64,7 @@ typedef struct {
     uint64_t snapshot_keep_entries;
     char storage[16]; /* "disk" or "memory" */
     bool fsync;
-    char secret[128];         /* shared cluster secret (HMAC), empty: off */
+    char secret[128]; /* removed (was the HMAC secret): must stay empty */
     uint64_t max_body_bytes;  /* <= CONFIG_MAX_BODY: one write, one entry */
     uint32_t leader_wait_ms;  /* 0: two election timeouts */
     uint32_t http_threads;    /* HTTP serving (event-loop) threads */

@@ -772,7 +772,6 @@ int main(int argc, char **argv)
     zc.heartbeat_interval_ms = D.cfg.heartbeat_interval_ms;
     zc.snapshot_threshold = D.cfg.snapshot_threshold;
     zc.snapshot_keep_entries = D.cfg.snapshot_keep_entries;
-    zc.secret = D.cfg.secret[0] ? D.cfg.secret : NULL;
     if (s_curve_setup(&zc, why, sizeof why) != 0 ||
         s_api_setup(why, sizeof why) != 0) {
         fprintf(stderr, "zraftd: %s\n", why);

@@ -4,7 +4,8 @@
 # (server/zraft-secure-start), turn healthy (the health check speaks HTTPS),
 # elect a leader over CurveZMQ, and serve HTTPS with tokens: the cluster's
 # CA is trusted and another is not, /kv without the token is 401 and with
-# it works through every node, /cluster/* wants the admin token. Then the
+# it works through every node (redirects carry it: --location-trusted),
+# /cluster/* wants the admin token. Then the
 # project is removed with its volumes.
 # shellcheck shell=bash disable=SC2154 # root, DOCKER, COMPOSE: run.sh's
 
@@ -35,7 +36,8 @@ for n in 1 2 3; do SCONNECT+=(--connect-to "zraft$n:8001:127.0.0.1:$(sport "$n")
 scurl() { # node path [curl args...]
   local n=$1 p=$2
   shift 2
-  curl -s -L --max-time 10 --cacert "$work/ca.pem" "${SCONNECT[@]}" "$@" \
+  curl -s -L --location-trusted --max-time 10 --cacert "$work/ca.pem" \
+    "${SCONNECT[@]}" "$@" \
     "https://zraft$n:8001$p" || true
 }
 status_url() { echo "https://zraft$1:8001/cluster/status"; }
@@ -70,7 +72,7 @@ swrites() {
 check "PUT /kv with the token through every node (HTTPS redirects)" swrites
 check "reads with the token see them" bash -c \
   "[ \"\$(curl -s -L --max-time 10 --cacert '$work/ca.pem' ${SCONNECT[*]} \
-     -H 'Authorization: Bearer $API' https://zraft2:8001/kv/s3)\" = v3 ]"
+     --location-trusted -H 'Authorization: Bearer $API' https://zraft2:8001/kv/s3)\" = v3 ]"
 step "compose down -v (secure)" "${COMPOSE[@]}" down -v --remove-orphans \
   --timeout "$STOP_TIMEOUT"
 compose_up=0
