@@ -544,13 +544,15 @@ int config_validate(config *c, char *why, size_t whylen)
 
 const char *config_usage(void)
 {
-    static char buf[4096];
+    static char buf[8192];
     if (buf[0] != '\0') {
         return buf;
     }
     size_t off = (size_t)snprintf(
         buf, sizeof buf,
         "usage: zraftd [--config FILE] [--key value ...]\n"
+        "       zraftd keygen [--dir DIR] [--force]   (CURVE keypair: "
+        "docs/security.md)\n"
         "Every key may be given in the JSON file, as --key-name, or as the\n"
         "environment variable ZRAFT_KEY_NAME (flags win over the environment,\n"
         "which wins over the file).\n\nkeys:\n");
