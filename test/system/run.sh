@@ -20,7 +20,13 @@ fail=0
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/procs.sh"
 
 leader() { # waits (deadline) for the given nodes to agree; prints the id
-  wait_for 20 has_leader "$@" && leader_of "$@"
+  # (polled as one step: a leader seen a moment ago may be changing)
+  local l deadline=$((SECONDS + 20))
+  until l=$(leader_of "$@"); do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+  echo "$l"
 }
 
 for id in 1 2 3; do start "$id"; done
