@@ -20,7 +20,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       gcc libc6-dev make cmake pkg-config \
-      libzmq3-dev libcjson-dev libmicrohttpd-dev \
+      libzmq3-dev libcjson-dev libmicrohttpd-dev libgnutls28-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Only what zraftd is built from: with no test/ (Criterion) and no bench/,
@@ -41,17 +41,22 @@ RUN cmake --build build --target zraftd -- -j"${JOBS}" \
 # ------------------------------------------------------------------ run
 FROM ${BASE_IMAGE}
 ARG DEBIAN_FRONTEND=noninteractive
-# Runtime libraries only; the health check needs nothing more than bash.
+# Runtime libraries only; the health check needs nothing more than bash
+# (openssl for HTTPS, and to make the secure variant's CA and certificates:
+# server/zraft-secure-start).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libcjson1 libmicrohttpd12 \
+      libgnutls30 openssl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 zraft \
  && useradd --system --uid 10001 --gid zraft --home-dir /var/lib/zraft \
       --no-create-home --shell /usr/sbin/nologin zraft \
- && install -d -o zraft -g zraft -m 0750 /var/lib/zraft
+ && install -d -o zraft -g zraft -m 0750 /var/lib/zraft \
+ && install -d -o zraft -g zraft -m 0700 /var/lib/zraft-secrets
 # Health check without curl or wget (neither is in a slim image): bash's
 # /dev/tcp sends GET /healthz to the address zraftd binds.
 COPY server/zraft-healthcheck /usr/local/bin/zraft-healthcheck
+COPY server/zraft-secure-start /usr/local/bin/zraft-secure-start
 COPY --from=build /zraftd /usr/local/bin/zraftd
 
 # Defaults for a container: data in the volume, HTTP bound on every

@@ -93,6 +93,9 @@ typedef struct {
     bool apply_due;                      /* ... not yet sent (s_flush_apply) */
     zraft_entry scratch[CORE_MAX_BATCH]; /* s_propose's entries */
     fwd *fwd;                            /* request forwarding (forward.c) */
+    /* CURVE: the configuration last handed to the admission table. */
+    bool auth_synced, auth_committed;
+    uint64_t auth_index;
 } core;
 
 static void *s_grow(void *p, size_t *cap, size_t need, size_t elem)
@@ -703,6 +706,7 @@ static void s_pub_fn(zraft_metrics *m, void *arg)
     m->snapshot_index = p->st.snapshot.index;
     m->writes = c->writes;
     m->fatal = c->fatal;
+    m->peers_refused = c->n->rpc.auth ? curve_auth_refused(c->n->rpc.auth) : 0;
     if (c->fatal != 0) {
         m->role_code = -1;
         m->role = "failed";
@@ -723,6 +727,26 @@ static void s_pub_fn(zraft_metrics *m, void *arg)
     }
 }
 
+/* CURVE: admit the members of the effective and committed configurations
+ * from the moment either changes (a new entry, or its commit: a removed
+ * member is refused once C_new commits). */
+static void s_auth_sync(core *c, const engine_status *st)
+{
+    if (c->n->rpc.auth == NULL) {
+        return;
+    }
+    bool committed = st->committed >= st->membership_index;
+    if (c->auth_synced && st->membership_index == c->auth_index &&
+        committed == c->auth_committed) {
+        return;
+    }
+    c->auth_synced = true;
+    c->auth_index = st->membership_index;
+    c->auth_committed = committed;
+    curve_auth_update(c->n->rpc.auth, engine_membership(c->e),
+                      engine_committed_membership(c->e));
+}
+
 static void s_publish(core *c)
 {
     pub p;
@@ -730,6 +754,7 @@ static void s_publish(core *c)
     engine_get_status(c->e, &p.st);
     p.mem = p.st.membership_index != c->mem_index || c->mem_index == 0;
     c->mem_index = p.st.membership_index;
+    s_auth_sync(c, &p.st);
     node_metrics_update(c->n, s_pub_fn, &p);
 }
 
@@ -840,7 +865,8 @@ static void s_api(core *c, api_req *r)
         return;
     }
     case API_ADD_LEARNER:
-        rv = engine_add_learner(c->e, r->id, r->addr, &index);
+        rv = engine_add_learner_key(c->e, r->id, r->addr,
+                                    r->has_key ? r->key : NULL, &index);
         break;
     case API_REMOVE_LEARNER:
         rv = engine_remove_learner(c->e, r->id, &index);

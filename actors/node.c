@@ -97,6 +97,26 @@ int zraft_config_validate(const zraft_config *c, const char **why)
         *why = "scratch_dir is too long";
         return ZRAFT_EINVAL;
     }
+    if (c->curve_secret_key != NULL && c->curve_secret_key[0] != '\0') {
+        if (c->network != NULL) {
+            *why = "curve_secret_key needs ZeroMQ TCP (no in-process network)";
+            return ZRAFT_EINVAL;
+        }
+        if (!curve_available()) {
+            *why = "this libzmq has no CURVE support";
+            return ZRAFT_EINVAL;
+        }
+        if (!curve_key_valid(c->curve_secret_key)) {
+            *why = "curve_secret_key is not a Z85 key of 40 characters";
+            return ZRAFT_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < c->n_curve_known; i++) {
+        if (c->curve_known == NULL || !curve_key_valid(c->curve_known[i].key)) {
+            *why = "curve_known: a key is not Z85 of 40 characters";
+            return ZRAFT_EINVAL;
+        }
+    }
     *why = NULL;
     return 0;
 }
@@ -282,7 +302,9 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
         return ZRAFT_ENOMEM;
     }
     n->cfg = *c;
-    n->cfg.secret = NULL;
+    n->cfg.curve_secret_key = NULL; /* copied into n->rpc.auth */
+    n->cfg.curve_known = NULL;
+    n->cfg.n_curve_known = 0;
     n->cfg.scratch_dir = NULL; /* copied into n->rpc */
     s_engine_config(c, &n->ecfg);
     n->st = storage;
@@ -308,9 +330,6 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
         goto err_after_efd;
     }
     codec_ctx_init(&n->rpc.codec, c->cluster_id, c->id);
-    if (c->secret != NULL && c->secret[0] != '\0') {
-        codec_ctx_set_key(&n->rpc.codec, c->secret, strlen(c->secret));
-    }
     n->rpc.net = c->network;
     n->rpc.self = c->id;
     if (c->wire_version != 0) {
@@ -329,6 +348,17 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
     if (c->network == NULL) {
         n->rpc.res = resolver_new(1000);
         if (n->rpc.res == NULL) {
+            goto err_after_zctx;
+        }
+    }
+    /* The ZAP handler binds before the core's ROUTER does. */
+    if (c->curve_secret_key != NULL && c->curve_secret_key[0] != '\0') {
+        n->rpc.auth = curve_auth_new(n->zctx, c->id, c->curve_secret_key,
+                                     c->curve_known, c->n_curve_known, &why);
+        if (n->rpc.auth == NULL) {
+            fprintf(stderr, "zraft node %llu: %s\n", (unsigned long long)c->id,
+                    why);
+            rv = ZRAFT_EINVAL;
             goto err_after_zctx;
         }
     }
@@ -404,6 +434,7 @@ err_after_sm:
 err_after_log:
     actor_close(&n->log);
 err_after_zctx:
+    curve_auth_destroy(&n->rpc.auth);
     resolver_destroy(&n->rpc.res);
     if (n->own_zctx) {
         zmq_ctx_term(n->zctx);
@@ -462,6 +493,7 @@ void zraft_node_destroy(zraft_node **np)
         free(r);
         r = next;
     }
+    curve_auth_destroy(&n->rpc.auth); /* its socket, before the context */
     if (n->own_zctx) {
         zmq_ctx_term(n->zctx);
     }
@@ -775,6 +807,33 @@ int zraft_add_learner(zraft_node *n, zraft_id id, const char *addr,
                       int timeout_ms)
 {
     return s_simple(n, API_ADD_LEARNER, id, addr, timeout_ms);
+}
+
+int zraft_add_learner_key(zraft_node *n, zraft_id id, const char *addr,
+                          const char *key, int timeout_ms)
+{
+    if (key == NULL) {
+        return zraft_add_learner(n, id, addr, timeout_ms);
+    }
+    if (key[0] != '\0' && !curve_key_valid(key)) {
+        return ZRAFT_EINVAL;
+    }
+    api_req *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    r->type = API_ADD_LEARNER;
+    r->id = id;
+    if (addr != NULL) {
+        if (strlen(addr) >= ZRAFT_ADDR_MAX) {
+            free(r);
+            return ZRAFT_EINVAL;
+        }
+        snprintf(r->addr, sizeof r->addr, "%s", addr);
+    }
+    snprintf(r->key, sizeof r->key, "%s", key);
+    r->has_key = true;
+    return s_admin(n, r, timeout_ms);
 }
 
 int zraft_remove_learner(zraft_node *n, zraft_id id, int timeout_ms)

@@ -49,6 +49,8 @@ typedef struct api_req {
     void *arg;
     zraft_id id;
     char addr[ZRAFT_ADDR_MAX];
+    char key[ZRAFT_KEY_MAX]; /* ADD_LEARNER: public key, if has_key */
+    bool has_key;
     zraft_id ids[ZRAFT_MAX_MEMBERS];
     uint32_t n;
     zraft_member *members; /* INIT: borrowed (the caller waits) */

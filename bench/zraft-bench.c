@@ -12,6 +12,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 #include "bench/http_load.h"
 #include "bench/report.h"
@@ -46,6 +49,9 @@ typedef struct {
     char cmdline[1024]; /* the arguments, for the report */
     uint32_t trace;     /* --trace: sample one write in this many (0: off) */
     int spin;           /* --spin: zraft_config.spin_us (-1: the default) */
+    /* In-process cluster: "inproc" (in-process network), "tcp" (ZeroMQ TCP
+     * on 127.0.0.1) or "curve" (the same with CurveZMQ, fresh keys). */
+    const char *transport;
 } opts;
 
 typedef struct bench bench;
@@ -407,6 +413,24 @@ static int s_resp_mode(opts *o)
     return rv;
 }
 
+/* A TCP port of 127.0.0.1 that is free now (the kernel's pick). */
+static unsigned s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    unsigned port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return port;
+}
+
 static void usage(void)
 {
     fprintf(
@@ -418,6 +442,7 @@ static void usage(void)
         "                   [--http HOST:PORT]\n"
         "                   [--resp HOST:PORT [--pipeline N]]\n"
         "                   [--trace[=N]] [--spin US]\n"
+        "                   [--transport inproc|tcp|curve]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
         "the leader are followed) with C keep-alive HTTP clients.\n"
         "--resp drives the leader's RESP port with C connections, each\n"
@@ -430,31 +455,27 @@ static void usage(void)
         "machine (cores, fdatasync latency) and the version.\n"
         "--trace samples one write in N (default 64) and prints the median\n"
         "and p99 of each step of its commit path (in-process runs only).\n"
-        "--spin sets the nodes' zraft_config.spin_us (0: never spin).\n");
+        "--spin sets the nodes' zraft_config.spin_us (0: never spin).\n"
+        "--transport tcp runs the in-process cluster's nodes over ZeroMQ\n"
+        "TCP on 127.0.0.1, curve the same with CurveZMQ\n"
+        "(docs/security.md).\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {{"nodes", 1, 0, 'n'},
-                                 {"clients", 1, 0, 'c'},
-                                 {"duration", 1, 0, 'd'},
-                                 {"ops", 1, 0, 'o'},
-                                 {"payload", 1, 0, 'p'},
-                                 {"json", 1, 0, 'j'},
-                                 {"threads", 0, 0, 't'},
-                                 {"help", 0, 0, 'h'},
-                                 {"storage", 1, 0, 's'},
-                                 {"dir", 1, 0, 'D'},
-                                 {"http", 1, 0, 'H'},
-                                 {"resp", 1, 0, 'R'},
-                                 {"pipeline", 1, 0, 'P'},
-                                 {"report", 1, 0, 'r'},
-                                 {"trace", 2, 0, 'T'},
-                                 {"spin", 1, 0, 'S'},
-                                 {0, 0, 0, 0}};
+    static struct option lo[] = {
+        {"nodes", 1, 0, 'n'},     {"clients", 1, 0, 'c'},
+        {"duration", 1, 0, 'd'},  {"ops", 1, 0, 'o'},
+        {"payload", 1, 0, 'p'},   {"json", 1, 0, 'j'},
+        {"threads", 0, 0, 't'},   {"help", 0, 0, 'h'},
+        {"storage", 1, 0, 's'},   {"dir", 1, 0, 'D'},
+        {"http", 1, 0, 'H'},      {"resp", 1, 0, 'R'},
+        {"pipeline", 1, 0, 'P'},  {"report", 1, 0, 'r'},
+        {"trace", 2, 0, 'T'},     {"spin", 1, 0, 'S'},
+        {"transport", 1, 0, 'X'}, {0, 0, 0, 0}};
     bench *b = calloc(1, sizeof(*b));
-    b->o = (opts){3,    16,   128,  5.0, 0,    NULL, false, "memory",
-                  NULL, NULL, NULL, 1,   NULL, "",   0,     -1};
+    b->o = (opts){3,    16,   128, 5.0,  0,  NULL, false, "memory", NULL,
+                  NULL, NULL, 1,   NULL, "", 0,    -1,    "inproc"};
     for (int i = 0, off = 0; i < argc && off < (int)sizeof b->o.cmdline; i++) {
         off += snprintf(b->o.cmdline + off, sizeof b->o.cmdline - (size_t)off,
                         "%s%s", i ? " " : "", argv[i]);
@@ -511,6 +532,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'X':
+            b->o.transport = optarg;
+            break;
         default:
             usage();
             return ch == 'h' ? 0 : 2;
@@ -559,17 +583,42 @@ int main(int argc, char **argv)
     b->hist = calloc(HIST_US, sizeof(uint32_t));
     pthread_mutex_init(&b->lock, NULL);
     pthread_cond_init(&b->cond, NULL);
-    b->net = zraft_network_new();
+    bool tcp = strcmp(b->o.transport, "tcp") == 0;
+    bool curve = strcmp(b->o.transport, "curve") == 0;
+    if (!tcp && !curve && strcmp(b->o.transport, "inproc") != 0) {
+        fprintf(stderr, "zraft-bench: --transport must be inproc, tcp or "
+                        "curve\n");
+        return 2;
+    }
+    b->net = tcp || curve ? NULL : zraft_network_new();
     zraft_member ms[16];
     memset(ms, 0, sizeof ms);
+    char sec[16][ZRAFT_KEY_MAX];
     for (uint32_t i = 1; i <= b->o.nodes; i++) {
         ms[i - 1].id = i;
         ms[i - 1].roles = ZRAFT_ROLE_VOTER;
+        if (tcp || curve) {
+            snprintf(ms[i - 1].addr, sizeof ms[i - 1].addr, "127.0.0.1:%u",
+                     s_free_port());
+        }
+        if (curve && zmq_curve_keypair(ms[i - 1].key, sec[i]) != 0) {
+            fprintf(stderr, "zraft-bench: this libzmq has no CURVE\n");
+            return 2;
+        }
+    }
+    for (uint32_t i = 1; i <= b->o.nodes; i++) {
         zraft_config cfg;
         zraft_config_default(&cfg, i);
         cfg.network = b->net;
         if (b->o.spin >= 0) {
             cfg.spin_us = (uint32_t)b->o.spin;
+        }
+        if (tcp || curve) {
+            snprintf(cfg.listen_addr, sizeof cfg.listen_addr, "%s",
+                     ms[i - 1].addr);
+        }
+        if (curve) {
+            cfg.curve_secret_key = sec[i];
         }
         zraft_fsm f = {NULL, c_apply, c_snapshot, c_restore, c_destroy};
         zraft_storage *st = zraft_storage_memory_new();

@@ -271,6 +271,11 @@ int engine_change_voters(engine *e, const zraft_id *voters, uint32_t n,
 /* Leader: add (or update the address of) a learner. */
 int engine_add_learner(engine *e, zraft_id id, const char *addr,
                        uint64_t *index);
+/* Same, also setting the learner's public key (opaque to the engine: at
+ * most ZRAFT_KEY_LEN characters, "" for none; NULL leaves a learner's key
+ * as it is). A key of another length is ZRAFT_EINVAL. */
+int engine_add_learner_key(engine *e, zraft_id id, const char *addr,
+                           const char *key, uint64_t *index);
 /* Leader: remove a learner (voters are removed by engine_change_voters). */
 int engine_remove_learner(engine *e, zraft_id id, uint64_t *index);
 /* Leader: hand leadership to voter `to` (thesis §3.10). */

@@ -216,6 +216,12 @@ int engine_change_voters(engine *e, const zraft_id *voters, uint32_t n,
 int engine_add_learner(engine *e, zraft_id id, const char *addr,
                        uint64_t *index)
 {
+    return engine_add_learner_key(e, id, addr, NULL, index);
+}
+
+int engine_add_learner_key(engine *e, zraft_id id, const char *addr,
+                           const char *key, uint64_t *index)
+{
     int rv = s_can_change(e);
     if (index != NULL) {
         *index = 0;
@@ -251,6 +257,13 @@ int engine_add_learner(engine *e, zraft_id id, const char *addr,
             return ZRAFT_EINVAL;
         }
         memcpy(mb->addr, addr, l + 1);
+    }
+    if (key != NULL) {
+        size_t l = strnlen(key, ZRAFT_KEY_MAX);
+        if (l != 0 && l != ZRAFT_KEY_LEN) {
+            return ZRAFT_EINVAL;
+        }
+        memcpy(mb->key, key, l + 1);
     }
     s_propose_config(e, &next, index);
     return 0;

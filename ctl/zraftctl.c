@@ -8,7 +8,16 @@
  * with -w json. Exit codes: 0 ok, 1 not found, 2 usage, 3 unavailable (no
  * endpoint could serve the request), 4 refused or failed by the server.
  * JSON from the server is parsed with cJSON and no field is trusted: a
- * missing or ill-typed field shows as "-" (or null). */
+ * missing or ill-typed field shows as "-" (or null).
+ *
+ * Security (docs/security.md): --cacert makes endpoints without a scheme
+ * https:// and checks the server's certificate against that CA (else the
+ * system's); --cert/--key present a client certificate; --token goes with
+ * /kv requests and --admin-token with /cluster ones, as "Authorization:
+ * Bearer". Each also comes from the environment (ZRAFTCTL_CACERT, ...), and
+ * a token given as @FILE is read from FILE, so that it need not appear on
+ * a command line. Tokens follow redirects to the leader (a redirect from an
+ * https endpoint may only lead to https). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -41,6 +50,8 @@ static struct {
     size_t n_pos;
     char **bench_argv; /* bench: zraft-bench's arguments (not parsed here) */
     int bench_argc;
+    const char *cacert, *cert, *key; /* TLS files (NULL: none) */
+    char *token, *admin_token;       /* bearer tokens, malloc'ed */
 } G = {.timeout_ms = 15000};
 
 /* One HTTP answer. */
@@ -66,7 +77,7 @@ static const char *const s_help_main =
     "  del KEY                      delete a key\n"
     "  status                       one row per endpoint\n"
     "  member list                  voters and learners\n"
-    "  member add-learner ID RAFT_ADDR HTTP_ADDR\n"
+    "  member add-learner ID RAFT_ADDR HTTP_ADDR [PUBLIC_KEY]\n"
     "  member promote ID            make a learner a voter\n"
     "  member remove ID             remove a voter\n"
     "  leader transfer ID           hand leadership to voter ID\n"
@@ -79,6 +90,13 @@ static const char *const s_help_main =
     "  -w, --write-out   table (default) or json\n"
     "  --timeout S       seconds per request (default 15); also how long to\n"
     "                    keep asking while no endpoint can serve it yet\n"
+    "  --cacert FILE     CA of the servers' certificates (HTTPS; endpoints\n"
+    "                    without a scheme become https://)\n"
+    "  --cert FILE --key FILE  client certificate (mutual TLS)\n"
+    "  --token T         bearer token for put/get/del (@FILE: read it)\n"
+    "  --admin-token T   bearer token for status, member, leader, snapshot\n"
+    "                    Each also from $ZRAFTCTL_CACERT, _CERT, _KEY,\n"
+    "                    _TOKEN, _ADMIN_TOKEN.\n"
     "  COMMAND --help    help on one command\n"
     "\n"
     "Exit codes: 0 ok, 1 not found, 2 usage, 3 unavailable, 4 refused or\n"
@@ -100,7 +118,8 @@ static const struct {
                "commit, applied, last log index and lag (leader's last log\n"
                "index minus this node's). Exit 3 if no endpoint answers.\n"},
     {"member", "usage: zraftctl member list\n"
-               "       zraftctl member add-learner ID RAFT_ADDR HTTP_ADDR\n"
+               "       zraftctl member add-learner ID RAFT_ADDR HTTP_ADDR "
+               "[PUBLIC_KEY]\n"
                "       zraftctl member promote ID   (voters + ID)\n"
                "       zraftctl member remove ID    (voters - ID)\n"},
     {"leader", "usage: zraftctl leader transfer ID\n"
@@ -168,12 +187,16 @@ static int s_set_endpoints(const char *list)
             }
             bool scheme = n > 7 && (!strncmp(p, "http://", 7) ||
                                     !strncmp(p, "https://", 8));
-            size_t cap = n + 8;
+            size_t cap = n + sizeof "https://";
             char *e = malloc(cap);
             if (e == NULL) {
                 return s_usage("%s", "out of memory");
             }
-            snprintf(e, cap, "%s%.*s", scheme ? "" : "http://", (int)n, p);
+            snprintf(e, cap, "%s%.*s",
+                     scheme     ? ""
+                     : G.cacert ? "https://"
+                                : "http://",
+                     (int)n, p);
             /* No trailing slash: paths are appended. */
             size_t el = strlen(e);
             while (el > 0 && e[el - 1] == '/') {
@@ -189,10 +212,58 @@ static int s_set_endpoints(const char *list)
     return EXIT_OK;
 }
 
+/* Sets a token from T, or from the first line of FILE for "@FILE". */
+static int s_set_token(char **dst, const char *what, const char *v)
+{
+    free(*dst);
+    *dst = NULL;
+    if (v == NULL || *v == '\0') {
+        return EXIT_OK;
+    }
+    char buf[1100];
+    if (v[0] == '@') {
+        FILE *f = fopen(v + 1, "r");
+        if (f == NULL) {
+            return s_usage(what, strerror(errno));
+        }
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        buf[strcspn(buf, "\r\n")] = '\0';
+        v = buf;
+    }
+    if (strlen(v) > 1024 || strpbrk(v, " \t\r\n") != NULL) {
+        return s_usage(what, "longer than 1024 bytes or has a space");
+    }
+    *dst = strdup(v);
+    memset(buf, 0, sizeof buf);
+    return *dst ? EXIT_OK : s_usage("%s", "out of memory");
+}
+
+/* --NAME VALUE or --NAME=VALUE at argv[*i]: the value (NULL: not this
+ * option; "" when the value is missing). */
+static const char *s_opt(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '=')) {
+        return NULL;
+    }
+    if (a[n] == '=') {
+        return a + n + 1;
+    }
+    return *i + 1 < argc ? argv[++*i] : "";
+}
+
 /* Parses argv into G; EXIT_OK or EXIT_USAGE. */
 static int s_parse_args(int argc, char **argv)
 {
     const char *eps = getenv("ZRAFTCTL_ENDPOINTS");
+    const char *tok = getenv("ZRAFTCTL_TOKEN");
+    const char *atok = getenv("ZRAFTCTL_ADMIN_TOKEN");
+    G.cacert = getenv("ZRAFTCTL_CACERT");
+    G.cert = getenv("ZRAFTCTL_CERT");
+    G.key = getenv("ZRAFTCTL_KEY");
     bool dashdash = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -216,6 +287,16 @@ static int s_parse_args(int argc, char **argv)
             G.help = true;
         } else if (!strcmp(a, "--stale")) {
             G.stale = true;
+        } else if ((val = s_opt(argc, argv, &i, "--cacert")) != NULL) {
+            G.cacert = val;
+        } else if ((val = s_opt(argc, argv, &i, "--cert")) != NULL) {
+            G.cert = val;
+        } else if ((val = s_opt(argc, argv, &i, "--key")) != NULL) {
+            G.key = val;
+        } else if ((val = s_opt(argc, argv, &i, "--token")) != NULL) {
+            tok = val;
+        } else if ((val = s_opt(argc, argv, &i, "--admin-token")) != NULL) {
+            atok = val;
         } else if (!strncmp(a, "--endpoints", 11) &&
                    (a[11] == '\0' || a[11] == '=')) {
             val = a[11] == '=' ? a + 12 : (i + 1 < argc ? argv[++i] : NULL);
@@ -256,6 +337,20 @@ static int s_parse_args(int argc, char **argv)
         } else {
             return s_usage("unknown option %s", a);
         }
+    }
+    if ((G.cacert && !*G.cacert) || (G.cert && !*G.cert) ||
+        (G.key && !*G.key)) {
+        return s_usage("%s needs a file", "--cacert, --cert or --key");
+    }
+    if ((G.cert == NULL) != (G.key == NULL)) {
+        return s_usage("%s", "--cert and --key go together");
+    }
+    int rv = s_set_token(&G.token, "--token: %s", tok);
+    if (rv == EXIT_OK) {
+        rv = s_set_token(&G.admin_token, "--admin-token: %s", atok);
+    }
+    if (rv != EXIT_OK) {
+        return rv;
     }
     return s_set_endpoints(eps && *eps ? eps : "127.0.0.1:8001");
 }
@@ -335,7 +430,28 @@ static bool s_request_one(const char *ep, const char *method, const char *path,
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, follow ? 1L : 0L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    bool tls = !strncmp(ep, "https://", 8);
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR,
+                     tls ? "https" : "http,https");
+    if (G.cacert != NULL) {
+        curl_easy_setopt(c, CURLOPT_CAINFO, G.cacert);
+    }
+    if (G.cert != NULL) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, G.cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, G.key);
+    }
+    const char *tok = !strncmp(path, "/kv", 3)        ? G.token
+                      : !strncmp(path, "/cluster", 8) ? G.admin_token
+                                                      : NULL;
+    char auth[1100];
+    if (tok != NULL) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
+        h = curl_slist_append(h, auth);
+        memset(auth, 0, sizeof auth);
+        /* The leader a follower redirects to gets the token too (same
+         * cluster; https only when the endpoint is https). */
+        curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 1L);
+    }
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      G.timeout_ms < 2000 ? G.timeout_ms : 2000L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, G.timeout_ms);
@@ -353,6 +469,8 @@ static bool s_request_one(const char *ep, const char *method, const char *path,
                                      : "Content-Type: "
                                        "application/octet-stream");
         h = curl_slist_append(h, "Expect:");
+    }
+    if (h != NULL) {
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     }
     CURLcode rc = curl_easy_perform(c);
@@ -906,7 +1024,7 @@ static int s_cmd_member(void)
         return EXIT_OK;
     }
     if (!strcmp(sub, "add-learner")) {
-        uint64_t id = G.n_pos == 5 ? s_parse_id(G.pos[2]) : 0;
+        uint64_t id = G.n_pos == 5 || G.n_pos == 6 ? s_parse_id(G.pos[2]) : 0;
         if (id == 0) {
             return s_usage("%s", "member add-learner needs ID (1..9e15), "
                                  "RAFT_ADDR and HTTP_ADDR");
@@ -915,6 +1033,9 @@ static int s_cmd_member(void)
         cJSON_AddNumberToObject(o, "id", (double)id);
         cJSON_AddStringToObject(o, "raft_addr", G.pos[3]);
         cJSON_AddStringToObject(o, "http_addr", G.pos[4]);
+        if (G.n_pos == 6) { /* CURVE: the learner's key (zraftd keygen) */
+            cJSON_AddStringToObject(o, "key", G.pos[5]);
+        }
         return s_post("/cluster/learners", o);
     }
     if (!strcmp(sub, "promote") || !strcmp(sub, "remove")) {
@@ -1118,5 +1239,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < G.n_endpoints; i++) {
         free(G.endpoints[i]);
     }
+    free(G.token);
+    free(G.admin_token);
     return rv;
 }

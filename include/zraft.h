@@ -64,7 +64,21 @@ typedef struct {
     uint64_t snapshot_threshold;    /* entries between snapshots (0: off) */
     uint64_t snapshot_keep_entries; /* log kept below a snapshot */
     uint32_t max_batch;             /* client writes per engine batch */
-    const char *secret; /* shared cluster secret: HMAC every frame (NULL) */
+    /* CurveZMQ (ZeroMQ TCP only): this node's long-term secret key in Z85
+     * (ZRAFT_KEY_LEN characters); NULL or "": plain TCP. With a key, every
+     * connection between nodes is encrypted and authenticated, and a node
+     * admits only the members of its configuration, each with the key its
+     * membership entry carries (zraft_member.key) or else the one listed
+     * in curve_known; a stranger is refused at the handshake (counted in
+     * zraft_metrics.peers_refused). Copied at zraft_node_new(). */
+    const char *curve_secret_key;
+    /* Members' ids and public keys known by configuration (addr and roles
+     * are ignored; borrowed until zraft_node_new() returns): admitted while
+     * the node holds no configuration yet (so a node that waits to be added
+     * admits the cluster that will add it), and the key of a member whose
+     * entry has none. */
+    const zraft_member *curve_known;
+    size_t n_curve_known;
     /* Where snapshots being received are written (NULL: $TMPDIR, else
      * /tmp). Use a directory on the data disk: a transfer needs room for
      * the whole snapshot. The files have no name (or lose it at once), so
@@ -201,6 +215,12 @@ int zraft_read_sync(zraft_node *n, int timeout_ms);
  * ZRAFT_ETIMEDOUT; the change may still happen). */
 int zraft_add_learner(zraft_node *n, zraft_id id, const char *addr,
                       int timeout_ms);
+/* Same, with the learner's CurveZMQ public key (Z85; NULL keeps the key a
+ * learner already has, "" removes it). Every node admits the learner from
+ * the moment it applies the change. ZRAFT_EINVAL for a key that is not Z85
+ * of ZRAFT_KEY_LEN characters. */
+int zraft_add_learner_key(zraft_node *n, zraft_id id, const char *addr,
+                          const char *key, int timeout_ms);
 int zraft_remove_learner(zraft_node *n, zraft_id id, int timeout_ms);
 /* Joint consensus to exactly `voters` (each already a member). Returns
  * once C_new is committed. */
@@ -242,6 +262,8 @@ typedef struct {
      * a transfer resumes where the follower's acknowledgements say). */
     uint64_t snapshot_bytes_sent;
     uint64_t snapshot_bytes_resent;
+    /* CurveZMQ handshakes refused (a key not in the configuration). */
+    uint64_t peers_refused;
 } zraft_metrics;
 
 /* A consistent snapshot of the node's state. */

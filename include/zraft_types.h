@@ -122,6 +122,9 @@ static inline size_t zraft_entry_len(const zraft_entry *e)
 
 #define ZRAFT_MAX_MEMBERS 64
 #define ZRAFT_ADDR_MAX    96
+/* A CurveZMQ public key in Z85 text (40 characters) and its NUL. */
+#define ZRAFT_KEY_LEN 40
+#define ZRAFT_KEY_MAX (ZRAFT_KEY_LEN + 1)
 
 /* Roles a member holds in a configuration (bit mask). */
 enum {
@@ -134,6 +137,10 @@ typedef struct {
     zraft_id id;
     uint8_t roles;
     char addr[ZRAFT_ADDR_MAX]; /* opaque to the engine; NUL-terminated */
+    /* The member's CurveZMQ public key (Z85, ZRAFT_KEY_LEN characters), or
+     * "" when it has none (plain TCP). Opaque to the engine: it travels
+     * with the configuration so that every node knows whom to admit. */
+    char key[ZRAFT_KEY_MAX];
 } zraft_member;
 
 /* A cluster configuration: a uniform one (only VOTER and LEARNER bits) or a

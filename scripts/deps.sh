@@ -6,7 +6,7 @@ set -euo pipefail
 # dpkg-dev: CPack's .deb (dpkg-shlibdeps finds its dependencies).
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libzmq3-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev curl
-      procps python3 python3-yaml redis-tools
+      libgnutls28-dev procps python3 python3-yaml redis-tools openssl
       chromium-headless-shell dpkg-dev file)
 # kubectl renders deploy/k8s in the tests (test/deploy): Debian's
 # kubernetes-client, unless a kubectl is already installed (another

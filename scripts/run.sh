@@ -6,6 +6,10 @@
 # over HTTP (with an HTML report, build/run-report.html), then the
 # in-process bench, and stops the cluster (SIGTERM; exit codes checked).
 # Everything is stopped even on failure.
+# The nodes talk CurveZMQ (keys made with zraftd keygen in the scratch
+# directory; docs/security.md says why this is the default);
+# ZRAFT_SECURITY=none runs them over plain TCP. The HTTP API stays plain
+# and open: it binds 127.0.0.1 only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
@@ -19,11 +23,23 @@ cleanup() {
 }
 trap cleanup EXIT
 base=${ZRAFT_PORT_BASE:-17100}
-ic="1=127.0.0.1:$((base + 1)),2=127.0.0.1:$((base + 2)),3=127.0.0.1:$((base + 3))"
+security=${ZRAFT_SECURITY:-curve}
+ic=""
+sec_args=()
+for i in 1 2 3; do
+  key=""
+  if [ "$security" = curve ]; then
+    mkdir -p "$dir/n$i"
+    key="$(build/server/zraftd keygen --dir "$dir/n$i")@"
+  fi
+  ic="$ic${ic:+,}$i=${key}127.0.0.1:$((base + i))"
+done
+[ "$security" = none ] || sec_args=(--security "$security")
+echo "== peers: security $security"
 for i in 1 2 3; do
   build/server/zraftd --id "$i" --raft-addr "127.0.0.1:$((base + i))" \
     --http-addr "127.0.0.1:$((base + 10 + i))" --data-dir "$dir/n$i" \
-    --initial-cluster "$ic" 2>"$dir/log$i" &
+    "${sec_args[@]}" --initial-cluster "$ic" 2>"$dir/log$i" &
   pids+=($!)
 done
 h1=127.0.0.1:$((base + 11))

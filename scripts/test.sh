@@ -56,7 +56,8 @@ step "tests (TSan: unit, integration, system)"
 # internals suppressed (test/tsan/options.c, test/tsan/tsan.supp); the
 # Criterion tests run under test/tsan/runner.c. Not run here: sim (one
 # thread, nothing for TSan to check), fuzz (not built), and any test
-# labelled notsan (none today; the label says why in its CMakeLists.txt).
+# labelled notsan (system_cluster_curve; the label says why in its
+# CMakeLists.txt).
 (cd build-tsan && ctest --output-on-failure -j "$jobs" -L 'unit|integration|system' -LE notsan)
 
 if [ -x scripts/fuzz.sh ]; then

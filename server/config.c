@@ -52,7 +52,25 @@ static const key keys[] = {
     STR(http_addr, "host:port of the HTTP API, as clients reach it"),
     STR(http_listen, "host:port the HTTP server binds (default: http_addr)"),
     STR(data_dir, "directory for the log, metadata and snapshots"),
-    STR(initial_cluster, "bootstrap members: \"1=host:port,2=host:port\""),
+    STR(initial_cluster,
+        "bootstrap members: \"1=host:port,2=host:port\"; with CURVE each "
+        "with its public key: \"1=KEY@host:port\""),
+    STR(security, "peer transport: \"none\" (plain TCP) or \"curve\" "
+                  "(CurveZMQ: encrypted, only configured keys admitted)"),
+    STR(node_key, "CURVE: this node's secret key file (zraftd keygen; "
+                  "default: data_dir/node.key)"),
+    STR(peer_keys, "CURVE: members' public keys \"1=KEY,2=KEY\", admitted "
+                   "while this node waits to be added (and for members "
+                   "listed without a key)"),
+    STR(tls_cert, "HTTPS: certificate file (PEM); with tls_key, the API "
+                  "speaks only HTTPS"),
+    STR(tls_key, "HTTPS: private key file (PEM)"),
+    STR(tls_client_ca,
+        "HTTPS: CA file (PEM); clients must present a certificate it signed"),
+    STR(api_token_file, "file holding the bearer token for /kv and the RESP "
+                        "port (or env ZRAFT_API_TOKEN); empty: open"),
+    STR(admin_token_file, "file holding the bearer token for /cluster/* (or "
+                          "env ZRAFT_ADMIN_TOKEN); empty: open"),
     BOOL(join, "never bootstrap: start empty and wait to be added, even when "
                "initial_cluster lists this id (a member whose data was lost)"),
     U64(cluster_id, 1, UINT64_MAX, "cluster id carried in every frame"),
@@ -63,7 +81,8 @@ static const key keys[] = {
     U64(snapshot_keep_entries, 0, UINT64_MAX, "entries kept below a snapshot"),
     STR(storage, "\"disk\" or \"memory\""),
     BOOL(fsync, "fdatasync the log (disable only for tests)"),
-    STR(secret, "shared cluster secret (HMAC on every frame); empty: off"),
+    STR(secret, "removed: peers authenticate with CurveZMQ (security, "
+                "docs/security.md); must be empty"),
     U64(max_body_bytes, 1, CONFIG_MAX_BODY,
         "largest accepted HTTP body (at most 64 MiB - 65 KiB: one entry)"),
     U32(leader_wait_ms, 0, 600000,
@@ -114,6 +133,7 @@ void config_defaults(config *c)
     c->http_threads = 1;
     c->max_connections = 16384;
     snprintf(c->log_level, sizeof c->log_level, "info");
+    snprintf(c->security, sizeof c->security, "none");
 }
 
 static const key *s_key(const char *name, size_t len)
@@ -362,6 +382,120 @@ int config_id_from_hostname(config *c, const char *hostname, char *why,
     return 0;
 }
 
+/* Z85 text of a 32-byte key: ZRAFT_KEY_LEN characters of its alphabet
+ * (ZeroMQ RFC 32); the node checks it decodes when it starts. */
+static bool s_key_text(const char *k, size_t len)
+{
+    static const char z85[] =
+        "0123456789abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    if (len != CONFIG_KEY_MAX - 1) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (k[i] == '\0' || strchr(z85, k[i]) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+const char *config_known_key(const config *c, uint64_t id)
+{
+    for (uint32_t i = 0; i < c->n_known; i++) {
+        if (c->known[i].id == id) {
+            return c->known[i].key;
+        }
+    }
+    return NULL;
+}
+
+/* Parses "id=[KEY@]host:port,..." (with_addr) or "id=KEY,..." into
+ * out[0..*n). A key is the 40 Z85 characters before '@' (an address never
+ * has 40 characters then '@'). */
+static int s_parse_members(const char *list, bool with_addr, config_peer *out,
+                           uint32_t *count, char *why, size_t whylen)
+{
+    const char *what = with_addr ? "initial_cluster" : "peer_keys";
+    *count = 0;
+    const char *p = list;
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char item[CONFIG_ADDR_MAX + CONFIG_KEY_MAX + 32];
+        if (n == 0 || n >= sizeof item) {
+            return s_err(why, whylen, "%s: bad member '%.*s'", what, (int)n, p);
+        }
+        memcpy(item, p, n);
+        item[n] = '\0';
+        char *eq = strchr(item, '=');
+        if (eq == NULL) {
+            return s_err(why, whylen, "%s: '%s' must be %s", what, item,
+                         with_addr ? "id=host:port or id=KEY@host:port"
+                                   : "id=KEY");
+        }
+        *eq = '\0';
+        char *e2;
+        errno = 0;
+        unsigned long long id = strtoull(item, &e2, 10);
+        if (errno != 0 || *e2 != '\0' || id == 0 || item[0] == '-') {
+            return s_err(why, whylen, "%s: bad id '%s'", what, item);
+        }
+        const char *rest = eq + 1, *key = NULL;
+        size_t klen = CONFIG_KEY_MAX - 1;
+        if (!with_addr) {
+            key = rest;
+            if (!s_key_text(key, strlen(key))) {
+                return s_err(why, whylen,
+                             "%s: the key of %llu is not 40 Z85 characters",
+                             what, id);
+            }
+        } else if (strlen(rest) > klen && rest[klen] == '@') {
+            key = rest;
+            rest += klen + 1;
+            if (!s_key_text(key, klen)) {
+                return s_err(why, whylen,
+                             "%s: the key of %llu is not 40 Z85 characters",
+                             what, id);
+            }
+        }
+        if (with_addr) {
+            if (s_check_addr("initial_cluster address", rest, why, whylen) !=
+                0) {
+                return -1;
+            }
+            if (strlen(rest) >= CONFIG_ADDR_MAX) {
+                return s_err(why, whylen, "%s: address too long", what);
+            }
+        }
+        if (*count == CONFIG_MAX_PEERS) {
+            return s_err(why, whylen, "%s: more than %d members", what,
+                         CONFIG_MAX_PEERS);
+        }
+        for (uint32_t i = 0; i < *count; i++) {
+            if (out[i].id == id) {
+                return s_err(why, whylen, "%s: id %llu twice", what, id);
+            }
+        }
+        config_peer *m = &out[*count];
+        memset(m, 0, sizeof(*m));
+        m->id = id;
+        if (with_addr) {
+            snprintf(m->raft_addr, CONFIG_ADDR_MAX, "%s", rest);
+        }
+        if (key != NULL) {
+            memcpy(m->key, key, klen);
+            m->key[klen] = '\0';
+        }
+        (*count)++;
+        p += n;
+        if (*p == ',') {
+            p++;
+        }
+    }
+    return 0;
+}
+
 int config_validate(config *c, char *why, size_t whylen)
 {
     if (c->id_from_hostname) {
@@ -420,54 +554,44 @@ int config_validate(config *c, char *why, size_t whylen)
         return s_err(why, whylen,
                      "log_level must be debug, info, warn or error");
     }
-    /* initial_cluster: "id=host:port,..." */
-    c->n_peers = 0;
     c->joins_later = false;
-    const char *p = c->initial_cluster;
-    while (*p != '\0') {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        char item[CONFIG_ADDR_MAX + 32];
-        if (n == 0 || n >= sizeof item) {
-            return s_err(why, whylen, "initial_cluster: bad member '%.*s'",
-                         (int)n, p);
-        }
-        memcpy(item, p, n);
-        item[n] = '\0';
-        char *eq = strchr(item, '=');
-        if (eq == NULL) {
+    if (s_parse_members(c->initial_cluster, true, c->peers, &c->n_peers, why,
+                        whylen) != 0 ||
+        s_parse_members(c->peer_keys, false, c->known, &c->n_known, why,
+                        whylen) != 0) {
+        return -1;
+    }
+    if (c->secret[0] != '\0') {
+        return s_err(why, whylen,
+                     "secret (the frame HMAC) was removed: use security "
+                     "\"curve\" with keys (docs/security.md)");
+    }
+    if (strcmp(c->security, "none") != 0 && strcmp(c->security, "curve") != 0) {
+        return s_err(why, whylen, "security must be \"none\" or \"curve\"");
+    }
+    bool curve = strcmp(c->security, "curve") == 0;
+    for (uint32_t i = 0; i < c->n_peers; i++) {
+        if (!curve && c->peers[i].key[0] != '\0') {
             return s_err(why, whylen,
-                         "initial_cluster: '%s' must be id=host:port", item);
+                         "initial_cluster gives keys but security is \"none\" "
+                         "(set security to \"curve\")");
         }
-        *eq = '\0';
-        char *e2;
-        errno = 0;
-        unsigned long long id = strtoull(item, &e2, 10);
-        if (errno != 0 || *e2 != '\0' || id == 0 || item[0] == '-') {
-            return s_err(why, whylen, "initial_cluster: bad id '%s'", item);
+        if (curve && c->peers[i].key[0] == '\0' &&
+            config_known_key(c, c->peers[i].id) == NULL) {
+            return s_err(why, whylen,
+                         "security \"curve\": initial_cluster member %llu has "
+                         "no key (id=KEY@host:port, or peer_keys)",
+                         (unsigned long long)c->peers[i].id);
         }
-        if (s_check_addr("initial_cluster address", eq + 1, why, whylen) != 0) {
-            return -1;
-        }
-        if (strlen(eq + 1) >= CONFIG_ADDR_MAX) {
-            return s_err(why, whylen, "initial_cluster: address too long");
-        }
-        if (c->n_peers == CONFIG_MAX_PEERS) {
-            return s_err(why, whylen, "initial_cluster: more than %d members",
-                         CONFIG_MAX_PEERS);
-        }
-        for (uint32_t i = 0; i < c->n_peers; i++) {
-            if (c->peers[i].id == id) {
-                return s_err(why, whylen, "initial_cluster: id %llu twice", id);
-            }
-        }
-        c->peers[c->n_peers].id = id;
-        snprintf(c->peers[c->n_peers].raft_addr, CONFIG_ADDR_MAX, "%s", eq + 1);
-        c->n_peers++;
-        p += n;
-        if (*p == ',') {
-            p++;
-        }
+    }
+    if (!curve && c->n_known > 0) {
+        return s_err(why, whylen, "peer_keys needs security \"curve\"");
+    }
+    if ((c->tls_cert[0] != '\0') != (c->tls_key[0] != '\0')) {
+        return s_err(why, whylen, "tls_cert and tls_key go together");
+    }
+    if (c->tls_client_ca[0] != '\0' && c->tls_cert[0] == '\0') {
+        return s_err(why, whylen, "tls_client_ca needs tls_cert and tls_key");
     }
     if (c->n_peers > 0) {
         bool self = false;
@@ -476,13 +600,11 @@ int config_validate(config *c, char *why, size_t whylen)
         }
         if (c->join) {
             /* Told to join: wait to be added by the running cluster. */
-            c->n_peers = 0;
             c->joins_later = true;
         } else if (!self && c->id_from_hostname) {
             /* One pod template for every member: a pod beyond the initial
              * members (a StatefulSet scaled out) starts empty and waits to
              * be added, as a node with no initial_cluster does. */
-            c->n_peers = 0;
             c->joins_later = true;
         } else if (!self) {
             return s_err(why, whylen,
@@ -490,18 +612,32 @@ int config_validate(config *c, char *why, size_t whylen)
                          (unsigned long long)c->id);
         }
     }
+    if (c->joins_later) {
+        /* Not a bootstrap list, but the members' keys are still the ones
+         * to admit while this node waits to be added (as peer_keys). */
+        for (uint32_t i = 0; i < c->n_peers; i++) {
+            if (c->peers[i].key[0] != '\0' &&
+                config_known_key(c, c->peers[i].id) == NULL &&
+                c->n_known < CONFIG_MAX_PEERS) {
+                c->known[c->n_known++] = c->peers[i];
+            }
+        }
+        c->n_peers = 0;
+    }
     return 0;
 }
 
 const char *config_usage(void)
 {
-    static char buf[4096];
+    static char buf[8192];
     if (buf[0] != '\0') {
         return buf;
     }
     size_t off = (size_t)snprintf(
         buf, sizeof buf,
         "usage: zraftd [--config FILE] [--key value ...]\n"
+        "       zraftd keygen [--dir DIR] [--force]   (CURVE keypair: "
+        "docs/security.md)\n"
         "Every key may be given in the JSON file, as --key-name, or as the\n"
         "environment variable ZRAFT_KEY_NAME (flags win over the environment,\n"
         "which wins over the file).\n\nkeys:\n");

@@ -20,9 +20,13 @@
  * replicated. */
 #define CONFIG_MAX_BODY (ZRAFT_MAX_PAYLOAD_BYTES - KV_MAX_KEY - KV_CMD_OVERHEAD)
 
+/* A CurveZMQ public key in Z85 and its NUL (as ZRAFT_KEY_MAX). */
+#define CONFIG_KEY_MAX 41
+
 typedef struct {
     uint64_t id;
     char raft_addr[CONFIG_ADDR_MAX];
+    char key[CONFIG_KEY_MAX]; /* public key, "" if none given */
 } config_peer;
 
 typedef struct {
@@ -44,12 +48,24 @@ typedef struct {
      * (a container name, a load balancer, NAT). */
     char http_listen[CONFIG_ADDR_MAX];
     char data_dir[CONFIG_PATH_MAX];
-    char initial_cluster[1024]; /* "1=host:port,2=host:port" */
+    /* "1=host:port,2=host:port", each member optionally with its public
+     * key: "1=KEY@host:port" */
+    char initial_cluster[8192];
+    config_peer peers[CONFIG_MAX_PEERS]; /* parsed initial_cluster */
+    uint32_t n_peers;
+    char security[16];                   /* "none" or "curve" */
+    char node_key[CONFIG_PATH_MAX];      /* secret key file ("": data_dir) */
+    char peer_keys[4096];                /* "1=KEY,2=KEY": known members */
+    config_peer known[CONFIG_MAX_PEERS]; /* parsed peer_keys (no addr) */
+    uint32_t n_known;
+    char tls_cert[CONFIG_PATH_MAX];         /* HTTPS: certificate (PEM) */
+    char tls_key[CONFIG_PATH_MAX];          /* HTTPS: its private key (PEM) */
+    char tls_client_ca[CONFIG_PATH_MAX];    /* mutual TLS: clients' CA */
+    char api_token_file[CONFIG_PATH_MAX];   /* bearer token for /kv, RESP */
+    char admin_token_file[CONFIG_PATH_MAX]; /* bearer token for /cluster */
     /* Never bootstrap from initial_cluster: an empty node waits to be
      * added (a member replaced with an empty volume, same id). */
     bool join;
-    config_peer peers[CONFIG_MAX_PEERS]; /* parsed initial_cluster */
-    uint32_t n_peers;
     /* join, or with id_from_hostname an id that initial_cluster does not
      * list: n_peers is 0 and the node starts empty, to be added later. */
     bool joins_later;
@@ -61,7 +77,7 @@ typedef struct {
     uint64_t snapshot_keep_entries;
     char storage[16]; /* "disk" or "memory" */
     bool fsync;
-    char secret[128];         /* shared cluster secret (HMAC), empty: off */
+    char secret[128]; /* removed (was the HMAC secret): must stay empty */
     uint64_t max_body_bytes;  /* <= CONFIG_MAX_BODY: one write, one entry */
     uint32_t leader_wait_ms;  /* 0: two election timeouts */
     bool forward_writes;      /* HTTP on a follower: forward, not 307 */
@@ -96,6 +112,8 @@ int config_validate(config *c, char *why, size_t whylen);
  * validation. Returns 0, 1 for --help (usage printed to `why`), -1. */
 int config_parse(config *c, int argc, char **argv, char *const *envp, char *why,
                  size_t whylen);
+/* The key peer_keys gives for member `id`, or NULL. */
+const char *config_known_key(const config *c, uint64_t id);
 /* Usage text listing every key. */
 const char *config_usage(void);
 

@@ -154,8 +154,8 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
                                "Retry-After", "1");
         }
         char loc[4096];
-        snprintf(loc, sizeof loc, "http://%s%s%s", leader, path,
-                 query ? query : "");
+        snprintf(loc, sizeof loc, "%s://%s%s%s", http_sec_scheme(s), leader,
+                 path, query ? query : "");
         struct MHD_Response *r =
             MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         if (r != NULL) {
@@ -211,6 +211,7 @@ void http_req_free(http_req *rq)
     free(rq->body);
     free(rq->raft_addr);
     free(rq->http_addr);
+    free(rq->pubkey);
     free(rq);
 }
 
@@ -394,15 +395,19 @@ static const char *s_parse_admin(http_req *rq, const char *what,
     } else if (!strcmp(what, "learners")) {
         cJSON *ra = cJSON_GetObjectItemCaseSensitive(o, "raft_addr");
         cJSON *ha = cJSON_GetObjectItemCaseSensitive(o, "http_addr");
+        cJSON *key = cJSON_GetObjectItemCaseSensitive(o, "key");
         if (!s_get_id(o, "id", &rq->id) || !cJSON_IsString(ra) ||
-            (ha != NULL && !cJSON_IsString(ha))) {
+            (ha != NULL && !cJSON_IsString(ha)) ||
+            (key != NULL && !cJSON_IsString(key))) {
             bad = "need {\"id\":N,\"raft_addr\":\"host:port\","
-                  "\"http_addr\":\"host:port\"}";
+                  "\"http_addr\":\"host:port\"[,\"key\":\"Z85 public key\"]}";
         } else {
             rq->admin = A_LEARNER;
             rq->raft_addr = strdup(ra->valuestring);
             rq->http_addr = strdup(ha ? ha->valuestring : "");
-            if (rq->raft_addr == NULL || rq->http_addr == NULL) {
+            rq->pubkey = key ? strdup(key->valuestring) : NULL;
+            if (rq->raft_addr == NULL || rq->http_addr == NULL ||
+                (key != NULL && rq->pubkey == NULL)) {
                 bad = "out of memory";
                 *status = 500;
             }
@@ -478,6 +483,9 @@ static enum MHD_Result s_route(http_req *rq, const char *url,
         return s_error_hdr(c, 503, ZRAFT_ESHUTDOWN, "shutting down",
                            "Connection", "close");
     }
+    if (rq->deny != 0) {
+        return http_sec_deny(c, rq->deny);
+    }
     if (rq->too_big) {
         return s_error(c, 413, ZRAFT_ETOOBIG, "request body too large");
     }
@@ -522,7 +530,8 @@ static http_req *s_request_new(http_worker *w, struct MHD_Connection *c,
     rq->conn = c;
     rq->url = url;
     rq->op.complete = http_loop_complete;
-    if (strncmp(url, "/kv/", 4) != 0) {
+    rq->deny = http_sec_check(w->s, c, url);
+    if (rq->deny != 0 || strncmp(url, "/kv/", 4) != 0) {
         return rq;
     }
     if (!strcmp(method, "PUT")) {
@@ -565,7 +574,7 @@ static http_req *s_request_new(http_worker *w, struct MHD_Connection *c,
 
 static int s_body(http_req *rq, const char *data, size_t n)
 {
-    if (rq->too_big) {
+    if (rq->too_big || rq->deny != 0) {
         return 0;
     }
     if (rq->cmd != NULL) {

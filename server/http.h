@@ -12,7 +12,7 @@
  *   GET    /kv/{key}[?consistency=stale]               -> 200 value | 404
  *   DELETE /kv/{key}                                   -> 204
  *   GET    /cluster/status                             -> 200 JSON
- *   POST   /cluster/learners    {"id","raft_addr","http_addr"}
+ *   POST   /cluster/learners    {"id","raft_addr","http_addr"[,"key"]}
  *   POST   /cluster/membership  {"voters":[...]}
  *   POST   /cluster/transfer-leader {"to":N}
  *   POST   /cluster/snapshot
@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "zraft_types.h"
 
 /* How often a request waiting for a leader asks the backend again. */
@@ -89,8 +90,9 @@ typedef struct {
      * (storage or state machine failure), which /healthz reports as 503. */
     int (*health)(void *ctx);
     /* Admin calls; they may block (the admin thread runs one at a time). */
+    /* `key`: the learner's CurveZMQ public key (Z85), NULL if none given. */
     int (*add_learner)(void *ctx, uint64_t id, const char *raft_addr,
-                       const char *http_addr);
+                       const char *http_addr, const char *key);
     int (*change_membership)(void *ctx, const uint64_t *voters, size_t n);
     int (*transfer_leader)(void *ctx, uint64_t to);
     int (*snapshot)(void *ctx);
@@ -102,10 +104,26 @@ typedef struct {
     uint32_t op_timeout_ms;
 } http_backend;
 
+/* HTTPS and bearer tokens (http_sec.c). Everything is borrowed until
+ * http_stop(). A request to /kv/... must carry "Authorization: Bearer
+ * <api token>", one to /cluster/... the admin token, when that token is
+ * set; otherwise it answers 401 with a JSON error and WWW-Authenticate.
+ * /healthz and /metrics are always open (they carry no data and change
+ * nothing; a load balancer and a scraper reach them without secrets). */
+typedef struct {
+    const auth_token *api;   /* NULL or empty: /kv is open */
+    const auth_token *admin; /* NULL or empty: /cluster/... is open */
+    /* PEM text. With cert and key the port speaks HTTPS only. With ca as
+     * well, a request must come with a client certificate that ca signed
+     * (403 otherwise; /healthz excepted). */
+    const char *tls_cert, *tls_key, *tls_ca;
+} http_security;
+
 typedef struct {
     size_t max_body;          /* largest accepted body (413 above) */
     uint32_t threads;         /* serving threads (0: 1) */
     uint32_t max_connections; /* open connections, all threads (0: 16384) */
+    const http_security *sec; /* NULL: plain HTTP, no tokens */
 } http_options;
 
 typedef struct http_server http_server;

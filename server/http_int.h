@@ -52,7 +52,8 @@ struct http_req {
     bool finished;    /* libmicrohttpd is done with it */
     bool too_big;
     bool bad_key;
-    int leader;        /* outcome of the leader wait */
+    unsigned deny; /* 401 or 403: refused by http_sec_check(); body dropped */
+    int leader;    /* outcome of the leader wait */
     uint64_t deadline; /* ms: op time-out, or end of the leader wait */
     zraft_buf *cmd;    /* PUT/DELETE: the kv command */
     size_t vlen, got;  /* PUT into cmd: value length, bytes received */
@@ -64,6 +65,7 @@ struct http_req {
     uint64_t ids[ZRAFT_MAX_MEMBERS];
     size_t n_ids;
     char *raft_addr, *http_addr;
+    char *pubkey; /* learner's public key, NULL if the body had none */
     http_req *anext;
     char key[KV_MAX_KEY + 1];
     size_t klen;
@@ -102,6 +104,22 @@ struct http_server {
     bool admin_started, admin_exit, admin_acked;
     http_req *ahead, *atail;
 };
+
+/* ---- http_sec.c: HTTPS and tokens */
+
+/* 0 if the request to `url` may go on, else the status that refuses it
+ * (401: token missing or wrong; 403: no valid client certificate). */
+unsigned http_sec_check(const http_server *s, struct MHD_Connection *c,
+                        const char *url);
+/* "https" when the port speaks TLS (every node of a cluster is assumed
+ * to: redirects to the leader use it), else "http". */
+const char *http_sec_scheme(const http_server *s);
+/* Answers a refused request (status from http_sec_check). */
+enum MHD_Result http_sec_deny(struct MHD_Connection *c, unsigned status);
+/* The daemon flags and options HTTPS needs: adds to *flags, writes up to 4
+ * items into `opts` and returns how many. */
+size_t http_sec_options(const http_server *s, unsigned *flags,
+                        struct MHD_OptionItem *opts);
 
 /* ---- http_loop.c: the machinery (serving thread unless noted) */
 

@@ -180,7 +180,8 @@ static void *s_admin_main(void *arg)
             switch (rq->admin) {
             case A_LEARNER:
                 rv = s->b.add_learner(ctx, rq->id, rq->raft_addr,
-                                      rq->http_addr ? rq->http_addr : "");
+                                      rq->http_addr ? rq->http_addr : "",
+                                      rq->pubkey);
                 break;
             case A_MEMBERSHIP:
                 rv = s->b.change_membership(ctx, rq->ids, rq->n_ids);
@@ -397,13 +398,17 @@ http_server *http_start(const char *addr, const http_backend *b,
         w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         w->ep = epoll_create1(EPOLL_CLOEXEC);
         unsigned per = (maxc + s->nw - 1) / s->nw;
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+        struct MHD_OptionItem tls[5];
+        size_t nt = http_sec_options(s, &flags, tls);
+        tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
         w->d = MHD_start_daemon(
-            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-            http_handle, w, MHD_OPTION_LISTEN_SOCKET, s->lfd,
-            MHD_OPTION_NOTIFY_COMPLETED, http_completed, w,
+            flags, 0, NULL, NULL, http_handle, w, MHD_OPTION_LISTEN_SOCKET,
+            s->lfd, MHD_OPTION_NOTIFY_COMPLETED, http_completed, w,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16u << 10),
-            MHD_OPTION_CONNECTION_LIMIT, per, MHD_OPTION_END);
+            MHD_OPTION_CONNECTION_LIMIT, per, MHD_OPTION_ARRAY, tls,
+            MHD_OPTION_END);
         const union MHD_DaemonInfo *di =
             w->d ? MHD_get_daemon_info(w->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 0};

@@ -16,6 +16,7 @@
  * OP_TIMEOUT_MS), stop the node (which fails what is left with ESHUTDOWN:
  * 503), stop the HTTP server, exit 0. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,6 +33,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "keys.h"
 #include "kv.h"
 #include "resp.h"
 #include "zraft.h"
@@ -52,6 +54,12 @@ typedef struct {
 } daemon_t;
 
 static daemon_t D;
+
+/* CURVE: the node's secret key and the keys configuration gives (members
+ * of initial_cluster with a key, then peer_keys). Static: the node copies
+ * the secret at start; `known` is borrowed only until then. */
+static char s_sec[CONFIG_KEY_MAX], s_pub[CONFIG_KEY_MAX];
+static zraft_member s_known[2 * CONFIG_MAX_PEERS];
 
 /* ------------------------------------------------------------- logging */
 
@@ -264,6 +272,11 @@ static char *b_status(void *ctx)
     cJSON_AddBoolToObject(o, "joint", m.membership.joint);
     cJSON_AddStringToObject(o, "http_addr", D.cfg.http_addr);
     cJSON_AddItemToObject(o, "members", s_member_addrs(&m.membership));
+    cJSON_AddStringToObject(o, "security", D.cfg.security);
+    if (s_pub[0] != '\0') {
+        cJSON_AddStringToObject(o, "public_key", s_pub);
+    }
+    cJSON_AddNumberToObject(o, "peers_refused", (double)m.peers_refused);
     if (m.role_code == 3) {
         cJSON *mt = cJSON_CreateObject();
         for (uint32_t i = 0; i < m.n_peers; i++) {
@@ -303,6 +316,11 @@ static char *b_metrics(void *ctx)
     P("# TYPE zraft_applied_total counter\nzraft_applied_total %llu\n",
       (unsigned long long)m.applied);
     P("# TYPE zraft_keys gauge\nzraft_keys %zu\n", kv_count(D.store));
+    P("# HELP zraft_peers_refused_total CURVE handshakes refused (a key not "
+      "in the configuration)\n");
+    P("# TYPE zraft_peers_refused_total counter\n"
+      "zraft_peers_refused_total %llu\n",
+      (unsigned long long)m.peers_refused);
     P("# TYPE zraft_replication_lag gauge\n");
     for (uint32_t i = 0; i < m.n_peers && off < cap - 256; i++) {
         if (m.peers[i].id == m.id) {
@@ -330,10 +348,10 @@ static char *b_metrics(void *ctx)
 }
 
 static int b_add_learner(void *ctx, uint64_t id, const char *raft_addr,
-                         const char *http_addr)
+                         const char *http_addr, const char *key)
 {
     (void)ctx;
-    int rv = zraft_add_learner(D.node, id, raft_addr, OP_TIMEOUT_MS);
+    int rv = zraft_add_learner_key(D.node, id, raft_addr, key, OP_TIMEOUT_MS);
     if (rv == 0 && http_addr != NULL && http_addr[0] != '\0') {
         char key[64];
         size_t kl = s_http_key(id, key);
@@ -581,6 +599,143 @@ static void *registrar(void *arg)
     return NULL;
 }
 
+/* ------------------------------------------------------------- security */
+
+/* The key configuration gives member `id` ("" if none). */
+static const char *s_conf_key(uint64_t id)
+{
+    for (uint32_t i = 0; i < D.cfg.n_peers; i++) {
+        if (D.cfg.peers[i].id == id && D.cfg.peers[i].key[0] != '\0') {
+            return D.cfg.peers[i].key;
+        }
+    }
+    const char *k = config_known_key(&D.cfg, id);
+    return k ? k : "";
+}
+
+static int s_curve_setup(zraft_config *zc, char *why, size_t whylen)
+{
+    if (strcmp(D.cfg.security, "curve") != 0) {
+        return 0;
+    }
+    char path[CONFIG_PATH_MAX];
+    if (D.cfg.node_key[0] != '\0') {
+        snprintf(path, sizeof path, "%s", D.cfg.node_key);
+    } else if ((size_t)snprintf(path, sizeof path, "%s/node.key",
+                                D.cfg.data_dir) >= sizeof path) {
+        snprintf(why, whylen, "data_dir is too long for node.key");
+        return -1;
+    }
+    if (keys_load_secret(path, s_sec, s_pub, why, whylen) != 0) {
+        return -1;
+    }
+    const char *mine = s_conf_key(D.cfg.id);
+    if (mine[0] != '\0' && strcmp(mine, s_pub) != 0) {
+        snprintf(why, whylen,
+                 "node_key %s: its public key %s is not the one the "
+                 "configuration lists for node %llu (%s)",
+                 path, s_pub, (unsigned long long)D.cfg.id, mine);
+        return -1;
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < D.cfg.n_peers; i++) {
+        if (D.cfg.peers[i].key[0] != '\0') {
+            s_known[n].id = D.cfg.peers[i].id;
+            memcpy(s_known[n].key, D.cfg.peers[i].key, CONFIG_KEY_MAX);
+            n++;
+        }
+    }
+    for (uint32_t i = 0; i < D.cfg.n_known; i++) {
+        s_known[n].id = D.cfg.known[i].id;
+        memcpy(s_known[n].key, D.cfg.known[i].key, CONFIG_KEY_MAX);
+        n++;
+    }
+    zc->curve_secret_key = s_sec;
+    zc->curve_known = s_known;
+    zc->n_curve_known = n;
+    logf_(L_INFO, "CURVE on: this node's public key is %s; %zu keys known",
+          s_pub, n);
+    return 0;
+}
+
+/* The front ends' tokens and TLS material (alive until exit). */
+static auth_token s_api_token, s_admin_token;
+static http_security s_hsec;
+
+/* Reads a whole PEM file; caller owns the return value. NULL with a
+ * message in why. */
+static char *s_read_pem(const char *what, const char *path, char *why,
+                        size_t whylen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(why, whylen, "%s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    while (s != NULL) {
+        size_t n = fread(s + len, 1, cap - len - 1, f);
+        len += n;
+        if (len < cap - 1) {
+            break;
+        }
+        char *ns = cap < (1u << 20) ? realloc(s, cap * 2) : NULL;
+        if (ns == NULL) {
+            free(s);
+            s = NULL;
+            break;
+        }
+        s = ns;
+        cap *= 2;
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (s == NULL || err || len == 0 || strstr(s, "-----BEGIN") == NULL) {
+        snprintf(why, whylen, "%s %s: %s", what, path,
+                 s == NULL ? "too large (1 MiB at most)"
+                           : "not a PEM file (no -----BEGIN line)");
+        free(s);
+        return NULL;
+    }
+    s[len] = '\0';
+    return s;
+}
+
+static int s_api_setup(char *why, size_t whylen)
+{
+    if (auth_token_load(&s_api_token, D.cfg.api_token_file, "ZRAFT_API_TOKEN",
+                        why, whylen) != 0 ||
+        auth_token_load(&s_admin_token, D.cfg.admin_token_file,
+                        "ZRAFT_ADMIN_TOKEN", why, whylen) != 0) {
+        return -1;
+    }
+    s_hsec.api = &s_api_token;
+    s_hsec.admin = &s_admin_token;
+    if (D.cfg.tls_cert[0] != '\0') {
+        s_hsec.tls_cert = s_read_pem("tls_cert", D.cfg.tls_cert, why, whylen);
+        s_hsec.tls_key = s_hsec.tls_cert
+                             ? s_read_pem("tls_key", D.cfg.tls_key, why, whylen)
+                             : NULL;
+        if (s_hsec.tls_key == NULL) {
+            return -1;
+        }
+    }
+    if (D.cfg.tls_client_ca[0] != '\0') {
+        s_hsec.tls_ca =
+            s_read_pem("tls_client_ca", D.cfg.tls_client_ca, why, whylen);
+        if (s_hsec.tls_ca == NULL) {
+            return -1;
+        }
+    }
+    logf_(L_INFO, "API: %s%s; token for /kv and RESP: %s; for /cluster: %s",
+          s_hsec.tls_cert ? "HTTPS" : "plain HTTP",
+          s_hsec.tls_ca ? " with client certificates" : "",
+          s_api_token.token ? "set" : "none (open)",
+          s_admin_token.token ? "set" : "none (open)");
+    return 0;
+}
+
 /* ----------------------------------------------------------------- main */
 
 /* Every open connection is a descriptor: allow as many as the hard limit
@@ -597,6 +752,9 @@ static void s_raise_fd_limit(void)
 int main(int argc, char **argv)
 {
     char why[4096];
+    if (argc >= 2 && strcmp(argv[1], "keygen") == 0) {
+        return keys_keygen_main(argc, argv);
+    }
     int rv = config_parse(&D.cfg, argc, argv, environ, why, sizeof why);
     if (rv == 1) {
         fputs(why, stdout);
@@ -650,7 +808,11 @@ int main(int argc, char **argv)
     zc.heartbeat_interval_ms = D.cfg.heartbeat_interval_ms;
     zc.snapshot_threshold = D.cfg.snapshot_threshold;
     zc.snapshot_keep_entries = D.cfg.snapshot_keep_entries;
-    zc.secret = D.cfg.secret[0] ? D.cfg.secret : NULL;
+    if (s_curve_setup(&zc, why, sizeof why) != 0 ||
+        s_api_setup(why, sizeof why) != 0) {
+        fprintf(stderr, "zraftd: %s\n", why);
+        return 2;
+    }
     zc.wire_version = (uint8_t)D.cfg.wire_version;
     /* Forwarded requests wait for a leader as the front ends do, and time
      * out with them. */
@@ -659,6 +821,7 @@ int main(int argc, char **argv)
     /* Snapshots being received go next to the stored ones. */
     zc.scratch_dir = strcmp(D.cfg.storage, "disk") == 0 ? D.cfg.data_dir : NULL;
     rv = zraft_node_new(&zc, st, &fsm, &D.node);
+    memset(s_sec, 0, sizeof s_sec); /* the node has its copy */
     if (rv != 0) {
         fprintf(stderr, "zraftd: cannot start the node: %s\n",
                 zraft_strerror(rv));
@@ -678,6 +841,8 @@ int main(int argc, char **argv)
             ms[i].roles = ZRAFT_ROLE_VOTER;
             snprintf(ms[i].addr, sizeof ms[i].addr, "%s",
                      D.cfg.peers[i].raft_addr);
+            snprintf(ms[i].key, sizeof ms[i].key, "%s",
+                     s_conf_key(D.cfg.peers[i].id));
         }
         rv = zraft_initialize(D.node, ms, D.cfg.n_peers);
         logf_(L_INFO, "bootstrapped a %u-member cluster: %s", D.cfg.n_peers,
@@ -708,7 +873,7 @@ int main(int argc, char **argv)
         .op_timeout_ms = OP_TIMEOUT_MS,
     };
     http_options ho = {D.cfg.max_body_bytes, D.cfg.http_threads,
-                       D.cfg.max_connections};
+                       D.cfg.max_connections, &s_hsec};
     s_raise_fd_limit();
     const char *listen =
         D.cfg.http_listen[0] ? D.cfg.http_listen : D.cfg.http_addr;
@@ -729,7 +894,8 @@ int main(int argc, char **argv)
             .leader_wait_ms = b.leader_wait_ms,
             .op_timeout_ms = OP_TIMEOUT_MS,
         };
-        resp_options ro = {D.cfg.max_body_bytes, D.cfg.max_connections};
+        resp_options ro = {D.cfg.max_body_bytes, D.cfg.max_connections,
+                           &s_api_token};
         const char *rl =
             D.cfg.resp_listen[0] ? D.cfg.resp_listen : D.cfg.resp_addr;
         D.resp = resp_start(rl, &rb, &ro, why, sizeof why);

@@ -72,6 +72,7 @@ struct resp_conn {
     size_t queued;
     size_t w_inflight, r_inflight; /* sent, not answered */
     bool readonly;                 /* READONLY: stale reads */
+    bool authed;                   /* AUTH passed (or no token is set) */
     bool closing;                  /* close once the replies are out */
     bool paused;                   /* not reading (backpressure) */
     bool want_out;                 /* EPOLLOUT registered */
@@ -116,6 +117,22 @@ const resp_backend *resp_backend_of(const resp_server *s)
 size_t resp_max_value(const resp_server *s)
 {
     return s->o.max_value;
+}
+
+bool resp_conn_authed(const resp_conn *c)
+{
+    const auth_token *t = c->s->o.token;
+    return c->authed || t == NULL || t->token == NULL;
+}
+
+void resp_conn_set_authed(resp_conn *c, bool on)
+{
+    c->authed = on;
+}
+
+const auth_token *resp_token(const resp_server *s)
+{
+    return s->o.token;
 }
 
 void resp_conn_set_readonly(resp_conn *c, bool on)

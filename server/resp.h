@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "kv.h"
 
 typedef struct resp_op resp_op;
@@ -77,6 +78,11 @@ typedef struct {
 typedef struct {
     size_t max_value;         /* longest value (and argument) accepted */
     uint32_t max_connections; /* open connections (0: 16384) */
+    /* The key-value API's token (borrowed until resp_stop; NULL or empty:
+     * none). When set, a connection must send AUTH <token> (or AUTH
+     * default <token>) before any other command but QUIT: until then
+     * they answer -NOAUTH, as Redis does with requirepass. */
+    const auth_token *token;
 } resp_options;
 
 typedef struct resp_server resp_server;

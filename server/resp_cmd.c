@@ -389,6 +389,35 @@ static void c_client(resp_server *s, resp_conn *c, const resp_cmd *cmd,
     }
 }
 
+/* AUTH <token> | AUTH <user> <token>: the only user is "default" (Redis
+ * 6's form). Answers in Redis's words. */
+static void c_auth(resp_server *s, resp_conn *c, const resp_cmd *cmd,
+                   resp_req *r)
+{
+    const auth_token *t = resp_token(s);
+    if (t == NULL || t->token == NULL) {
+        s_error(r, "ERR AUTH <password> called without any password "
+                   "configured for the default user. Are you sure your "
+                   "configuration is correct?");
+        return;
+    }
+    if (cmd->argc > 3) {
+        s_error(r, "ERR syntax error");
+        return;
+    }
+    size_t i = cmd->argc - 1;
+    bool user_ok = cmd->argc == 2 || s_is(cmd, 1, "default");
+    /* The token is compared even for a wrong user: same time either way. */
+    bool ok = auth_token_equal(t, cmd->argv[i], cmd->argl[i]) && user_ok;
+    resp_conn_set_authed(c, ok);
+    if (!ok) {
+        s_error(r, "WRONGPASS invalid username-password pair or user is "
+                   "disabled.");
+        return;
+    }
+    resp_out_simple(&r->reply, "OK");
+}
+
 static const cmd_def commands[] = {
     {"get", 2, c_get},           {"set", -3, c_set},
     {"del", -2, c_del},          {"exists", -2, c_exists},
@@ -400,7 +429,7 @@ static const cmd_def commands[] = {
     {"command", -1, c_command},  {"config", -2, c_config},
     {"info", -1, c_info},        {"dbsize", 1, c_dbsize},
     {"readonly", 1, c_readonly}, {"readwrite", 1, c_readonly},
-    {"client", -2, c_client},
+    {"client", -2, c_client},    {"auth", -2, c_auth},
 };
 
 void resp_cmd_prepare(resp_server *s, resp_conn *c, const resp_cmd *cmd,
@@ -412,6 +441,10 @@ void resp_cmd_prepare(resp_server *s, resp_conn *c, const resp_cmd *cmd,
         if (!s_is(cmd, 0, d->name)) {
             continue;
         }
+        if (!resp_conn_authed(c) && d->fn != c_auth && d->fn != c_quit) {
+            s_error(r, "NOAUTH Authentication required.");
+            return;
+        }
         if ((d->arity > 0 && cmd->argc != (size_t)d->arity) ||
             (d->arity < 0 && cmd->argc < (size_t)-d->arity)) {
             s_errorf(r, "ERR wrong number of arguments for '%s' command",
@@ -419,6 +452,10 @@ void resp_cmd_prepare(resp_server *s, resp_conn *c, const resp_cmd *cmd,
             return;
         }
         d->fn(s, c, cmd, r);
+        return;
+    }
+    if (!resp_conn_authed(c)) {
+        s_error(r, "NOAUTH Authentication required.");
         return;
     }
     /* Redis's words: -ERR unknown command 'x', with args beginning

@@ -77,5 +77,10 @@ void resp_cmd_error_reply(resp_req *r, int err);
 const resp_backend *resp_backend_of(const resp_server *s);
 size_t resp_max_value(const resp_server *s);
 void resp_conn_set_readonly(resp_conn *c, bool on);
+/* The connection may run commands: it passed AUTH, or no token is set. */
+bool resp_conn_authed(const resp_conn *c);
+void resp_conn_set_authed(resp_conn *c, bool on);
+/* The token AUTH checks (NULL: none). */
+const auth_token *resp_token(const resp_server *s);
 
 #endif

@@ -2,16 +2,15 @@
  *
  * Encoding runs in two steps: s_prepare() checks the message against
  * everything the decoder will check and computes the body length; s_emit()
- * then writes header, body and tag through a small writer that either fills
+ * then writes header and body through a small writer that either fills
  * one buffer, or fills a scratch buffer plus a list of segments referencing
- * large payloads in place, or only counts (to plan the other two). The HMAC
- * is computed as the bytes go by.
+ * large payloads in place, or only counts (to plan the other two).
  *
  * Decoding reads through a cursor over one or more segments that knows how
  * many bytes remain, so every length and count is compared with what is
- * left before anything is copied or allocated. The tag is verified before
- * the body is parsed: with a key configured, unauthenticated bytes never
- * reach the body parser. */
+ * left before anything is copied or allocated. Authentication is not the
+ * codec's: with CurveZMQ (transport/curve.h) no stranger's bytes get here,
+ * and the transport checks the sender before decoding. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,9 +55,7 @@ typedef struct {
     codec_iov *iov;     /* W_IOV */
     size_t iov_cap;
     size_t n_iov; /* segments listed (W_COUNT: counted) */
-    bool mac;     /* feed bytes into h */
-    hmac_ctx h;
-    int err; /* first error (ZRAFT_ENOSPACE) */
+    int err;      /* first error (ZRAFT_ENOSPACE) */
 } writer;
 
 static void w_flush_run(writer *w)
@@ -84,9 +81,6 @@ static void w_put(writer *w, const void *p, size_t n)
     if (w->err != 0 || n == 0) {
         return;
     }
-    if (w->mac) {
-        hmac_update(&w->h, p, n);
-    }
     if (w->mode != W_COUNT) {
         if (w->cap - w->pos < n) {
             w->err = ZRAFT_ENOSPACE;
@@ -107,9 +101,6 @@ static void w_ref(writer *w, const void *p, size_t n)
     }
     if (w->err != 0) {
         return;
-    }
-    if (w->mac) {
-        hmac_update(&w->h, p, n);
     }
     w_flush_run(w);
     if (w->err != 0) {
@@ -321,7 +312,7 @@ static int s_prepare(const codec_ctx *c, const msg *m, const codec_chunk *ch,
         body = TIMEOUT_NOW_LEN;
         break;
     }
-    uint64_t frame = CODEC_HEADER_LEN + body + (c->auth ? CODEC_TAG_LEN : 0);
+    uint64_t frame = CODEC_HEADER_LEN + body;
     if (frame > c->max_frame) {
         return ZRAFT_ETOOBIG;
     }
@@ -334,14 +325,10 @@ static void s_emit(const codec_ctx *c, const msg *m, const plan *p, writer *w)
 {
     static const unsigned char magic[4] = {CODEC_MAGIC0, CODEC_MAGIC1,
                                            CODEC_MAGIC2, CODEC_MAGIC3};
-    w->mac = c->auth && w->mode != W_COUNT;
-    if (w->mac) {
-        hmac_init(&w->h, &c->key);
-    }
     w_put(w, magic, 4);
     w_u8(w, c->version);
     w_u8(w, m->type);
-    w_u16(w, c->auth ? CODEC_FLAG_HMAC : 0);
+    w_u16(w, 0); /* flags */
     w_u64(w, c->cluster_id);
     w_u64(w, m->from);
     w_u64(w, m->to);
@@ -433,16 +420,6 @@ static void s_emit(const codec_ctx *c, const msg *m, const plan *p, writer *w)
     default: /* MSG_TIMEOUT_NOW: empty body */
         break;
     }
-    if (c->auth) {
-        unsigned char tag[CODEC_TAG_LEN];
-        if (w->mac) {
-            hmac_final(&w->h, tag);
-        } else {
-            memset(tag, 0, sizeof(tag)); /* W_COUNT: only the size matters */
-        }
-        w->mac = false;
-        w_put(w, tag, sizeof(tag));
-    }
     if (w->mode != W_FLAT) {
         w_flush_run(w);
     }
@@ -455,8 +432,7 @@ static size_t s_encoded_len(const codec_ctx *c, const msg *m,
     if (s_prepare(c, m, ch, &p) != 0) {
         return 0;
     }
-    return CODEC_HEADER_LEN + (size_t)p.body_len +
-           (c->auth ? CODEC_TAG_LEN : 0);
+    return CODEC_HEADER_LEN + (size_t)p.body_len;
 }
 
 static int s_encode_flat(const codec_ctx *c, const msg *m,
@@ -468,8 +444,7 @@ static int s_encode_flat(const codec_ctx *c, const msg *m,
     if (rv != 0) {
         return rv;
     }
-    size_t need =
-        CODEC_HEADER_LEN + (size_t)p.body_len + (c->auth ? CODEC_TAG_LEN : 0);
+    size_t need = CODEC_HEADER_LEN + (size_t)p.body_len;
     if (cap < need) {
         return ZRAFT_ENOSPACE;
     }
@@ -523,8 +498,7 @@ int codec_encode_ack(const codec_ctx *c, const msg *m, const codec_ack *a,
     memset(&p, 0, sizeof p);
     p.body_len = SNAPSHOT_ACK_LEN;
     p.ack = a;
-    size_t need =
-        CODEC_HEADER_LEN + SNAPSHOT_ACK_LEN + (c->auth ? CODEC_TAG_LEN : 0);
+    size_t need = CODEC_HEADER_LEN + SNAPSHOT_ACK_LEN;
     if (cap < need) {
         return ZRAFT_ENOSPACE;
     }
@@ -571,8 +545,7 @@ static int s_prepare_fwd(const codec_ctx *c, const msg *m,
             return ZRAFT_ETOOBIG;
         }
     }
-    if (CODEC_HEADER_LEN + body + (c->auth ? CODEC_TAG_LEN : 0) >
-        c->max_frame) {
+    if (CODEC_HEADER_LEN + body > c->max_frame) {
         return ZRAFT_ETOOBIG;
     }
     p->body_len = (uint32_t)body;
@@ -588,8 +561,7 @@ size_t codec_fwd_encoded_len(const codec_ctx *c, const msg *m,
     if (s_prepare_fwd(c, m, items, n, &p) != 0) {
         return 0;
     }
-    return CODEC_HEADER_LEN + (size_t)p.body_len +
-           (c->auth ? CODEC_TAG_LEN : 0);
+    return CODEC_HEADER_LEN + (size_t)p.body_len;
 }
 
 int codec_encode_fwd(const codec_ctx *c, const msg *m, const codec_fwd *items,
@@ -601,8 +573,7 @@ int codec_encode_fwd(const codec_ctx *c, const msg *m, const codec_fwd *items,
     if (rv != 0) {
         return rv;
     }
-    if (cap <
-        CODEC_HEADER_LEN + (size_t)p.body_len + (c->auth ? CODEC_TAG_LEN : 0)) {
+    if (cap < CODEC_HEADER_LEN + (size_t)p.body_len) {
         return ZRAFT_ENOSPACE;
     }
     writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
@@ -1066,34 +1037,6 @@ static int s_decode_body(const codec_ctx *c, reader *r, msg *out,
     }
 }
 
-/* Verifies the tag at the end of the `total`-byte frame. */
-static bool s_tag_ok(const codec_ctx *c, const codec_iov *segs, size_t n,
-                     size_t total)
-{
-    size_t mac_len = total - CODEC_TAG_LEN;
-    unsigned char want[CODEC_TAG_LEN], got[CODEC_TAG_LEN];
-    hmac_ctx h;
-    hmac_init(&h, &c->key);
-    reader r = {.seg = segs, .nseg = n, .left = total};
-    size_t done = 0;
-    for (size_t i = 0; i < n && done < mac_len; i++) {
-        size_t take = segs[i].len;
-        if (take > mac_len - done) {
-            take = mac_len - done;
-        }
-        hmac_update(&h, segs[i].base, take);
-        done += take;
-        r.i = i;
-        r.off = take;
-    }
-    hmac_final(&h, want);
-    r.left = CODEC_TAG_LEN;
-    if (!r_bytes(&r, got, sizeof(got))) {
-        return false;
-    }
-    return hmac_equal(want, got, CODEC_TAG_LEN);
-}
-
 static int s_decode(const codec_ctx *c, const codec_iov *segs, size_t n,
                     msg *out, codec_arena *a)
 {
@@ -1136,9 +1079,7 @@ static int s_decode(const codec_ctx *c, const codec_iov *segs, size_t n,
     if ((flags & ~CODEC_FLAGS_KNOWN) != 0) {
         return fail(a, ZRAFT_EMALFORMED, "frame: unknown header flag");
     }
-    bool tagged = (flags & CODEC_FLAG_HMAC) != 0;
-    uint64_t want =
-        CODEC_HEADER_LEN + (uint64_t)body_len + (tagged ? CODEC_TAG_LEN : 0);
+    uint64_t want = CODEC_HEADER_LEN + (uint64_t)body_len;
     if (want > c->max_frame) {
         return fail(a, ZRAFT_ETOOBIG, "frame: longer than max_frame");
     }
@@ -1151,23 +1092,13 @@ static int s_decode(const codec_ctx *c, const codec_iov *segs, size_t n,
     if (cluster != c->cluster_id) {
         return fail(a, ZRAFT_ENOTMEMBER, "frame: another cluster");
     }
-    if (c->auth && !tagged) {
-        return fail(a, ZRAFT_ECORRUPT, "auth: frame has no tag");
-    }
-    if (!c->auth && tagged) {
-        return fail(a, ZRAFT_ECORRUPT,
-                    "auth: tagged frame but no key configured");
-    }
-    if (tagged && !s_tag_ok(c, segs, n, total)) {
-        return fail(a, ZRAFT_ECORRUPT, "auth: bad tag");
-    }
     if (out->from == 0 || out->to == 0) {
         return fail(a, ZRAFT_EMALFORMED, "frame: node id 0");
     }
     if (c->self != 0 && out->to != c->self) {
         return fail(a, ZRAFT_EINVAL, "frame: addressed to another node");
     }
-    r.left = body_len; /* the body; the tag, if any, was checked above */
+    r.left = body_len;
     int rv = s_decode_body(c, &r, out, a);
     if (rv != 0) {
         return rv;
@@ -1210,22 +1141,6 @@ void codec_ctx_init(codec_ctx *c, uint64_t cluster_id, zraft_id self)
     c->self = self;
     c->max_frame = CODEC_DEFAULT_MAX_FRAME;
     c->max_entries = CODEC_DEFAULT_MAX_ENTRIES;
-}
-
-int codec_ctx_set_key(codec_ctx *c, const void *key, size_t len)
-{
-    if (key == NULL || len == 0) {
-        return ZRAFT_EINVAL;
-    }
-    hmac_key_init(&c->key, key, len);
-    c->auth = true;
-    return 0;
-}
-
-void codec_ctx_clear_key(codec_ctx *c)
-{
-    hmac_key_wipe(&c->key);
-    c->auth = false;
 }
 
 /* ============================================================ assembler */

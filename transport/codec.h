@@ -8,8 +8,8 @@
  *                      u64 cluster_id | u64 from | u64 to | u64 term |
  *                      u32 body_len
  *   body   (body_len bytes, layout per type)
- *   tag    (32 bytes, HMAC-SHA256 of header and body; only when flags has
- *           CODEC_FLAG_HMAC)
+ * Frames are neither signed nor encrypted here: peers authenticate and
+ * encrypt with CurveZMQ (transport/curve.h) below the codec.
  *
  * Framing design (the one choice the transport must know about):
  *   A frame is a byte string; how it is cut into ZeroMQ message parts is up
@@ -55,9 +55,6 @@
  *   ZRAFT_ETOOBIG     the frame or the entry count exceeds the ctx limits;
  *   ZRAFT_ENOTMEMBER  the frame belongs to another cluster (cluster id);
  *   ZRAFT_EINVAL      the frame is addressed to another node (ctx.self);
- *   ZRAFT_ECORRUPT    authentication failed: a key is configured and the tag
- *                     is missing or wrong, or no key is configured and the
- *                     frame carries a tag;
  *   ZRAFT_ENOMEM      out of memory.
  * codec_arena.why names the failed check (for logs and tests).
  *
@@ -71,7 +68,6 @@
 #include <stdint.h>
 
 #include "core/engine.h"
-#include "transport/hmac.h"
 #include "zraft_types.h"
 
 /* ------------------------------------------------------------ constants */
@@ -83,9 +79,9 @@
 #define CODEC_VERSION     3    /* written by default, newest decoded */
 #define CODEC_VERSION_MIN 1    /* oldest version decoded */
 #define CODEC_HEADER_LEN  44
-#define CODEC_TAG_LEN     HMAC_TAG_LEN
-#define CODEC_FLAG_HMAC   0x0001u /* a 32-byte tag follows the body */
-#define CODEC_FLAGS_KNOWN CODEC_FLAG_HMAC
+/* Header flags: none is defined (bit 0 was an HMAC tag, replaced by
+ * CurveZMQ; a frame with any flag set is refused). */
+#define CODEC_FLAGS_KNOWN 0x0000u
 
 /* The transport's acknowledgement of one snapshot chunk (version >= 2).
  * Decoded as a msg of this type (header fields only) with the body in
@@ -119,18 +115,15 @@ enum { CODEC_FWD_WRITE = 1, CODEC_FWD_READ = 2 };
 /* ---------------------------------------------------------------- types */
 
 /* What both ends of a connection must agree on. Set up with
- * codec_ctx_init() (and codec_ctx_set_key()), then read-only. */
+ * codec_ctx_init(), then read-only. */
 typedef struct {
     uint8_t version;      /* written into every frame (CODEC_VERSION_MIN ..
                              CODEC_VERSION); decoding accepts them all */
     uint64_t cluster_id;  /* frames of another cluster are rejected */
     zraft_id self;        /* decode: reject frames whose `to` differs
                              (0: accept any destination) */
-    uint32_t max_frame;   /* largest frame produced or accepted, tag
-                             included */
+    uint32_t max_frame;   /* largest frame produced or accepted */
     uint32_t max_entries; /* most entries in one AppendEntries */
-    bool auth;            /* a key is set: tag every frame, require tags */
-    hmac_key key;         /* prepared HMAC key, valid when auth */
 } codec_ctx;
 
 /* The position of one snapshot chunk within its transfer.
@@ -241,19 +234,13 @@ typedef struct {
 /* ------------------------------------------------------------------ ctx */
 
 /* Fills `c` for `cluster_id` and node `self` (0: do not check the
- * destination), version CODEC_VERSION, default limits, no key. */
+ * destination), version CODEC_VERSION, default limits. */
 void codec_ctx_init(codec_ctx *c, uint64_t cluster_id, zraft_id self);
-/* Turns on per-frame HMAC-SHA256 with a shared secret of `len` bytes (any
- * length > 0; 32 random bytes recommended). The key is not retained.
- * ZRAFT_EINVAL when len is 0. */
-int codec_ctx_set_key(codec_ctx *c, const void *key, size_t len);
-/* Turns authentication off and wipes the prepared key. */
-void codec_ctx_clear_key(codec_ctx *c);
 
 /* ------------------------------------------------------------- encoding */
 
-/* Size of the frame codec_encode() writes for `m` (tag included when `c`
- * has a key); 0 when `m` cannot be encoded (see codec_encode()). */
+/* Size of the frame codec_encode() writes for `m`; 0 when `m` cannot be
+ * encoded (see codec_encode()). */
 size_t codec_encoded_len(const codec_ctx *c, const msg *m);
 
 /* Writes `m` as one frame into `out` (`cap` bytes) and its size into
@@ -284,7 +271,7 @@ int codec_encode_chunk(const codec_ctx *c, const msg *m, const codec_chunk *ch,
  * transfer). ZRAFT_EINVAL when c->version is 1 (no acks there), `m` is
  * not an ack or a->status is unknown; ZRAFT_ENOSPACE when `cap` is short
  * (CODEC_ACK_FRAME_MAX always suffices). */
-#define CODEC_ACK_FRAME_MAX (CODEC_HEADER_LEN + 25 + CODEC_TAG_LEN)
+#define CODEC_ACK_FRAME_MAX (CODEC_HEADER_LEN + 25)
 int codec_encode_ack(const codec_ctx *c, const msg *m, const codec_ack *a,
                      unsigned char *out, size_t cap, size_t *written);
 

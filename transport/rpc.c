@@ -431,6 +431,33 @@ static int inbox_take(inbox *in, const unsigned char *f, size_t len, msg *out,
  * file (its sender gave up long before; a new one starts from 0). */
 #define PARTIAL_TTL_MS (300u * 1000u)
 
+/* With CURVE, a request is taken only from the member whose key its
+ * connection authenticated with ("User-Id", set by the ZAP handler) and
+ * only while that key is admitted: the sender id in the header (checked
+ * here, before anything is decoded) cannot be borrowed, and a member
+ * removed from the configuration is refused on the connection it already
+ * had. */
+static bool s_sender_admitted(inbox *in, zmq_msg_t *part)
+{
+    if (!in->router || in->c->auth == NULL) {
+        return true;
+    }
+    const unsigned char *f = zmq_msg_data(part);
+    size_t len = zmq_msg_size(part);
+    uint64_t from = 0;
+    if (len >= 24) {
+        for (int i = 0; i < 8; i++) {
+            from |= (uint64_t)f[16 + i] << (8 * i);
+        }
+    }
+    if (curve_auth_check(in->c->auth, from, zmq_msg_gets(part, "User-Id"))) {
+        return true;
+    }
+    in->rejected++;
+    in->why = "sender is not the member its key belongs to (or was removed)";
+    return false;
+}
+
 static int inbox_recv(inbox *in, msg *out, uint64_t now)
 {
     if (in->snap.active && !in->snap.taken &&
@@ -473,8 +500,11 @@ static int inbox_recv(inbox *in, msg *out, uint64_t now)
         }
         /* One frame is one part; drop anything after it. */
         bool more = zmq_msg_more(&part);
-        int rv = inbox_take(in, zmq_msg_data(&part), zmq_msg_size(&part), out,
+        int rv = 0;
+        if (s_sender_admitted(in, &part)) {
+            rv = inbox_take(in, zmq_msg_data(&part), zmq_msg_size(&part), out,
                             now, true);
+        }
         zmq_msg_close(&part);
         while (more) {
             zmq_msg_init(&part);
@@ -524,6 +554,12 @@ rpc_server *rpc_server_new(void *zctx, const rpc_ctx *c, const char *endpoint,
     int64_t maxmsg = c->codec.max_frame;
     zmq_setsockopt(s->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
     zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (c->auth != NULL && curve_server_setup(c->auth, s->sock) != 0) {
+        *why = "cannot set up CURVE";
+        zmq_close(s->sock);
+        free(s);
+        return NULL;
+    }
     if (zmq_bind(s->sock, endpoint) != 0) {
         *why = zmq_strerror(zmq_errno());
         zmq_close(s->sock);
@@ -678,7 +714,6 @@ bool rpc_conn_stale(const rpc_conn *k, uint64_t now_ms, uint64_t timeout_ms)
 rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
                        const char *endpoint, int kind)
 {
-    (void)peer;
     rpc_conn *k = calloc(1, sizeof(*k));
     if (k == NULL) {
         return NULL;
@@ -708,7 +743,9 @@ rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
                    sizeof connect_timeout);
     zmq_setsockopt(k->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(k->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (zmq_connect(k->sock, endpoint) != 0) {
+    if ((c->auth != NULL && c->net == NULL &&
+         curve_client_setup(c->auth, k->sock, peer) != 0) ||
+        zmq_connect(k->sock, endpoint) != 0) {
         zmq_close(k->sock);
         free(k);
         return NULL;

@@ -17,6 +17,7 @@
 
 #include "core/engine.h"
 #include "transport/codec.h"
+#include "transport/curve.h"
 #include "transport/resolver.h"
 #include "zraft.h"
 
@@ -31,6 +32,8 @@ typedef struct {
     uint64_t snapshot_window;   /* snapshot bytes sent and not acknowledged,
                                    at most (per transfer) */
     resolver *res;              /* TCP: peer host names (NULL: inproc) */
+    curve_auth *auth;           /* TCP with CURVE: keys and admission
+                                   (NULL: plain TCP, transport/curve.h) */
     char scratch_dir[PATH_MAX]; /* where received snapshots are written */
 } rpc_ctx;
 
@@ -59,8 +62,10 @@ void *rpc_net_zctx(zraft_network *n);
 typedef struct rpc_server rpc_server;
 typedef struct rpc_conn rpc_conn;
 
-/* Binds the node's ROUTER on `endpoint`. NULL on failure (errno-style
- * reason in *why). */
+/* Binds the node's ROUTER on `endpoint` (a CURVE server when c->auth is
+ * set: every frame's sender must then be the member whose key the
+ * connection authenticated with, or it is dropped). NULL on failure
+ * (errno-style reason in *why). */
 rpc_server *rpc_server_new(void *zctx, const rpc_ctx *c, const char *endpoint,
                            const char **why);
 void rpc_server_destroy(rpc_server **s);
@@ -93,7 +98,8 @@ const codec_fwd *rpc_server_fwd(const rpc_server *s, uint32_t *n);
 /* Frames dropped for being malformed (and their last reason). */
 uint64_t rpc_server_rejected(const rpc_server *s, const char **why);
 
-/* A DEALER from this node to `peer` at `endpoint`. */
+/* A DEALER from this node to `peer` at `endpoint` (a CURVE client of the
+ * peer's key when c->auth is set; NULL while that key is unknown). */
 rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
                        const char *endpoint, int kind);
 void rpc_conn_destroy(rpc_conn **c);

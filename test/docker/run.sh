@@ -13,8 +13,9 @@
 #   catches up, and the write it was sent while cut off is nowhere; node 4
 #   joins as a learner and is promoted; `docker stop` exits 0 (SIGTERM
 #   handled, not the SIGKILL after the timeout); the cluster restarts from
-#   its volumes with every write. Then test/docker/swarm.sh: the Swarm
-#   stack of deploy/swarm, rolled one member at a time under writes
+#   its volumes with every write. Then docker-compose.secure.yml (CURVE,
+#   HTTPS, tokens; test/docker/secure.sh), and test/docker/swarm.sh: the
+#   Swarm stack of deploy/swarm, rolled one member at a time under writes
 #   (ZRAFT_SWARM_TEST=0 leaves it out).
 #
 # Engine: the one DOCKER_HOST (or the default socket) names if it answers;
@@ -335,6 +336,14 @@ echo "     sizes: $("$DOCKER" image inspect -f '{{.Size}}' "$ZRAFT_IMAGE" |
 
 # A cluster left over by a killed run would hold the ports and the subnet.
 "${COMPOSE[@]}" down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || true
+# ZRAFT_DOCKER_PHASES: "plain secure" (default), or one of them.
+phases=" ${ZRAFT_DOCKER_PHASES:-plain secure} "
+if [[ "$phases" != *" plain "* ]]; then
+  # shellcheck source=secure.sh
+  . "$here/secure.sh"
+  echo "$pass passed, 0 failed"
+  exit 0
+fi
 compose_up=1
 step "compose up (3 nodes)" "${COMPOSE[@]}" up -d --no-build zraft1 zraft2 zraft3
 
@@ -436,6 +445,10 @@ done
 step "compose start (4 nodes, same volumes)" "${COMPOSE[@]}" start
 check "a leader is elected again" wait_for 30 has_leader 1 2 3 4
 check "every acknowledged write is there (${#acked[@]} keys)" reads 1 2 3 4
+if [[ "$phases" == *" secure "* ]]; then
+  # shellcheck source=secure.sh
+  . "$here/secure.sh"
+fi
 
 # Many machines: deploy/swarm's stack on a one-machine swarm, in a script of
 # its own (test/docker/swarm.sh); the compose cluster goes first.

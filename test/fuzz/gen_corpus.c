@@ -159,6 +159,22 @@ int main(int argc, char **argv)
     m.u.append.n_entries = 1;
     put("append_membership_joint", &m, NULL);
 
+    /* CURVE: members carrying public keys (membership encoding v2), one
+     * without. */
+    members(&mm, 3, false);
+    for (uint32_t i = 0; i < 2; i++) {
+        for (int k = 0; k < ZRAFT_KEY_LEN; k++) {
+            mm.members[i].key[k] = "0123456789abcdefABCDEF.-:+=^!/*?&<>()[]{}"
+                [(i * 7 + (uint32_t)k) % 42];
+        }
+    }
+    zraft_entry keyed = {.id = {7, 21}, .type = ZRAFT_ENTRY_MEMBERSHIP};
+    keyed.payload = zraft_buf_new(NULL, zraft_membership_encoded_len(&mm));
+    zraft_membership_encode(&mm, keyed.payload->data);
+    m.u.append.entries = &keyed;
+    m.u.append.n_entries = 1;
+    put("append_membership_keys", &m, NULL);
+
     zraft_entry big = {.id = {7, 21}, .type = ZRAFT_ENTRY_NORMAL};
     big.payload = bytes(300, 9);
     m.u.append.entries = &big;

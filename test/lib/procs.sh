@@ -9,12 +9,28 @@
 #   data_sub   appended to a node's data directory $work/nN ("" by default)
 #   log_tail   log lines each node shows when a check fails (5)
 #   extra_args a function: extra zraftd arguments for node N, one a line
+# With ZRAFT_TEST_SECURITY=curve in the environment, nodes 1..5 get keys
+# (zraftd keygen, in $work/keys/nN), talk CurveZMQ, and `cluster` lists
+# each member with its key; every node knows the five public keys
+# (peer_keys), so a learner started empty admits the leader.
 # Needs curl and python3.
 # shellcheck shell=bash disable=SC2154 # base, work: the caller sets them
 
 raft() { echo "127.0.0.1:$((base + $1))"; }
 http() { echo "127.0.0.1:$((base + 100 + $1))"; }
 cluster="1=$(raft 1),2=$(raft 2),3=$(raft 3)"
+curve_args=()
+if [ "${ZRAFT_TEST_SECURITY:-none}" = curve ]; then
+  peer_keys=""
+  for i in 1 2 3 4 5; do
+    mkdir -p "$work/keys/n$i"
+    "$ZRAFTD" keygen --dir "$work/keys/n$i" >/dev/null
+    peer_keys="$peer_keys${peer_keys:+,}$i=$(cat "$work/keys/n$i/node.pub")"
+  done
+  pub() { cat "$work/keys/n$1/node.pub"; }
+  cluster="1=$(pub 1)@$(raft 1),2=$(pub 2)@$(raft 2),3=$(pub 3)@$(raft 3)"
+  curve_args=(--security curve --peer-keys "$peer_keys")
+fi
 
 # start ID [INITIAL_CLUSTER]: starts node ID in the background (log in
 # $work/logID, pid in pids[ID]).
@@ -22,6 +38,9 @@ start() {
   local id=$1 ic=${2-$cluster} extra=()
   if declare -F extra_args >/dev/null; then
     mapfile -t extra < <(extra_args "$id")
+  fi
+  if [ "${#curve_args[@]}" -gt 0 ]; then
+    extra+=("${curve_args[@]}" --node-key "$work/keys/n$id/node.key")
   fi
   "$ZRAFTD" --id "$id" --raft-addr "$(raft "$id")" --http-addr "$(http "$id")" \
     "${extra[@]}" --data-dir "$work/n$id${data_sub-}" --initial-cluster "$ic" \

@@ -143,10 +143,12 @@ static char *f_metrics(void *ctx)
     return strdup("zraft_term 3\n");
 }
 
-static int f_add_learner(void *ctx, uint64_t id, const char *ra, const char *ha)
+static int f_add_learner(void *ctx, uint64_t id, const char *ra, const char *ha,
+                         const char *key)
 {
     (void)ctx;
     (void)ha;
+    (void)key;
     return id == 4 && strcmp(ra, "127.0.0.1:7004") == 0 ? 0 : ZRAFT_EINVAL;
 }
 
@@ -215,7 +217,7 @@ static void start(uint32_t threads, uint32_t op_timeout_ms)
         .leader_wait_ms = 600,
         .op_timeout_ms = op_timeout_ms,
     };
-    http_options o = {4096, threads, 0};
+    http_options o = {4096, threads, 0, NULL};
     char why[256];
     S = http_start("127.0.0.1:0", &b, &o, why, sizeof why);
     cr_assert_not_null(S, "%s", why);

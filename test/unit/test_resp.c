@@ -158,7 +158,7 @@ static void start(uint32_t op_timeout_ms)
         .leader_wait_ms = 300,
         .op_timeout_ms = op_timeout_ms,
     };
-    resp_options o = {4096, 0};
+    resp_options o = {4096, 0, NULL};
     char why[256];
     S = resp_start("127.0.0.1:0", &b, &o, why, sizeof why);
     cr_assert_not_null(S, "%s", why);

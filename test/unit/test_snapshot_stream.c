@@ -74,8 +74,8 @@ static void rig_init(rig *r, uint8_t sender_version)
     }
     r->meta.last_log_id = (zraft_log_id){3, 1234};
     r->meta.membership.n = 2;
-    r->meta.membership.members[0] = (zraft_member){1, ZRAFT_ROLE_VOTER, ""};
-    r->meta.membership.members[1] = (zraft_member){2, ZRAFT_ROLE_VOTER, ""};
+    r->meta.membership.members[0] = (zraft_member){1, ZRAFT_ROLE_VOTER, "", ""};
+    r->meta.membership.members[1] = (zraft_member){2, ZRAFT_ROLE_VOTER, "", ""};
     snapsend_init(&r->x, &r->sc);
     cr_assert_eq(r->x.chunk, CHUNK);
     cr_assert_eq(r->x.window, WINDOW);
