@@ -725,7 +725,7 @@ int lc_parse_op(const char *line, lc_op *o)
     if (sscanf(line, "%u %7s %llu %llu %llu %llu %7s %lld %lld %n", &client,
                type, &key, &arg, &arg2, &outv, status, &inv, &ret,
                &used) != 9 ||
-        line[used] != '\0') {
+        (line[used] != '\0' && line[used] != '#')) {
         return -1;
     }
     int t = s_lookup(type, type_names, 3);

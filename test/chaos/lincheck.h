@@ -80,8 +80,9 @@ size_t lc_lost_writes(const lc_op *ops, size_t n, const uint64_t *keys,
                       const uint64_t *finals, size_t nkeys, FILE *out);
 
 /* One op as a line of the history file:
- *   client type key arg arg2 out status inv ret
- * with type put|get|cas and status ok|fail|info. */
+ *   client type key arg arg2 out status inv ret [# comment]
+ * with type put|get|cas and status ok|fail|info (lc_print_op writes no
+ * comment and no newline-less line; the caller may add one). */
 void lc_print_op(FILE *f, const lc_op *op);
 /* Parses one such line (blank lines and '#' comments: 1, nothing read).
  * 0 on success, -1 for a malformed line. */
