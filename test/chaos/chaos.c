@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,6 +131,7 @@ typedef struct {
     node nd[MAX_NODES];
     char chain[32];
     bool iptables; /* partitions available */
+    bool tmpfs;    /* each data dir a small tmpfs: full disk available */
     int64_t t0;
     FILE *flog; /* fault log */
     pthread_mutex_t lock;
@@ -172,6 +174,12 @@ static void s_node_start(cluster *c, node *n)
             dup2(fd, 2);
             close(fd);
         }
+#ifdef ZRAFT_SLOWDISK_SO
+        char slow[600];
+        snprintf(slow, sizeof slow, "%s/slow%d", c->dir, n->id);
+        setenv("LD_PRELOAD", ZRAFT_SLOWDISK_SO, 1);
+        setenv("ZRAFT_SLOWDISK", slow, 1);
+#endif
         /* Its own group: what the partition rules match. */
         if (c->iptables && (setgroups(0, NULL) != 0 || setgid(n->gid) != 0)) {
             perror("zraft-chaos: setgid");
@@ -261,6 +269,26 @@ static int s_cluster_init(cluster *c, uint64_t seed)
         n->http_port = base + 2 * i + 1;
         n->gid = gbase + (gid_t)i;
     }
+    /* Full disk: each data directory a 128 MiB tmpfs, filled by the
+     * fault (as test/system/full_disk.sh does). Only when asked for by
+     * name or "all", and only as root. */
+    c->tmpfs = geteuid() == 0;
+    for (int i = 0; i < c->n && c->tmpfs; i++) {
+        char d[600];
+        snprintf(d, sizeof d, "%s/n%d", c->dir, c->nd[i].id);
+        if (mkdir(d, 0755) != 0 ||
+            mount("tmpfs", d, "tmpfs", 0, "size=128m") != 0) {
+            fprintf(stderr,
+                    "zraft-chaos: cannot mount a tmpfs on %s: %s; "
+                    "full-disk left out\n",
+                    d, strerror(errno));
+            for (int j = 0; j < i; j++) {
+                snprintf(d, sizeof d, "%s/n%d", c->dir, c->nd[j].id);
+                umount2(d, MNT_DETACH);
+            }
+            c->tmpfs = false;
+        }
+    }
     snprintf(c->chain, sizeof c->chain, "ZCHAOS%d", (int)getpid());
     c->iptables = geteuid() == 0 && s_ipt("-N %s", c->chain) == 0 &&
                   s_ipt("-I OUTPUT -j %s", c->chain) == 0;
@@ -283,6 +311,12 @@ static void s_cluster_stop(cluster *c)
         s_ipt("-X %s", c->chain);
         c->iptables = false;
     }
+    for (int i = 0; i < c->n && c->tmpfs; i++) {
+        char d[600];
+        snprintf(d, sizeof d, "%s/n%d", c->dir, c->nd[i].id);
+        umount2(d, MNT_DETACH);
+    }
+    c->tmpfs = false;
     if (c->flog) {
         fclose(c->flog);
         c->flog = NULL;
@@ -576,17 +610,23 @@ typedef enum {
     F_PART_RING,
     F_TRANSFER,
     F_MEMBER,
+    F_SLOW_DISK,
+    F_FULL_DISK,
     F_COUNT
 } fault_kind;
 
-static const char *const fault_names[F_COUNT] = {"kill",
-                                                 "pause",
-                                                 "partition-one",
-                                                 "partition-leader",
-                                                 "partition-bridge",
-                                                 "partition-ring",
-                                                 "transfer",
-                                                 "member"};
+static const char *const fault_names[F_COUNT] = {
+    [F_KILL] = "kill",
+    [F_PAUSE] = "pause",
+    [F_PART_ONE] = "partition-one",
+    [F_PART_LEADER] = "partition-leader",
+    [F_PART_BRIDGE] = "partition-bridge",
+    [F_PART_RING] = "partition-ring",
+    [F_TRANSFER] = "transfer",
+    [F_MEMBER] = "member",
+    [F_SLOW_DISK] = "slow-disk",
+    [F_FULL_DISK] = "full-disk",
+};
 
 typedef struct {
     int64_t at_ms, dur_ms;
@@ -600,12 +640,20 @@ typedef struct {
     int n;
 } schedule;
 
-static bool s_fault_enabled(fault_kind k, bool iptables)
+static bool s_fault_enabled(fault_kind k, bool iptables, bool tmpfs)
 {
     if (k >= F_PART_ONE && k <= F_PART_RING && !iptables) {
         return false;
     }
     if (k == F_PART_RING && O.nodes < 5) {
+        return false;
+    }
+#ifndef ZRAFT_SLOWDISK_SO
+    if (k == F_SLOW_DISK) {
+        return false;
+    }
+#endif
+    if (k == F_FULL_DISK && !tmpfs) {
         return false;
     }
     if (!strcmp(O.faults, "all")) {
@@ -624,13 +672,13 @@ static bool s_fault_enabled(fault_kind k, bool iptables)
     return false;
 }
 
-static void s_schedule(schedule *s, uint64_t seed, bool iptables)
+static void s_schedule(schedule *s, uint64_t seed, bool iptables, bool tmpfs)
 {
     uint64_t r = seed * 0x2545f4914f6cdd1dull + 1;
     fault_kind kinds[F_COUNT];
     int nk = 0;
     for (int k = 0; k < F_COUNT; k++) {
-        if (s_fault_enabled((fault_kind)k, iptables)) {
+        if (s_fault_enabled((fault_kind)k, iptables, tmpfs)) {
             kinds[nk++] = (fault_kind)k;
         }
     }
@@ -753,6 +801,80 @@ static void s_member(nemesis *nm, CURL *h, const fault *f)
     s_post(c, h, l >= 0 ? l : via, "/cluster/membership", js);
 }
 
+/* Node t's fdatasync and fsync take `ms` longer (0: heal). */
+static void s_set_slow(cluster *c, const node *t, int ms)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/slow%d", c->dir, t->id);
+    if (ms == 0) {
+        unlink(p);
+        return;
+    }
+    FILE *f = fopen(p, "w");
+    if (f != NULL) {
+        fprintf(f, "%d\n", ms);
+        fclose(f);
+    }
+}
+
+static void s_slow_disk(nemesis *nm, const fault *f)
+{
+    cluster *c = nm->c;
+    const node *t = &c->nd[f->target];
+    int ms = 5 + (int)((uint64_t)f->at_ms * 7919 % 200);
+    s_flog(c, "slow disk: n%d syncs take %d ms more", t->id, ms);
+    s_set_slow(c, t, ms);
+    s_until(nm, f->at_ms + f->dur_ms);
+    s_flog(c, "slow disk: n%d healed", t->id);
+    s_set_slow(c, t, 0);
+}
+
+/* Fills node t's tmpfs until ENOSPC; bytes written. */
+static size_t s_fill(cluster *c, const node *t)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/n%d/fill", c->dir, t->id);
+    int fd = open(p, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd < 0) {
+        return 0;
+    }
+    static char chunk[1 << 16];
+    size_t total = 0;
+    ssize_t w;
+    while ((w = write(fd, chunk, sizeof chunk)) > 0) {
+        total += (size_t)w;
+    }
+    close(fd);
+    return total;
+}
+
+static void s_full_disk(nemesis *nm, CURL *h, const fault *f)
+{
+    cluster *c = nm->c;
+    node *t = &c->nd[f->target];
+    size_t n = s_fill(c, t);
+    s_flog(c, "full disk: n%d's file system filled (%zu bytes)", t->id, n);
+    s_until(nm, f->at_ms + f->dur_ms);
+    char p[600];
+    snprintf(p, sizeof p, "%s/n%d/fill", c->dir, t->id);
+    unlink(p);
+    /* A node whose write failed stopped for good (it says so on
+     * /healthz): restart it, as an operator would once space is back. */
+    char url[128];
+    snprintf(url, sizeof url, "http://%s:%d/healthz", t->ip, t->http_port);
+    body b = {0};
+    long st = 0;
+    s_http(h, "GET", url, NULL, 1000, &st, &b);
+    free(b.buf);
+    if (st == 503) {
+        s_flog(c, "full disk: space freed; n%d had stopped: restart", t->id);
+        s_node_kill(t);
+        s_node_start(c, t);
+    } else {
+        s_flog(c, "full disk: space freed; n%d still serving (%ld)", t->id, st);
+    }
+}
+
 static void s_play(nemesis *nm, CURL *h, const fault *f)
 {
     cluster *c = nm->c;
@@ -827,6 +949,12 @@ static void s_play(nemesis *nm, CURL *h, const fault *f)
     case F_MEMBER:
         s_member(nm, h, f);
         s_until(nm, f->at_ms + f->dur_ms);
+        break;
+    case F_SLOW_DISK:
+        s_slow_disk(nm, f);
+        break;
+    case F_FULL_DISK:
+        s_full_disk(nm, h, f);
         break;
     default:
         break;
@@ -986,7 +1114,7 @@ static int s_run(uint64_t seed, run_stats *rs)
         return 2;
     }
     schedule sch;
-    s_schedule(&sch, seed, c.iptables);
+    s_schedule(&sch, seed, c.iptables, c.tmpfs);
     s_print_schedule(stdout, &sch, seed);
     char p[700];
     snprintf(p, sizeof p, "%s/schedule.txt", c.dir);
@@ -1123,7 +1251,8 @@ static int s_usage(void)
             "[--dir DIR] [--keep]\n"
             "faults: all, or a comma list of kill, pause, partition-one, "
             "partition-leader,\n"
-            "        partition-bridge, partition-ring, transfer, member\n");
+            "        partition-bridge, partition-ring, transfer, member, "
+            "slow-disk, full-disk\n");
     return 2;
 }
 
