@@ -604,6 +604,7 @@ static void *s_client(void *arg)
 typedef enum {
     F_KILL,
     F_PAUSE,
+    F_PAUSE_LEADER,
     F_PART_ONE,
     F_PART_LEADER,
     F_PART_BRIDGE,
@@ -618,6 +619,7 @@ typedef enum {
 static const char *const fault_names[F_COUNT] = {
     [F_KILL] = "kill",
     [F_PAUSE] = "pause",
+    [F_PAUSE_LEADER] = "pause-leader",
     [F_PART_ONE] = "partition-one",
     [F_PART_LEADER] = "partition-leader",
     [F_PART_BRIDGE] = "partition-bridge",
@@ -713,7 +715,7 @@ static void s_print_schedule(FILE *out, const schedule *s, uint64_t seed)
         const fault *f = &s->ev[i];
         fprintf(out, "  t=%6.3fs %-16s", (double)f->at_ms / 1000,
                 fault_names[f->kind]);
-        if (f->kind != F_PART_LEADER) {
+        if (f->kind != F_PART_LEADER && f->kind != F_PAUSE_LEADER) {
             fprintf(out, " n%d", f->target + 1);
         }
         if (f->kind == F_PART_BRIDGE) {
@@ -889,8 +891,16 @@ static void s_play(nemesis *nm, CURL *h, const fault *f)
         s_flog(c, "restart n%d", t->id);
         s_node_start(c, t);
         break;
+    case F_PAUSE_LEADER:
+        l = s_leader(c, h);
+        t = &c->nd[l >= 0 ? l : f->target];
+        /* fall through */
     case F_PAUSE:
-        s_flog(c, "SIGSTOP n%d", t->id);
+        if (t->pid <= 0 || t->st != N_UP) {
+            break; /* never kill(0, ...): that is our own group */
+        }
+        s_flog(c, "SIGSTOP n%d%s", t->id,
+               f->kind == F_PAUSE_LEADER ? " (the leader)" : "");
         kill(t->pid, SIGSTOP);
         t->st = N_PAUSED;
         s_until(nm, f->at_ms + f->dur_ms);
@@ -984,7 +994,7 @@ static int s_recover(cluster *c, CURL *h)
 {
     s_heal(c);
     for (int i = 0; i < c->n; i++) {
-        if (c->nd[i].st == N_PAUSED) {
+        if (c->nd[i].st == N_PAUSED && c->nd[i].pid > 0) {
             kill(c->nd[i].pid, SIGCONT);
             c->nd[i].st = N_UP;
         } else if (c->nd[i].st == N_KILLED) {
@@ -1249,8 +1259,8 @@ static int s_usage(void)
             "[--duration S]\n"
             "       [--nodes 3|5] [--clients K] [--keys N] [--faults LIST] "
             "[--dir DIR] [--keep]\n"
-            "faults: all, or a comma list of kill, pause, partition-one, "
-            "partition-leader,\n"
+            "faults: all, or a comma list of kill, pause, pause-leader, "
+            "partition-one, partition-leader,\n"
             "        partition-bridge, partition-ring, transfer, member, "
             "slow-disk, full-disk\n");
     return 2;
