@@ -603,6 +603,7 @@ static void *s_client(void *arg)
 
 typedef enum {
     F_KILL,
+    F_KILL_MAJORITY,
     F_PAUSE,
     F_PAUSE_LEADER,
     F_PART_ONE,
@@ -618,6 +619,7 @@ typedef enum {
 
 static const char *const fault_names[F_COUNT] = {
     [F_KILL] = "kill",
+    [F_KILL_MAJORITY] = "kill-majority",
     [F_PAUSE] = "pause",
     [F_PAUSE_LEADER] = "pause-leader",
     [F_PART_ONE] = "partition-one",
@@ -890,6 +892,21 @@ static void s_play(nemesis *nm, CURL *h, const fault *f)
         s_until(nm, f->at_ms + f->dur_ms);
         s_flog(c, "restart n%d", t->id);
         s_node_start(c, t);
+        break;
+    case F_KILL_MAJORITY:
+        /* A majority from the target on, all at once: the cluster loses
+         * its quorum and restarts from what the disks kept. */
+        for (int i = 0; i < c->n / 2 + 1; i++) {
+            node *x = &c->nd[(f->target + i) % c->n];
+            s_flog(c, "kill -9 n%d", x->id);
+            s_node_kill(x);
+        }
+        s_until(nm, f->at_ms + f->dur_ms);
+        for (int i = 0; i < c->n / 2 + 1; i++) {
+            node *x = &c->nd[(f->target + i) % c->n];
+            s_flog(c, "restart n%d", x->id);
+            s_node_start(c, x);
+        }
         break;
     case F_PAUSE_LEADER:
         l = s_leader(c, h);
@@ -1259,7 +1276,8 @@ static int s_usage(void)
             "[--duration S]\n"
             "       [--nodes 3|5] [--clients K] [--keys N] [--faults LIST] "
             "[--dir DIR] [--keep]\n"
-            "faults: all, or a comma list of kill, pause, pause-leader, "
+            "faults: all, or a comma list of kill, kill-majority, pause, "
+            "pause-leader, "
             "partition-one, partition-leader,\n"
             "        partition-bridge, partition-ring, transfer, member, "
             "slow-disk, full-disk\n");
