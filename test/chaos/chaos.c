@@ -1343,6 +1343,7 @@ int main(int argc, char **argv)
                         "executable\n");
         return s_usage();
     }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows in a log file */
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {0};
     sa.sa_handler = s_on_signal;
@@ -1367,9 +1368,10 @@ int main(int argc, char **argv)
         }
     }
     printf("zraft-chaos: %d runs (seeds %" PRIu64 "..%" PRIu64 "), %d passed, "
-           "%d failed; %zu ops (%zu unknown), %zu faults\n",
-           O.runs, O.seed, O.seed + (uint64_t)O.runs - 1, passed, failed, ops,
-           info, faults);
+           "%d failed; %zu ops (%zu unknown), %zu faults%s\n",
+           passed + failed, O.seed, O.seed + (uint64_t)(passed + failed) - 1,
+           passed, failed, ops, info, faults,
+           g_signalled ? "; interrupted (the last run unchecked)" : "");
     curl_global_cleanup();
     return failed ? 1 : 0;
 }
