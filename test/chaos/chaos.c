@@ -228,9 +228,8 @@ static void s_heal(cluster *c)
     }
 }
 
-/* Cuts every link between a node of group A and one of group B (group[i]
- * is node i's side: nodes on different sides cannot talk), or, with
- * `links` set, cuts each pair whose links[i][j] is false. */
+/* Cuts the link between nodes a and b, both ways: what either node's
+ * group sends to the other's address is dropped. */
 static void s_cut(cluster *c, int a, int b)
 {
     s_ipt("-A %s -m owner --gid-owner %u -d %s -j DROP", c->chain,
@@ -290,8 +289,11 @@ static int s_cluster_init(cluster *c, uint64_t seed)
         }
     }
     snprintf(c->chain, sizeof c->chain, "ZCHAOS%d", (int)getpid());
-    c->iptables = geteuid() == 0 && s_ipt("-N %s", c->chain) == 0 &&
-                  s_ipt("-I OUTPUT -j %s", c->chain) == 0;
+    c->iptables = geteuid() == 0 && s_ipt("-N %s", c->chain) == 0;
+    if (c->iptables && s_ipt("-I OUTPUT -j %s", c->chain) != 0) {
+        s_ipt("-X %s", c->chain);
+        c->iptables = false;
+    }
     if (!c->iptables) {
         fprintf(stderr, "zraft-chaos: no iptables (needs root): partitions "
                         "left out\n");
@@ -421,11 +423,10 @@ static int s_leader(cluster *c, CURL *h)
             continue;
         }
         char role[32] = "";
-        int64_t id = s_status(h, &c->nd[i], "leader", role, sizeof role);
+        s_status(h, &c->nd[i], "leader", role, sizeof role);
         if (!strcmp(role, "leader")) {
             l = i;
         }
-        (void)id;
     }
     return l;
 }
@@ -1005,39 +1006,6 @@ static void *s_nemesis(void *arg)
 
 /* ---------------------------------------------------------------- run */
 
-/* Heals every fault and waits (up to 60 s) for one leader with every node
- * applied up to its commit index; the leader's index, or -1. */
-static int s_recover(cluster *c, CURL *h)
-{
-    s_heal(c);
-    for (int i = 0; i < c->n; i++) {
-        if (c->nd[i].st == N_PAUSED && c->nd[i].pid > 0) {
-            kill(c->nd[i].pid, SIGCONT);
-            c->nd[i].st = N_UP;
-        } else if (c->nd[i].st == N_KILLED) {
-            s_node_start(c, &c->nd[i]);
-        }
-    }
-    /* Every node a voter again (a membership fault may have been cut off
-     * midway): add back as learner, then promote; errors are fine. */
-    int64_t deadline = s_now_ns() + 60 * 1000000000ll;
-    while (s_now_ns() < deadline && !g_signalled) {
-        int l = s_leader(c, h);
-        if (l >= 0) {
-            int64_t commit = s_status(h, &c->nd[l], "commit_index", NULL, 0);
-            bool all = commit > 0;
-            for (int i = 0; i < c->n && all; i++) {
-                all = s_status(h, &c->nd[i], "last_applied", NULL, 0) >= commit;
-            }
-            if (all) {
-                return l;
-            }
-        }
-        s_sleep_ms(100);
-    }
-    return -1;
-}
-
 /* Restores full membership after a membership fault cut off midway:
  * every node added as a learner (refused for a voter: fine), then all made
  * voters. */
@@ -1065,6 +1033,43 @@ static void s_restore_members(cluster *c, CURL *h)
     s_http(h, "POST", url, js, 15000, &st, &b);
     s_flog(c, "recover: membership %s: %ld %s", js, st, b.buf ? b.buf : "");
     free(b.buf);
+}
+
+/* Heals every fault, restarts what is down, makes every node a voter
+ * again and waits (up to 60 s for each) for a leader, then for every node
+ * applied up to its commit index; the leader's index, or -1. */
+static int s_recover(cluster *c, CURL *h)
+{
+    s_heal(c);
+    for (int i = 0; i < c->n; i++) {
+        if (c->nd[i].st == N_PAUSED && c->nd[i].pid > 0) {
+            kill(c->nd[i].pid, SIGCONT);
+            c->nd[i].st = N_UP;
+        } else if (c->nd[i].st == N_KILLED) {
+            s_node_start(c, &c->nd[i]);
+        }
+    }
+    int64_t deadline = s_now_ns() + 60 * 1000000000ll;
+    while (s_leader(c, h) < 0 && s_now_ns() < deadline && !g_signalled) {
+        s_sleep_ms(100);
+    }
+    s_restore_members(c, h);
+    deadline = s_now_ns() + 60 * 1000000000ll;
+    while (s_now_ns() < deadline && !g_signalled) {
+        int l = s_leader(c, h);
+        if (l >= 0) {
+            int64_t commit = s_status(h, &c->nd[l], "commit_index", NULL, 0);
+            bool all = commit > 0;
+            for (int i = 0; i < c->n && all; i++) {
+                all = s_status(h, &c->nd[i], "last_applied", NULL, 0) >= commit;
+            }
+            if (all) {
+                return l;
+            }
+        }
+        s_sleep_ms(100);
+    }
+    return -1;
 }
 
 /* Reads every key through the leader after the heal (recorded in the
@@ -1189,10 +1194,6 @@ static int s_run(uint64_t seed, run_stats *rs)
     free(cls);
     s_flog(&c, "end of load: heal, restart, wait for the cluster");
     int l = g_signalled ? -1 : s_recover(&c, h);
-    if (l >= 0) {
-        s_restore_members(&c, h);
-        l = s_recover(&c, h);
-    }
     uint64_t *keys = calloc((size_t)O.keys, sizeof(uint64_t));
     uint64_t *finals = calloc((size_t)O.keys, sizeof(uint64_t));
     bool reads_ok =
@@ -1236,7 +1237,10 @@ static int s_run(uint64_t seed, run_stats *rs)
            : v == LC_VIOLATION  ? "NOT LINEARIZABLE"
            : v == LC_GAVE_UP    ? "GAVE UP (state bound)"
                                 : "checker out of memory",
-           lost, reads_ok ? "" : "; THE CLUSTER DID NOT RECOVER");
+           lost,
+           reads_ok      ? ""
+           : g_signalled ? "; interrupted"
+                         : "; THE CLUSTER DID NOT RECOVER");
     if (v != LC_LINEARIZABLE && v >= 0) {
         s_print_window(stdout, &hist, &rep);
     }

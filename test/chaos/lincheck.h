@@ -11,7 +11,9 @@
  * ops (certainly not applied) and reads of unknown outcome are left out.
  *
  * Values and keys are numbers; value 0 is "absent" (a GET that found
- * nothing reads 0; a key starts absent). */
+ * nothing reads 0; a key starts absent). Each value is written by one op
+ * at most (the campaign's values are unique): the bounds put on unknown
+ * ops, and the lost-write check, rely on it. */
 #ifndef ZRAFT_CHAOS_LINCHECK_H
 #define ZRAFT_CHAOS_LINCHECK_H
 
