@@ -749,7 +749,7 @@ static bool s_until(nemesis *nm, int64_t t)
     return false;
 }
 
-static void s_post(cluster *c, CURL *h, int via, const char *path,
+static long s_post(cluster *c, CURL *h, int via, const char *path,
                    const char *json)
 {
     char url[256];
@@ -761,6 +761,7 @@ static void s_post(cluster *c, CURL *h, int via, const char *path,
     s_flog(c, "  POST %s %s via n%d: %s %ld %s", path, json, via + 1,
            curl_easy_strerror(rc), st, b.buf ? b.buf : "");
     free(b.buf);
+    return rc == CURLE_OK ? st : 0;
 }
 
 /* The voters' JSON list without node `skip` (-1: all). */
@@ -778,32 +779,53 @@ static void s_voters(cluster *c, int skip, char *out, size_t cap)
     snprintf(out + o, cap > o ? cap - o : 0, "]}");
 }
 
+static void s_restore_members(cluster *c, CURL *h);
+
+/* Posts `json` to `path` on the leader until it answers 200 or time `t`
+ * (ms since t0) passes; a change refused while another is in progress
+ * (409) or sent to a node that no longer leads is tried again. */
+static bool s_admin_until(nemesis *nm, CURL *h, const char *path,
+                          const char *json, int64_t t)
+{
+    cluster *c = nm->c;
+    do {
+        int l = s_leader(c, h);
+        if (l >= 0 && s_post(c, h, l, path, json) == 200) {
+            return true;
+        }
+        s_sleep_ms(200);
+    } while (!atomic_load(nm->stop) && (s_now_ns() - nm->t0) / 1000000 < t);
+    return false;
+}
+
+/* Remove a voter, add it back as a learner, promote it: one phase per
+ * third of the fault's time. Starts from every node a voter (a fault cut
+ * off before may have left one out). */
 static void s_member(nemesis *nm, CURL *h, const fault *f)
 {
     cluster *c = nm->c;
-    int l = s_leader(c, h);
-    int via = l >= 0 ? l : (f->target + 1) % c->n;
-    char js[256];
+    const node *t = &c->nd[f->target];
+    char js[256], all[256];
+    s_voters(c, -1, all, sizeof all);
+    s_restore_members(c, h);
     s_voters(c, f->target, js, sizeof js);
-    s_flog(c, "member: remove n%d", f->target + 1);
-    s_post(c, h, via, "/cluster/membership", js);
-    if (!s_until(nm, f->at_ms + f->dur_ms / 3)) {
+    s_flog(c, "member: remove n%d", t->id);
+    if (!s_admin_until(nm, h, "/cluster/membership", js,
+                       f->at_ms + f->dur_ms / 3) ||
+        !s_until(nm, f->at_ms + f->dur_ms / 3)) {
         return;
     }
-    const node *t = &c->nd[f->target];
     snprintf(js, sizeof js,
              "{\"id\":%d,\"raft_addr\":\"%s:%d\",\"http_addr\":\"%s:%d\"}",
              t->id, t->ip, t->raft_port, t->ip, t->http_port);
-    l = s_leader(c, h);
-    s_flog(c, "member: add n%d back as a learner", f->target + 1);
-    s_post(c, h, l >= 0 ? l : via, "/cluster/learners", js);
-    if (!s_until(nm, f->at_ms + 2 * f->dur_ms / 3)) {
+    s_flog(c, "member: add n%d back as a learner", t->id);
+    if (!s_admin_until(nm, h, "/cluster/learners", js,
+                       f->at_ms + 2 * f->dur_ms / 3) ||
+        !s_until(nm, f->at_ms + 2 * f->dur_ms / 3)) {
         return;
     }
-    s_voters(c, -1, js, sizeof js);
-    l = s_leader(c, h);
-    s_flog(c, "member: promote n%d", f->target + 1);
-    s_post(c, h, l >= 0 ? l : via, "/cluster/membership", js);
+    s_flog(c, "member: promote n%d", t->id);
+    s_admin_until(nm, h, "/cluster/membership", all, f->at_ms + f->dur_ms);
 }
 
 /* Node t's fdatasync and fsync take `ms` longer (0: heal). */
