@@ -1257,8 +1257,11 @@ static int s_run(uint64_t seed, run_stats *rs)
            rep.keys, check_s,
            v == LC_LINEARIZABLE ? "linearizable"
            : v == LC_VIOLATION  ? "NOT LINEARIZABLE"
-           : v == LC_GAVE_UP    ? "GAVE UP (state bound)"
-                                : "checker out of memory",
+           : v == LC_GAVE_UP && rep.pruned_violation
+               ? "NOT LINEARIZABLE without the unknown writes no op saw; "
+                 "the exact check gave up (state bound)"
+           : v == LC_GAVE_UP ? "GAVE UP (state bound)"
+                             : "checker out of memory",
            lost,
            reads_ok      ? ""
            : g_signalled ? "; interrupted"

@@ -63,6 +63,10 @@ typedef struct {
     size_t key_ops; /* ops of the key */
     size_t *window;
     size_t n_window;
+    /* LC_GAVE_UP only: the search without the unknown writes no op saw
+     * found no order (so the window is that search's), and the exact one,
+     * with those of them a failed CAS might need, passed its bound. */
+    bool pruned_violation;
 } lc_report;
 
 /* Checks ops[0..n) (any order). max_states bounds the memo entries of one
