@@ -1296,6 +1296,59 @@ out:
     return result;
 }
 
+/* --check FILE: checks a kept history again (the final reads are in it;
+ * the lost-write check needs the run). */
+static int s_check_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "zraft-chaos: %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    history h = {NULL, NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER};
+    char line[512];
+    size_t lineno = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        lc_op o;
+        op_note note = {""};
+        int rv = lc_parse_op(line, &o);
+        if (rv < 0) {
+            fprintf(stderr, "zraft-chaos: %s:%zu: malformed line\n", path,
+                    lineno);
+            fclose(f);
+            free(h.ops);
+            free(h.notes);
+            return 2;
+        }
+        if (rv == 0) {
+            const char *c = strchr(line, '#');
+            if (c != NULL) {
+                snprintf(note.s, sizeof note.s, "%s", c + 2);
+                note.s[strcspn(note.s, "\n")] = '\0';
+            }
+            s_record(&h, &o, &note);
+        }
+    }
+    fclose(f);
+    lc_report rep;
+    int64_t c0 = s_now_ns();
+    int v = lc_check(h.ops, h.n, 0, &rep);
+    printf("%s: %zu ops, checked %zu over %zu keys in %.2f s: %s\n", path, h.n,
+           rep.checked, rep.keys, (double)(s_now_ns() - c0) / 1e9,
+           v == LC_LINEARIZABLE ? "linearizable"
+           : v == LC_VIOLATION  ? "NOT LINEARIZABLE"
+           : v == LC_GAVE_UP    ? "GAVE UP (state bound)"
+                                : "checker out of memory");
+    if (v != LC_LINEARIZABLE && v >= 0) {
+        s_print_window(stdout, &h, &rep);
+    }
+    lc_report_free(&rep);
+    free(h.ops);
+    free(h.notes);
+    return v == LC_LINEARIZABLE ? 0 : 1;
+}
+
 /* ---------------------------------------------------------------- main */
 
 static int s_usage(void)
@@ -1303,6 +1356,8 @@ static int s_usage(void)
     fprintf(stderr,
             "usage: zraft-chaos --zraftd PATH [--seed N] [--runs R] "
             "[--duration S]\n"
+            "       zraft-chaos --check HISTORY   (a kept history.txt "
+            "again)\n"
             "       [--nodes 3|5] [--clients K] [--keys N] [--faults LIST] "
             "[--dir DIR] [--keep]\n"
             "faults: all, or a comma list of kill, kill-majority, pause, "
@@ -1339,6 +1394,9 @@ int main(int argc, char **argv)
             return s_usage();
         }
         i++;
+        if (!strcmp(a, "--check")) {
+            return s_check_file(v);
+        }
         if (!strcmp(a, "--zraftd")) {
             O.zraftd = v;
         } else if (!strcmp(a, "--seed")) {

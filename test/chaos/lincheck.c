@@ -245,6 +245,9 @@ static int64_t s_ret(const lc_op *o)
 typedef struct {
     uint64_t *v;
     size_t n;
+    const lc_op *ops;     /* the caller's */
+    const uint8_t *needy; /* per op: a "mismatch" CAS that might need an
+                           * unknown write (s_needy) */
 } vset;
 
 static int s_cmp_u64(const void *a, const void *b)
@@ -291,12 +294,52 @@ static int64_t s_info_ret(const lc_op *const *k, size_t m, size_t i,
             seen = o->ret;
         }
         if (o->type == LC_CAS && o->out == 0 && o->ret >= w->inv &&
-            o->ret > mismatch && s_can_hold(vs, o->arg)) {
+            o->ret > mismatch && vs->needy[o - vs->ops]) {
             mismatch = o->ret;
         }
     }
     int64_t ret = seen != INF ? seen : mismatch != INT64_MIN ? mismatch : INF;
     return ret < w->inv ? w->inv : ret; /* seen before it began: no order */
+}
+
+/* The register's value after an unknown PUT that no op tells apart from
+ * another such PUT (s_unseen_put): all such values are one to the search. */
+#define UNSEEN (UINT64_MAX - 1)
+
+/* Whether op i is an unknown PUT whose value no op reads or expects. Such
+ * PUTs are interchangeable but for their time windows, so the search only
+ * ever applies, among those invoked and not yet placed, the one whose
+ * window ends first (it leaves the others, whose windows end later, free
+ * for any use the first could have had): without this, n of them pending
+ * at once cost 2^n sets. */
+static bool s_unseen_put(const lc_op *const *k, size_t m, size_t i)
+{
+    const lc_op *w = k[i];
+    if (w->status != LC_INFO || w->type != LC_PUT) {
+        return false;
+    }
+    for (size_t j = 0; j < m; j++) {
+        if ((k[j]->type == LC_GET && k[j]->out == w->arg) ||
+            (k[j]->type == LC_CAS && k[j]->arg == w->arg)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Whether another unseen PUT, invoked (its call is before the first return
+ * still in the list) and not placed, has a window ending before op i's. */
+static bool s_later_choice(const ev *head, size_t i, const bool *unseen,
+                           const int64_t *dl)
+{
+    for (const ev *x = head->next; x != NULL && x->call; x = x->next) {
+        size_t j = x->op;
+        if (j != i && unseen[j] &&
+            (dl[j] < dl[i] || (dl[j] == dl[i] && j < i))) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* What the search of one key found. */
@@ -318,14 +361,18 @@ static int s_check_key(const lc_op *const *k, size_t m, size_t limit,
     frame *stack = malloc(m * sizeof(*stack));
     uint64_t *z = malloc(m * sizeof(uint64_t));
     uint64_t *bits = calloc((m + 63) / 64, sizeof(uint64_t));
+    bool *unseen = calloc(m ? m : 1, sizeof(bool));
+    int64_t *dl = malloc((m ? m : 1) * sizeof(int64_t));
     memo mo = {0};
-    if (!keys || !evs || !call_of || !stack || !z || !bits ||
+    if (!keys || !evs || !call_of || !stack || !z || !bits || !unseen || !dl ||
         s_memo_init(&mo, m, limit) != 0) {
         goto out;
     }
     for (size_t i = 0; i < m; i++) {
+        dl[i] = s_info_ret(k, m, i, vs);
+        unseen[i] = s_unseen_put(k, m, i);
         keys[2 * i] = (evkey){k[i]->inv, 0, i};
-        keys[2 * i + 1] = (evkey){s_info_ret(k, m, i, vs), 1, i};
+        keys[2 * i + 1] = (evkey){dl[i], 1, i};
         z[i] = s_mix(i + 1) | 1;
     }
     qsort(keys, 2 * m, sizeof(*keys), s_cmp_ev);
@@ -351,7 +398,14 @@ static int s_check_key(const lc_op *const *k, size_t m, size_t limit,
     while (head->next != NULL) {
         if (e->call) {
             uint64_t ns;
+            if (unseen[e->op] && s_later_choice(head, e->op, unseen, dl)) {
+                e = e->next;
+                continue;
+            }
             if (s_step(state, k[e->op], &ns)) {
+                if (unseen[e->op]) {
+                    ns = UNSEEN;
+                }
                 bits[e->op / 64] |= 1ull << (e->op % 64);
                 int added = s_memo_add(&mo, zh ^ z[e->op], ns, bits);
                 if (added == -1) {
@@ -418,6 +472,8 @@ static int s_check_key(const lc_op *const *k, size_t m, size_t limit,
     rv = 0;
 out:
     s_memo_free(&mo);
+    free(unseen);
+    free(dl);
     free(keys);
     free(evs);
     free(call_of);
@@ -478,6 +534,48 @@ static bool s_observed(const lc_op *ops, const opkey *ks, size_t m, uint64_t v)
     return false;
 }
 
+static bool s_acked_write(const lc_op *o);
+
+/* Marks in needy[] each CAS of the key (ks, m) that answered "mismatch" and
+ * might owe it to an unknown write: one for which the register could hold
+ * the expected value right before it. It could not if the value can never
+ * be held (s_can_hold), or if an acknowledged write began after the
+ * expected value's writer returned and itself returned before the CAS
+ * began: that write comes between them in any order, and values are
+ * unique, so the register no longer holds the expected value (absent: any
+ * acknowledged write that returned before the CAS began). Only needy CASes
+ * keep unknown writes no op saw in the search. */
+static void s_needy(const lc_op *ops, const opkey *ks, size_t m, const vset *vs,
+                    uint8_t *needy)
+{
+    for (size_t i = 0; i < m; i++) {
+        const lc_op *c = &ops[ks[i].idx];
+        if (c->type != LC_CAS || c->status != LC_OK || c->out != 0) {
+            continue;
+        }
+        bool need = s_can_hold(vs, c->arg);
+        int64_t after = INT64_MIN; /* the writer's return */
+        if (need && c->arg != LC_ABSENT) {
+            need = false;
+            for (size_t j = 0; j < m; j++) {
+                const lc_op *x = &ops[ks[j].idx];
+                if (x->status != LC_FAIL && s_writes(x, c->arg)) {
+                    need = true;
+                    after = s_ret(x);
+                }
+            }
+        }
+        for (size_t j = 0; j < m && need; j++) {
+            const lc_op *y = &ops[ks[j].idx];
+            if (s_acked_write(y) && y->inv > after && y->ret < c->inv &&
+                !s_writes(y, c->arg)) {
+                need = false;
+            }
+        }
+        needy[ks[i].idx] = need;
+    }
+}
+
 /* Copies the key's ops to out[], leaving out unknown writes whose value no
  * op observes. Such a write can always be linearized at the very end, so a
  * history without them that passes means one with them passes. The other
@@ -498,7 +596,7 @@ static size_t s_prune(const lc_op *ops, const opkey *ks, size_t m, bool strict,
         for (size_t j = 0; drop && strict && j < m; j++) {
             const lc_op *c = &ops[ks[j].idx];
             if (c->type == LC_CAS && c->status == LC_OK && c->out == 0 &&
-                c->ret >= w->inv && s_can_hold(vs, c->arg)) {
+                c->ret >= w->inv && vs->needy[c - vs->ops]) {
                 drop = false;
             }
         }
@@ -556,8 +654,11 @@ int lc_check(const lc_op *ops, size_t n, size_t max_states, lc_report *rep)
     }
     qsort(ks, m, sizeof(*ks), s_cmp_op);
     rep->checked = m;
-    vset vs = {malloc((n ? n : 1) * sizeof(uint64_t)), 0};
-    if (vs.v == NULL) {
+    uint8_t *needy = calloc(n ? n : 1, 1);
+    vset vs = {malloc((n ? n : 1) * sizeof(uint64_t)), 0, ops, needy};
+    if (vs.v == NULL || needy == NULL) {
+        free(vs.v);
+        free(needy);
         free(ks);
         free(fk);
         free(k);
@@ -581,6 +682,7 @@ int lc_check(const lc_op *ops, size_t n, size_t max_states, lc_report *rep)
          * matter, so that a reported violation is one. */
         key_result kr = {LC_LINEARIZABLE, 0, LC_ABSENT, 0}, kr1 = kr;
         size_t mk = 0;
+        s_needy(ops, ks + a, b - a, &vs, needy);
         for (int strict = 0; strict < 2; strict++) {
             mk = s_prune(ops, ks + a, b - a, strict, &vs, fk);
             for (size_t i = 0; i < mk; i++) {
@@ -628,6 +730,7 @@ int lc_check(const lc_op *ops, size_t n, size_t max_states, lc_report *rep)
         a = b;
     }
     free(vs.v);
+    free(needy);
     free(fk);
     free(ks);
     free(k);

@@ -318,3 +318,27 @@ Test(lincheck, corrupting_a_large_history_is_caught, .timeout = 120)
     lc_report_free(&rep);
     free(h);
 }
+
+Test(lincheck, many_unseen_unknown_writes_stay_cheap, .timeout = 60)
+{
+    /* 60 unknown writes nobody reads, all pending at once, and a CAS that
+     * answered "mismatch" which only one of them can explain. */
+    lc_op h[70];
+    size_t n = 0;
+    h[n++] = put(1, X, 1, 0, 1);
+    for (int i = 0; i < 60; i++) {
+        h[n++] = with(put(2 + (uint32_t)i, X, 100 + (uint64_t)i, 2 + i, 70),
+                      LC_INFO);
+    }
+    h[n++] = cas(90, X, 1, 5, false, 80, 81);
+    h[n++] = put(91, X, 2, 90, 91);
+    h[n++] = get(92, X, 2, 92, 93);
+    lc_report rep;
+    cr_assert_eq(check(h, n, &rep), LC_LINEARIZABLE);
+    lc_report_free(&rep);
+    /* The old value cannot come back once one of them explained the
+     * mismatch. */
+    h[n - 2] = get(91, X, 1, 85, 86);
+    cr_assert_eq(check(h, n - 1, &rep), LC_VIOLATION);
+    lc_report_free(&rep);
+}
