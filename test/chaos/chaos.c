@@ -1141,6 +1141,23 @@ static int s_final_reads(cluster *c, CURL *h, history *hist, int64_t t0,
     return rv;
 }
 
+static const char *s_verdict(int v, const lc_report *rep)
+{
+    switch (v) {
+    case LC_LINEARIZABLE:
+        return "linearizable";
+    case LC_VIOLATION:
+        return "NOT LINEARIZABLE";
+    case LC_GAVE_UP:
+        return rep->pruned_violation
+                   ? "NOT LINEARIZABLE without the unknown writes no op saw; "
+                     "the exact check gave up (state bound)"
+                   : "GAVE UP (state bound)";
+    default:
+        return "checker out of memory";
+    }
+}
+
 static void s_print_window(FILE *out, const history *h, const lc_report *rep)
 {
     fprintf(out,
@@ -1254,15 +1271,7 @@ static int s_run(uint64_t seed, run_stats *rs)
            "%zu faults; checked %zu ops over %zu keys in %.2f s: %s; "
            "%zu lost writes%s\n",
            seed, rs->ops, rs->ok, rs->fail, rs->info, rs->faults, rep.checked,
-           rep.keys, check_s,
-           v == LC_LINEARIZABLE ? "linearizable"
-           : v == LC_VIOLATION  ? "NOT LINEARIZABLE"
-           : v == LC_GAVE_UP && rep.pruned_violation
-               ? "NOT LINEARIZABLE without the unknown writes no op saw; "
-                 "the exact check gave up (state bound)"
-           : v == LC_GAVE_UP ? "GAVE UP (state bound)"
-                             : "checker out of memory",
-           lost,
+           rep.keys, check_s, s_verdict(v, &rep), lost,
            reads_ok      ? ""
            : g_signalled ? "; interrupted"
                          : "; THE CLUSTER DID NOT RECOVER");
@@ -1336,10 +1345,7 @@ static int s_check_file(const char *path)
     int v = lc_check(h.ops, h.n, 0, &rep);
     printf("%s: %zu ops, checked %zu over %zu keys in %.2f s: %s\n", path, h.n,
            rep.checked, rep.keys, (double)(s_now_ns() - c0) / 1e9,
-           v == LC_LINEARIZABLE ? "linearizable"
-           : v == LC_VIOLATION  ? "NOT LINEARIZABLE"
-           : v == LC_GAVE_UP    ? "GAVE UP (state bound)"
-                                : "checker out of memory");
+           s_verdict(v, &rep));
     if (v != LC_LINEARIZABLE && v >= 0) {
         s_print_window(stdout, &h, &rep);
     }

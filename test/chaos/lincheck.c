@@ -306,21 +306,23 @@ static int64_t s_info_ret(const lc_op *const *k, size_t m, size_t i,
  * another such PUT (s_unseen_put): all such values are one to the search. */
 #define UNSEEN (UINT64_MAX - 1)
 
-/* Whether op i is an unknown PUT whose value no op reads or expects. Such
- * PUTs are interchangeable but for their time windows, so the search only
- * ever applies, among those invoked and not yet placed, the one whose
- * window ends first (it leaves the others, whose windows end later, free
- * for any use the first could have had): without this, n of them pending
- * at once cost 2^n sets. */
-static bool s_unseen_put(const lc_op *const *k, size_t m, size_t i)
+/* Whether op i is an unknown write (PUT, CAS) whose value no op reads or
+ * expects: its value is one with every other such (UNSEEN). Such PUTs are
+ * interchangeable but for their time windows, so the search only ever
+ * applies, among those invoked and not yet placed, the one whose window
+ * ends first (it leaves the others, whose windows end later, free for any
+ * use the first could have had): without this, n of them pending at once
+ * cost 2^n sets. */
+static bool s_unseen(const lc_op *const *k, size_t m, size_t i)
 {
     const lc_op *w = k[i];
-    if (w->status != LC_INFO || w->type != LC_PUT) {
+    if (w->status != LC_INFO || w->type == LC_GET) {
         return false;
     }
+    uint64_t v = w->type == LC_PUT ? w->arg : w->arg2;
     for (size_t j = 0; j < m; j++) {
-        if ((k[j]->type == LC_GET && k[j]->out == w->arg) ||
-            (k[j]->type == LC_CAS && k[j]->arg == w->arg)) {
+        if ((k[j]->type == LC_GET && k[j]->out == v) ||
+            (k[j]->type == LC_CAS && k[j]->arg == v)) {
             return false;
         }
     }
@@ -329,12 +331,12 @@ static bool s_unseen_put(const lc_op *const *k, size_t m, size_t i)
 
 /* Whether another unseen PUT, invoked (its call is before the first return
  * still in the list) and not placed, has a window ending before op i's. */
-static bool s_later_choice(const ev *head, size_t i, const bool *unseen,
-                           const int64_t *dl)
+static bool s_later_choice(const lc_op *const *k, const ev *head, size_t i,
+                           const bool *unseen, const int64_t *dl)
 {
     for (const ev *x = head->next; x != NULL && x->call; x = x->next) {
         size_t j = x->op;
-        if (j != i && unseen[j] &&
+        if (j != i && unseen[j] && k[j]->type == LC_PUT &&
             (dl[j] < dl[i] || (dl[j] == dl[i] && j < i))) {
             return true;
         }
@@ -370,7 +372,7 @@ static int s_check_key(const lc_op *const *k, size_t m, size_t limit,
     }
     for (size_t i = 0; i < m; i++) {
         dl[i] = s_info_ret(k, m, i, vs);
-        unseen[i] = s_unseen_put(k, m, i);
+        unseen[i] = s_unseen(k, m, i);
         keys[2 * i] = (evkey){k[i]->inv, 0, i};
         keys[2 * i + 1] = (evkey){dl[i], 1, i};
         z[i] = s_mix(i + 1) | 1;
@@ -398,7 +400,9 @@ static int s_check_key(const lc_op *const *k, size_t m, size_t limit,
     while (head->next != NULL) {
         if (e->call) {
             uint64_t ns;
-            if (unseen[e->op] && s_later_choice(head, e->op, unseen, dl)) {
+            const lc_op *o = k[e->op];
+            if (unseen[e->op] && o->type == LC_PUT &&
+                s_later_choice(k, head, e->op, unseen, dl)) {
                 e = e->next;
                 continue;
             }
