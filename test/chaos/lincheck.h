@@ -6,9 +6,13 @@
  * registers is checked one key at a time (linearizability is local:
  * Herlihy & Wing, "Linearizability", 1990, Theorem 1). An op whose outcome
  * is unknown (time-out, reset connection) may take effect at any time after
- * its invocation, or never: it is given a return time after every other
- * op, where applying it changes nothing any completed op observed. Failed
- * ops (certainly not applied) and reads of unknown outcome are left out.
+ * its invocation, or never: the search may skip it, and must place or skip
+ * it by the first return of an op that saw its value (else by the last
+ * "mismatch" CAS it could explain, else at the end). Unknown writes no op
+ * saw are left out of a first search (exact when it passes) and kept, where
+ * a failed CAS might need them, in a second that confirms a violation
+ * (lincheck.c says why each step is sound). Failed ops (certainly not
+ * applied) and reads of unknown outcome are left out.
  *
  * Values and keys are numbers; value 0 is "absent" (a GET that found
  * nothing reads 0; a key starts absent). Each value is written by one op
