@@ -7,8 +7,9 @@
  * if (linearized set, new state) was never seen it commits, lifts the op's
  * two events out of the list and starts again from the head; at a return
  * whose op is not linearized yet it backtracks (the op had to take effect
- * before it returned). The list running empty means a linearization was
- * found; backtracking with nothing to undo means there is none. The
+ * before it returned), unless the op's outcome is unknown: then it may be
+ * placed there as never applied. The list running empty means a linearization
+ * was found; backtracking with nothing to undo means there is none. The
  * linearized set's hash is kept incrementally (one random word per op,
  * XORed), so a memo probe costs a hash lookup and, on a hit, one compare of
  * the set's compact form. */
