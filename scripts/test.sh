@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds zraft and runs every test: unit, simulation and integration tests in
-# a gcc build; the same under ASan+UBSan in a clang build; unit, integration
-# and system tests under ThreadSanitizer in a third; the format check; a
+# Builds zraft and runs every test: unit, simulation, integration, system
+# and chaos tests in a gcc build; the same but chaos under ASan+UBSan in a
+# clang build; unit, integration and system tests under ThreadSanitizer in
+# a third; the format check; a
 # short fuzz run of the wire decoder, the disk store's recovery and the RESP
 # command parser; the Docker image and a 3-node compose cluster under
 # faults; the .deb installed on a clean Debian 12 container. The gcc
@@ -29,7 +30,11 @@ cmake --build build -j "$jobs"
 
 step "tests (gcc build)"
 # Includes sim_random: fresh simulator seeds from a random start for
-# ZRAFT_SIM_SECONDS (60 s here, 30 s in the sanitizer build), in 2 processes.
+# ZRAFT_SIM_SECONDS (60 s here, 30 s in the sanitizer build), in 2 processes;
+# and the chaos campaign's CI seeds (chaos_3nodes, chaos_5nodes: zraftd
+# processes under kill/pause/partition/membership/disk faults, the history
+# checked for linearizability; about 4 minutes; docs/testing.md), which
+# only this build runs (label nosan).
 (cd build && ctest --output-on-failure -j "$jobs")
 sim_block() { # what the random simulator block covered (ctest keeps output)
   sed -n '/zraft-sim: random start/,/passed, .* failed/p' \

@@ -222,6 +222,25 @@ static void s_kv_path(const http_req *rq, char *out, size_t cap)
     s_escape(rq->key, rq->klen, out + 4, cap - 4);
 }
 
+/* A CAS's expected value (PUT ...?if-match=V), or NULL. */
+static const char *s_if_match(const http_req *rq)
+{
+    return rq->kind == K_PUT ? MHD_lookup_connection_value(
+                                   rq->conn, MHD_GET_ARGUMENT_KIND, "if-match")
+                             : NULL;
+}
+
+/* The query a redirect of this KV write keeps ("" when none). */
+static void s_kv_query(const http_req *rq, char *out, size_t cap)
+{
+    const char *m = s_if_match(rq);
+    out[0] = '\0';
+    if (m != NULL && cap > 11) {
+        snprintf(out, cap, "?if-match=");
+        s_escape(m, strlen(m), out + 10, cap - 10);
+    }
+}
+
 /* The answer to a finished write, read or admin call. */
 static enum MHD_Result s_answer(http_req *rq)
 {
@@ -238,7 +257,13 @@ static enum MHD_Result s_answer(http_req *rq)
     s_kv_path(rq, path, sizeof path);
     if (rq->kind != K_GET) {
         if (err != 0) {
-            return s_node_error(s, c, err, path, NULL);
+            char query[3 * 4096 + 16];
+            s_kv_query(rq, query, sizeof query);
+            return s_node_error(s, c, err, path, query);
+        }
+        if (rq->op.mismatch) {
+            return s_error(c, MHD_HTTP_PRECONDITION_FAILED, 0,
+                           "the key does not hold the if-match value");
         }
         return s_reply(c, MHD_HTTP_NO_CONTENT, NULL, "", 0);
     }
@@ -302,6 +327,7 @@ static enum MHD_Result s_start_op(http_req *rq)
     zraft_buf_unref(rq->op.val);
     rq->op.val = NULL;
     rq->op.err = 0;
+    rq->op.mismatch = false;
     rq->op.off = rq->op.len = 0;
     atomic_store(&rq->phase, PH_CALLING);
     int rv;
@@ -326,6 +352,29 @@ static enum MHD_Result s_kv(http_req *rq, const char *method)
     if (rq->bad_key) {
         return s_error(c, 400, ZRAFT_EINVAL,
                        rq->klen ? "key longer than 1024 bytes" : "empty key");
+    }
+    const char *match = s_if_match(rq);
+    if (match != NULL && strlen(match) > 4096) {
+        return s_error(c, 400, ZRAFT_EINVAL, "if-match longer than 4096 bytes");
+    }
+    if (match != NULL && (rq->cmd == NULL || rq->got == rq->vlen)) {
+        /* CAS: the value is in the PUT command or in the body; one more
+         * copy, into the CAS record. */
+        const char *v =
+            rq->cmd ? (const char *)rq->cmd->data + KV_CMD_OVERHEAD + rq->klen
+                    : rq->body;
+        size_t vl = rq->cmd ? rq->vlen : rq->len;
+        zraft_buf *cmd;
+        int rv =
+            kv_encode_cas(rq->key, rq->klen, match, strlen(match), v, vl, &cmd);
+        if (rv != 0) {
+            return s_node_error(s, c, rv, "", NULL);
+        }
+        zraft_buf_unref(rq->cmd);
+        rq->cmd = cmd;
+        free(rq->body);
+        rq->body = NULL;
+        return s_start_op(rq);
     }
     if (rq->kind == K_PUT || rq->kind == K_DEL) {
         if (rq->cmd == NULL) {

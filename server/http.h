@@ -9,6 +9,8 @@
  * run on one admin thread of the server's own.
  *
  *   PUT    /kv/{key}                 body = value      -> 204
+ *   PUT    /kv/{key}?if-match=V      body = value      -> 204 | 412 (CAS:
+ *                                    stored only if the key holds V)
  *   GET    /kv/{key}[?consistency=stale]               -> 200 value | 404
  *   DELETE /kv/{key}                                   -> 204
  *   GET    /cluster/status                             -> 200 JSON
@@ -60,6 +62,9 @@ struct http_op {
     int err;
     zraft_buf *val;
     size_t off, len;
+    /* Set by the backend for a write whose command was a CAS that found
+     * another value (or none): applied, nothing changed. */
+    bool mismatch;
     /* The server's completion: call it exactly once, from any thread,
      * possibly before the backend call returns. */
     void (*complete)(http_op *op);

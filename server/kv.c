@@ -8,6 +8,11 @@
  *   INCR      u8 op | u16 key_len | key | i64 delta; answers u8 outcome |
  *             i64 new value. The new value is stored in decimal in a buffer
  *             of its own (the others live in their entry's payload).
+ *   CAS       u8 op | u16 key_len | u32 expect_len | key | expect | value
+ *             (the rest); answers u8 KV_CAS_OK or KV_CAS_MISMATCH. The
+ *             comparison happens here, at apply, in log order: that is what
+ *             makes it linearizable (a check on the serving thread would
+ *             race with the writes in flight).
  * Snapshot:
  *   "ZKV1" | u64 count | count x { u16 key_len | u32 val_len | key | val }
  * A malformed command is applied as a no-op (it was committed; every node
@@ -328,6 +333,27 @@ static int s_apply_incr(kv *k, zraft_buf *p, size_t klen, zraft_buf **result)
     return rv;
 }
 
+/* Write lock held; the record's lengths are checked. */
+static int s_apply_cas(kv *k, zraft_buf *p, size_t klen, zraft_buf **result)
+{
+    const unsigned char *key = p->data + 7;
+    size_t elen = s_get64(p->data + 3, 4);
+    size_t voff = 7 + klen + elen;
+    slot *s = s_find(k->slots, k->cap, s_hash(key, klen), key, klen, false);
+    bool match = s != NULL && s->vlen == elen &&
+                 memcmp(s->src->data + s->voff, key + klen, elen) == 0;
+    int rv = 0;
+    if (match) {
+        rv = s_put(k, p, 7, (uint32_t)klen, (uint32_t)voff,
+                   (uint32_t)(p->len - voff));
+    }
+    *result = s_answer(1);
+    if (*result != NULL) {
+        (*result)->data[0] = match ? KV_CAS_OK : KV_CAS_MISMATCH;
+    }
+    return rv;
+}
+
 static int s_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
 {
     kv *k = ctx;
@@ -349,6 +375,17 @@ static int s_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
         return rv;
     }
     size_t klen = (size_t)p->data[1] | ((size_t)p->data[2] << 8);
+    if (op == KV_OP_CAS) {
+        if (p->len < 7 || klen == 0 || klen > KV_MAX_KEY ||
+            p->len - 7 < klen + s_get64(p->data + 3, 4)) {
+            k->malformed++;
+            return 0;
+        }
+        pthread_rwlock_wrlock(&k->lock);
+        int rv = s_apply_cas(k, p, klen, result);
+        pthread_rwlock_unlock(&k->lock);
+        return rv;
+    }
     if (klen == 0 || klen > KV_MAX_KEY || p->len < 3 + klen ||
         (op != KV_OP_PUT && op != KV_OP_DEL && op != KV_OP_INCR) ||
         (op == KV_OP_INCR && p->len != 3 + klen + 8)) {
@@ -426,6 +463,42 @@ int kv_encode_incr(const void *key, size_t klen, int64_t delta, zraft_buf **out)
     s_put64(b->data + 3 + klen, (uint64_t)delta, 8);
     *out = b;
     return 0;
+}
+
+int kv_encode_cas(const void *key, size_t klen, const void *expect, size_t elen,
+                  const void *val, size_t vlen, zraft_buf **out)
+{
+    if (klen == 0 || klen > KV_MAX_KEY || elen > UINT32_MAX) {
+        return ZRAFT_EINVAL;
+    }
+    if (vlen > ZRAFT_MAX_PAYLOAD_BYTES ||
+        elen > ZRAFT_MAX_PAYLOAD_BYTES - 7 - klen - vlen) {
+        return ZRAFT_ETOOBIG;
+    }
+    zraft_buf *b = zraft_buf_new(NULL, 7 + klen + elen + vlen);
+    if (b == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    b->data[0] = KV_OP_CAS;
+    s_put64(b->data + 1, klen, 2);
+    s_put64(b->data + 3, elen, 4);
+    memcpy(b->data + 7, key, klen);
+    if (elen > 0) {
+        memcpy(b->data + 7 + klen, expect, elen);
+    }
+    if (vlen > 0) {
+        memcpy(b->data + 7 + klen + elen, val, vlen);
+    }
+    *out = b;
+    return 0;
+}
+
+int kv_cas_result(const zraft_buf *r)
+{
+    if (r == NULL || r->len != 1 || r->data[0] > KV_CAS_MISMATCH) {
+        return -1;
+    }
+    return r->data[0];
 }
 
 int kv_multi_result(const zraft_buf *r, uint64_t *deleted)

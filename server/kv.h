@@ -16,8 +16,16 @@
 
 /* Command records (kv.c has their layout). PUT and DEL answer nothing;
  * MULTI (puts and deletes applied together, one entry) answers how many of
- * its deleted keys existed; INCR answers the new value or why not. */
-enum { KV_OP_PUT = 1, KV_OP_DEL = 2, KV_OP_MULTI = 3, KV_OP_INCR = 4 };
+ * its deleted keys existed; INCR answers the new value or why not; CAS
+ * (compare-and-set) stores its value only when the key holds the expected
+ * one, decided when the entry is applied, so it is linearizable. */
+enum {
+    KV_OP_PUT = 1,
+    KV_OP_DEL = 2,
+    KV_OP_MULTI = 3,
+    KV_OP_INCR = 4,
+    KV_OP_CAS = 5
+};
 
 /* One put or delete of a MULTI command (borrowed by kv_encode_multi). */
 typedef struct {
@@ -27,6 +35,10 @@ typedef struct {
     const void *val;
     size_t vlen;
 } kv_item;
+
+/* Outcomes of CAS (kv_cas_result): swapped, or the key was absent or held
+ * another value (nothing changed). */
+enum { KV_CAS_OK = 0, KV_CAS_MISMATCH = 1 };
 
 /* Outcomes of INCR (kv_incr_result). */
 enum { KV_INCR_OK = 0, KV_INCR_NOT_INTEGER = 1, KV_INCR_OVERFLOW = 2 };
@@ -55,6 +67,15 @@ int kv_encode_multi(const kv_item *items, size_t n, zraft_buf **out);
  * a 64-bit signed integer, or absent: 0; the sum must not overflow). */
 int kv_encode_incr(const void *key, size_t klen, int64_t delta,
                    zraft_buf **out);
+/* Encodes CAS: key := val if key holds exactly `expect` (elen bytes, may
+ * be 0: an empty value, not an absent key). Caller owns *out. ZRAFT_EINVAL
+ * for a bad key or sizes, ZRAFT_ETOOBIG above ZRAFT_MAX_PAYLOAD_BYTES,
+ * ZRAFT_ENOMEM. */
+int kv_encode_cas(const void *key, size_t klen, const void *expect, size_t elen,
+                  const void *val, size_t vlen, zraft_buf **out);
+/* KV_CAS_OK or KV_CAS_MISMATCH from the state machine's answer to a CAS;
+ * -1 when `result` is not such an answer. */
+int kv_cas_result(const zraft_buf *result);
 /* Reads the state machine's answer to a MULTI (deleted keys that existed)
  * and to an INCR (KV_INCR_*, and the new value when KV_INCR_OK); -1 when
  * `result` is not such an answer. */

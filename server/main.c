@@ -130,8 +130,8 @@ static void b_write_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
 {
     http_op *op = arg;
     (void)id;
-    (void)result;
     op->err = err;
+    op->mismatch = err == 0 && kv_cas_result(result) == KV_CAS_MISMATCH;
     op->complete(op);
 }
 

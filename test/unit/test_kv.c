@@ -232,3 +232,68 @@ Test(kv, malformed_multi_changes_nothing)
     zraft_buf_unref(cmd);
     kv_destroy(&k);
 }
+
+/* Applies a CAS; its outcome (KV_CAS_*). */
+static int cas(zraft_fsm *f, uint64_t idx, const char *k, const char *exp,
+               const char *v)
+{
+    zraft_buf *b;
+    cr_assert_eq(
+        kv_encode_cas(k, strlen(k), exp, strlen(exp), v, strlen(v), &b), 0);
+    zraft_entry e = {{1, idx}, ZRAFT_ENTRY_NORMAL, b};
+    zraft_buf *res = NULL;
+    cr_assert_eq(f->apply(f->ctx, &e, &res), 0);
+    zraft_buf_unref(b);
+    int outcome = kv_cas_result(res);
+    zraft_buf_unref(res);
+    return outcome;
+}
+
+Test(kv, cas_swaps_only_on_the_expected_value)
+{
+    kv *k = kv_new();
+    zraft_fsm f = kv_fsm(k);
+    cr_assert_eq(cas(&f, 1, "a", "x", "y"), KV_CAS_MISMATCH, "absent key");
+    expect(k, "a", NULL);
+    put(&f, 2, "a", "x");
+    cr_assert_eq(cas(&f, 3, "a", "z", "y"), KV_CAS_MISMATCH);
+    expect(k, "a", "x");
+    cr_assert_eq(cas(&f, 4, "a", "x", "y"), KV_CAS_OK);
+    expect(k, "a", "y");
+    cr_assert_eq(cas(&f, 5, "a", "x", "w"), KV_CAS_MISMATCH, "stale expect");
+    expect(k, "a", "y");
+    cr_assert_eq(cas(&f, 6, "a", "y", ""), KV_CAS_OK, "empty new value");
+    expect(k, "a", "");
+    cr_assert_eq(cas(&f, 7, "a", "", "q"), KV_CAS_OK, "empty expected value");
+    expect(k, "a", "q");
+    cr_assert_eq(cas(&f, 8, "a", "qq", "r"), KV_CAS_MISMATCH, "prefix");
+    expect(k, "a", "q");
+    /* A CAS-stored value survives a snapshot and restore. */
+    zraft_buf *snap;
+    cr_assert_eq(f.snapshot(f.ctx, &snap), 0);
+    kv *k2 = kv_new();
+    zraft_fsm f2 = kv_fsm(k2);
+    cr_assert_eq(f2.restore(f2.ctx, snap), 0);
+    expect(k2, "a", "q");
+    zraft_buf_unref(snap);
+    kv_destroy(&k2);
+    kv_destroy(&k);
+}
+
+Test(kv, malformed_cas_is_a_counted_no_op)
+{
+    kv *k = kv_new();
+    zraft_fsm f = kv_fsm(k);
+    put(&f, 1, "a", "x");
+    /* expect_len runs past the end of the record. */
+    unsigned char raw[] = {KV_OP_CAS, 1, 0, 9, 0, 0, 0, 'a', 'x'};
+    zraft_buf *b = zraft_buf_new(raw, sizeof raw);
+    zraft_entry e = {{1, 2}, ZRAFT_ENTRY_NORMAL, b};
+    zraft_buf *res = NULL;
+    cr_assert_eq(f.apply(f.ctx, &e, &res), 0);
+    cr_assert_null(res);
+    zraft_buf_unref(b);
+    expect(k, "a", "x");
+    cr_assert_eq(kv_cas_result(NULL), -1);
+    kv_destroy(&k);
+}
