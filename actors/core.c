@@ -533,7 +533,7 @@ static bool s_io_inline(core *c, const command *k)
 
 static void s_io(core *c, const command *k)
 {
-    if (c->inline_err != 0) {
+    if (c->inline_err != 0 || c->fatal != 0) {
         return; /* a write failed: none after it may be done */
     }
     if (k->type != CMD_TRUNCATE && s_io_inline(c, k)) {
@@ -822,8 +822,9 @@ static void s_propose(core *c, api_req **writes, size_t n)
     if (rv == 0) {
         c->n_pw += n;
         c->writes += n;
-        for (size_t i = 0; i < n && writes[0]->t_ns != 0; i++) {
-            if (trace_sampled(ents[i].id.index)) {
+        /* Forwarded and re-queued requests carry no call time (t_ns 0). */
+        for (size_t i = 0; i < n && trace_sampled(0); i++) {
+            if (writes[i]->t_ns != 0 && trace_sampled(ents[i].id.index)) {
                 trace_begin(ents[i].id.index, c->n->cfg.id, writes[i]->t_ns);
                 trace_stamp(c->n->cfg.id, ents[i].id.index, TRACE_CORE);
             }
@@ -945,6 +946,14 @@ static void s_drain_api(core *c)
                                                       : CORE_MAX_BATCH;
     while (r != NULL) {
         api_req *next = r->next;
+        if (c->fatal != 0) {
+            /* Stopped during this drain (an inline storage write failed in
+             * s_propose or s_api): nothing more reaches the engine. Writes
+             * before it were proposed, so the batch is empty here. */
+            s_refuse(c, r, c->fatal);
+            r = next;
+            continue;
+        }
         if (r->fwd && fwd_take(c->fwd, c->e, r)) {
             r = next; /* a follower's: on its way to the leader */
             continue;

@@ -251,9 +251,12 @@ bool fwd_take(fwd *f, const engine *e, api_req *r)
 {
     engine_status st;
     engine_get_status(e, &st);
-    if (st.role == ROLE_LEADER) {
+    if (st.role == ROLE_LEADER && f->wait_head == NULL) {
         return false;
     }
+    /* Not the leader; or just became it with older requests still waiting
+     * here: this one queues behind them (fwd_tick hands them all back in
+     * order), so a pipeline's later write cannot overtake an earlier one. */
     pend *p = s_alloc(sizeof(*p));
     p->type = r->type;
     p->payload = r->payload; /* taken over */
@@ -646,10 +649,18 @@ static void s_ob_put(ritem *ri, uint8_t op, int err, zraft_log_id id,
 
 /* A forwarded write's callback (state machine thread, or the thread that
  * fails it at shutdown). */
+/* An error code the reply frame can carry (codec: -255..0): an embedder's
+ * state machine may fail with any negative number. */
+static int s_wire_err(int err)
+{
+    return err < -255 ? ZRAFT_EIO : err;
+}
+
 static void s_remote_written(void *arg, int err, zraft_log_id id,
                              zraft_buf *result)
 {
     ritem *ri = arg;
+    err = s_wire_err(err);
     s_ob_put(ri, CODEC_FWD_WRITE, err, err == 0 ? id : (zraft_log_id){0, 0},
              err == 0 ? result : NULL);
     s_ob_unref(ri->ob);
@@ -670,6 +681,7 @@ void fwd_read_done(fwd *f, void *arg, uint64_t index, int err)
 {
     ritem *ri = arg;
     (void)f;
+    err = s_wire_err(err);
     s_ob_put(ri, CODEC_FWD_READ, err, (zraft_log_id){0, err ? 0 : index}, NULL);
     s_ob_unref(ri->ob);
     free(ri);

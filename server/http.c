@@ -153,14 +153,22 @@ static enum MHD_Result s_node_error(http_server *s, struct MHD_Connection *c,
             return s_error_hdr(c, 503, err, "no leader is known; retry later",
                                "Retry-After", "1");
         }
-        char loc[4096];
-        snprintf(loc, sizeof loc, "%s://%s%s%s", http_sec_scheme(s), leader,
-                 path, query ? query : "");
+        /* Sized for the whole path and query: a CAS's if-match value may
+         * be long, and a cut one would ask the leader for another swap. */
+        const char *scheme = http_sec_scheme(s), *q = query ? query : "";
+        size_t n =
+            strlen(scheme) + 3 + strlen(leader) + strlen(path) + strlen(q) + 1;
+        char *loc = malloc(n);
+        if (loc == NULL) {
+            return s_error(c, 500, ZRAFT_ENOMEM, NULL);
+        }
+        snprintf(loc, n, "%s://%s%s%s", scheme, leader, path, q);
         struct MHD_Response *r =
             MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         if (r != NULL) {
-            MHD_add_response_header(r, "Location", loc);
+            MHD_add_response_header(r, "Location", loc); /* copies it */
         }
+        free(loc);
         return s_queue(c, MHD_HTTP_TEMPORARY_REDIRECT, r);
     }
     unsigned status = 500;

@@ -59,8 +59,8 @@ check "a client trusting another CA is refused" bash -c \
   "! curl -s --max-time 5 --cacert '$work/other.pem' ${SCONNECT[*]} https://zraft1:8001/healthz"
 check "PUT /kv without the token: 401" \
   [ "$(scurl 1 /kv/s1 -o /dev/null -w '%{http_code}' -X PUT --data-binary x)" = 401 ]
-check "/cluster/status without the admin token: 401" \
-  [ "$(scurl 1 /cluster/status -o /dev/null -w '%{http_code}')" = 401 ]
+check "POST /cluster/snapshot without the admin token: 401" \
+  [ "$(scurl 1 /cluster/snapshot -o /dev/null -w '%{http_code}' -X POST)" = 401 ]
 sput() { scurl "$1" "/kv/$2" -o /dev/null -w '%{http_code}' -X PUT \
   -H "Authorization: Bearer $API" --data-binary "$3"; }
 swrites() {
