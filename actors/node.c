@@ -784,8 +784,9 @@ int zraft_read_sync(zraft_node *n, int timeout_ms)
     return rv;
 }
 
-static int s_simple(zraft_node *n, int type, zraft_id id, const char *addr,
-                    int timeout_ms)
+/* An admin request with an id, and optionally an address and a key. */
+static int s_simple_key(zraft_node *n, int type, zraft_id id, const char *addr,
+                        const char *key, int timeout_ms)
 {
     api_req *r = calloc(1, sizeof(*r));
     if (r == NULL) {
@@ -800,7 +801,17 @@ static int s_simple(zraft_node *n, int type, zraft_id id, const char *addr,
         }
         snprintf(r->addr, sizeof r->addr, "%s", addr);
     }
+    if (key != NULL) {
+        snprintf(r->key, sizeof r->key, "%s", key);
+        r->has_key = true;
+    }
     return s_admin(n, r, timeout_ms);
+}
+
+static int s_simple(zraft_node *n, int type, zraft_id id, const char *addr,
+                    int timeout_ms)
+{
+    return s_simple_key(n, type, id, addr, NULL, timeout_ms);
 }
 
 int zraft_add_learner(zraft_node *n, zraft_id id, const char *addr,
@@ -812,28 +823,10 @@ int zraft_add_learner(zraft_node *n, zraft_id id, const char *addr,
 int zraft_add_learner_key(zraft_node *n, zraft_id id, const char *addr,
                           const char *key, int timeout_ms)
 {
-    if (key == NULL) {
-        return zraft_add_learner(n, id, addr, timeout_ms);
-    }
-    if (key[0] != '\0' && !curve_key_valid(key)) {
+    if (key != NULL && key[0] != '\0' && !curve_key_valid(key)) {
         return ZRAFT_EINVAL;
     }
-    api_req *r = calloc(1, sizeof(*r));
-    if (r == NULL) {
-        return ZRAFT_ENOMEM;
-    }
-    r->type = API_ADD_LEARNER;
-    r->id = id;
-    if (addr != NULL) {
-        if (strlen(addr) >= ZRAFT_ADDR_MAX) {
-            free(r);
-            return ZRAFT_EINVAL;
-        }
-        snprintf(r->addr, sizeof r->addr, "%s", addr);
-    }
-    snprintf(r->key, sizeof r->key, "%s", key);
-    r->has_key = true;
-    return s_admin(n, r, timeout_ms);
+    return s_simple_key(n, API_ADD_LEARNER, id, addr, key, timeout_ms);
 }
 
 int zraft_remove_learner(zraft_node *n, zraft_id id, int timeout_ms)
