@@ -217,7 +217,8 @@ static cJSON *s_ids(const zraft_membership *m, uint8_t role)
 }
 
 /* {"id":"host:port",...}: the HTTP address the cluster recorded for each
- * member that has one (each leader registers its own; a learner added
+ * member that has one (each member registers its own once it knows a
+ * leader, followers by a forwarded write; a learner added
  * with http_addr has one), for the cluster page to find the others. */
 static cJSON *s_member_addrs(const zraft_membership *ms)
 {
@@ -546,9 +547,41 @@ static bool p_role_change(const zraft_metrics *m, void *arg)
            m->leader != was->leader || m->fatal != was->fatal;
 }
 
+/* A follower's registration write in flight (forwarded to the leader);
+ * the registrar never waits for it, so SIGTERM never waits on a leader. */
+static atomic_bool s_reg_busy;
+
+static void s_reg_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
+{
+    (void)arg;
+    (void)err; /* looked at again on the next turn: the store tells */
+    (void)id;
+    (void)result;
+    atomic_store(&s_reg_busy, false);
+}
+
+/* Sends the write forwarded; 0 when sent (answered later), else an error. */
+static int s_write_fwd_async(const char *key, size_t klen, const char *val,
+                             size_t vlen)
+{
+    zraft_buf *cmd;
+    int rv = kv_encode(KV_OP_PUT, key, klen, val, vlen, &cmd);
+    if (rv != 0) {
+        return rv;
+    }
+    atomic_store(&s_reg_busy, true);
+    rv = zraft_write_ex(D.node, cmd, ZRAFT_CALL_FORWARD, s_reg_done, NULL);
+    if (rv != 0) { /* on success the node owns the reference */
+        zraft_buf_unref(cmd);
+        atomic_store(&s_reg_busy, false);
+    }
+    return rv;
+}
+
 /* Writes this node's address for a front end under its reserved key,
- * unless it is there already. */
-static int s_register(const char *what, const char *addr)
+ * unless it is there already. 0: there; 1: a follower's forwarded write
+ * was sent (look again later); else an error. */
+static int s_register(const char *what, const char *addr, bool leader)
 {
     char key[64];
     size_t kl = s_addr_key(what, D.cfg.id, key);
@@ -559,10 +592,20 @@ static int s_register(const char *what, const char *addr)
         same = len == strlen(addr) && memcmp(v->data + off, addr, len) == 0;
         zraft_buf_unref(v);
     }
-    return same ? 0 : s_write_sync(key, kl, addr, strlen(addr));
+    if (same) {
+        return 0;
+    }
+    if (leader) {
+        return s_write_sync(key, kl, addr, strlen(addr));
+    }
+    int rv = s_write_fwd_async(key, kl, addr, strlen(addr));
+    return rv == 0 ? 1 : rv;
 }
 
-/* While leader: make sure our HTTP (and RESP) addresses are in the store. */
+/* Makes sure our HTTP (and RESP) addresses are in the store, once per
+ * term: as leader (followers redirect to it), and as a follower or learner
+ * that knows a leader, through forwarding (the cluster page then finds
+ * every member, not only those that have led). */
 static void *registrar(void *arg)
 {
     (void)arg;
@@ -583,16 +626,18 @@ static void *registrar(void *arg)
                   "is durable",
                   zraft_strerror(was.fatal));
         }
-        if (was.role_code != 3 || was.term == done_term) {
-            if (was.role_code != 3) {
-                done_term = 0;
-            }
+        bool leader = was.role_code == 3;
+        bool led = was.leader != 0 && was.leader != D.cfg.id;
+        if (leader && done_term != was.term) {
+            logf_(L_INFO, "became leader");
+        }
+        if (was.fatal != 0 || was.term == done_term || (!leader && !led) ||
+            (!leader && atomic_load(&s_reg_busy))) {
             continue;
         }
-        logf_(L_INFO, "became leader");
-        if (s_register("http", D.cfg.http_addr) == 0 &&
+        if (s_register("http", D.cfg.http_addr, leader) == 0 &&
             (D.cfg.resp_addr[0] == '\0' ||
-             s_register("resp", D.cfg.resp_addr) == 0)) {
+             s_register("resp", D.cfg.resp_addr, leader) == 0)) {
             done_term = was.term;
         }
     }
