@@ -571,6 +571,14 @@ int config_validate(config *c, char *why, size_t whylen)
     }
     bool curve = strcmp(c->security, "curve") == 0;
     for (uint32_t i = 0; i < c->n_peers; i++) {
+        const char *k = config_known_key(c, c->peers[i].id);
+        if (k != NULL && c->peers[i].key[0] != '\0' &&
+            strcmp(k, c->peers[i].key) != 0) {
+            return s_err(why, whylen,
+                         "member %llu has one key in initial_cluster and "
+                         "another in peer_keys",
+                         (unsigned long long)c->peers[i].id);
+        }
         if (!curve && c->peers[i].key[0] != '\0') {
             return s_err(why, whylen,
                          "initial_cluster gives keys but security is \"none\" "
@@ -616,11 +624,17 @@ int config_validate(config *c, char *why, size_t whylen)
         /* Not a bootstrap list, but the members' keys are still the ones
          * to admit while this node waits to be added (as peer_keys). */
         for (uint32_t i = 0; i < c->n_peers; i++) {
-            if (c->peers[i].key[0] != '\0' &&
-                config_known_key(c, c->peers[i].id) == NULL &&
-                c->n_known < CONFIG_MAX_PEERS) {
-                c->known[c->n_known++] = c->peers[i];
+            if (c->peers[i].key[0] == '\0' ||
+                config_known_key(c, c->peers[i].id) != NULL) {
+                continue;
             }
+            if (c->n_known == CONFIG_MAX_PEERS) {
+                return s_err(why, whylen,
+                             "initial_cluster and peer_keys name more than %d "
+                             "members",
+                             CONFIG_MAX_PEERS);
+            }
+            c->known[c->n_known++] = c->peers[i];
         }
         c->n_peers = 0;
     }

@@ -289,3 +289,26 @@ Test(config_keys, initial_cluster_and_peer_keys_carry_keys)
     cr_assert(strstr(why, "security must be") != NULL, "%s", why);
     free(c);
 }
+
+/* One member, two keys: which one CURVE would admit depended on the path
+ * (bootstrap admitted both; a node waiting to be added, only one). */
+Test(config_keys, one_member_with_two_keys_is_refused)
+{
+    keys();
+    config *c = malloc(sizeof(*c));
+    char ic[512], pk[256], why[512];
+    snprintf(ic, sizeof ic, "1=%s@10.0.0.1:7001,2=%s@host2:7002", K1, K2);
+    snprintf(pk, sizeof pk, "2=%s", K3);
+    cr_assert_eq(s_validate(c, ic, pk, "curve", why, sizeof why), -1);
+    cr_assert(strstr(why, "member 2 has one key") != NULL, "%s", why);
+    /* The same key in both places is fine. */
+    snprintf(pk, sizeof pk, "2=%s", K2);
+    cr_assert_eq(s_validate(c, ic, pk, "curve", why, sizeof why), 0, "%s", why);
+    /* A node that waits to be added keeps initial_cluster's keys. */
+    c->join = true;
+    cr_assert_eq(config_validate(c, why, sizeof why), 0, "%s", why);
+    cr_assert_eq(c->n_peers, 0);
+    cr_assert_str_eq(config_known_key(c, 1), K1);
+    cr_assert_str_eq(config_known_key(c, 2), K2);
+    free(c);
+}
