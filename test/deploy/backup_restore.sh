@@ -17,7 +17,9 @@ set -euo pipefail
 # shellcheck disable=SC2034
 ZRAFTD=${1:?usage: backup_restore.sh PATH/TO/zraftd}
 # shellcheck disable=SC2034
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-restore.XXXXXX")
 # shellcheck disable=SC2034
 declare -A pids=()

@@ -96,7 +96,9 @@ check "the counter links the installed libzraft.so" \
 check "counter: 3 nodes, leader stopped half-way, exact total" \
   bash -c "'$E/counter' 400 >'$tmp/counter.log' 2>&1 && grep -q '^ok: expected 80200' '$tmp/counter.log'"
 
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 addrs="127.0.0.1:$((base + 1)),127.0.0.1:$((base + 2)),127.0.0.1:$((base + 3))"
 mkdir -p "$tmp/ledger"
 # ledger_run OPS: starts the three processes, waits (deadline) for each to

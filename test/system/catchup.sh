@@ -8,7 +8,9 @@
 # Usage: catchup.sh PATH/TO/zraftd
 set -euo pipefail
 ZRAFTD=${1:?usage: catchup.sh PATH/TO/zraftd}
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-catchup.XXXXXX")
 declare -A pids=()
 pass=0

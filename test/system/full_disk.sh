@@ -9,7 +9,9 @@
 # Usage: full_disk.sh PATH/TO/zraftd
 set -euo pipefail
 ZRAFTD=${1:?usage: full_disk.sh PATH/TO/zraftd}
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-fulldisk.XXXXXX")
 declare -A pids=()
 mounts=()

@@ -17,7 +17,9 @@ if ! command -v redis-cli >/dev/null || ! command -v redis-benchmark >/dev/null;
   echo "skipped: redis-cli / redis-benchmark not installed (apt-get install redis-tools)"
   exit 77
 fi
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-resp.XXXXXX")
 declare -A pids=()
 pass=0

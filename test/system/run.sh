@@ -11,7 +11,9 @@
 set -euo pipefail
 ZRAFTD=${1:?usage: run.sh PATH/TO/zraftd}
 # Below the ephemeral range (32768+), so client sockets never take ours.
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-system.XXXXXX")
 declare -A pids=()
 pass=0

@@ -12,7 +12,9 @@
 set -euo pipefail
 ZRAFTD=${1:?usage: security.sh PATH/TO/zraftd PATH/TO/zraft-inject}
 INJECT=${2:?usage: security.sh PATH/TO/zraftd PATH/TO/zraft-inject}
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-sec.XXXXXX")
 declare -A pids=()
 pass=0

@@ -18,7 +18,9 @@ set -euo pipefail
 ZRAFTD=${1:?usage: security_api.sh PATH/TO/zraftd PATH/TO/zraftctl}
 CTL=${2:?usage: security_api.sh PATH/TO/zraftd PATH/TO/zraftctl}
 command -v openssl >/dev/null || { echo "skipped: needs openssl"; exit 77; }
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-api.XXXXXX")
 declare -A pids=()
 pass=0

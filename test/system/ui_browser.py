@@ -18,6 +18,7 @@ Usage: ui_browser.py ZRAFTD [--shots DIR]
 Exit: 0 pass, 1 fail, 77 skipped (no Chromium can run here: says why)."""
 import argparse
 import json
+import fcntl
 import os
 import random
 import shutil
@@ -34,11 +35,32 @@ import cdp  # noqa: E402
 DEADLINE = 30  # s: generous, the machine is shared and small
 
 
+_port_lock = None
+
+
+def port_base():
+    """The first port of a 500-port block that no other zraft test holds
+    (the lock files of test/lib/ports.sh, held until this process exits)."""
+    global _port_lock
+    start = random.randrange(40)
+    for i in range(40):
+        slot = (start + i) % 40
+        f = open("/tmp/zraft-test-ports-%d.lock" % slot, "w")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        _port_lock = f
+        return 10000 + slot * 500
+    raise SystemExit("port_base: all 40 port blocks are held by other tests")
+
+
 class Cluster:
     def __init__(self, zraftd, work):
         self.zraftd = zraftd
         self.work = work
-        self.base = 10000 + random.randrange(20000)
+        self.base = port_base()
         self.procs = {}
 
     def raft(self, i):

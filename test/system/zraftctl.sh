@@ -8,7 +8,9 @@
 set -euo pipefail
 ZRAFTD=${1:?usage: zraftctl.sh PATH/TO/zraftd PATH/TO/zraftctl}
 CTL=${2:?usage: zraftctl.sh PATH/TO/zraftd PATH/TO/zraftctl}
-base=$((10000 + RANDOM % 20000))
+# shellcheck source=../lib/ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ports.sh"
+port_base
 work=$(mktemp -d "${TMPDIR:-/tmp}/zraft-ctl.XXXXXX")
 declare -A pids=()
 pass=0
