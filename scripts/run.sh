@@ -45,7 +45,7 @@ done
 h1=127.0.0.1:$((base + 11))
 echo "== waiting for a leader"
 for _ in $(seq 1 200); do
-  leader=$(curl -s "http://$h1/cluster/status" |
+  leader=$(curl -s --max-time 2 "http://$h1/cluster/status" |
     python3 -c 'import sys,json; print(json.load(sys.stdin).get("leader") or "")' 2>/dev/null || true)
   [ -n "$leader" ] && break
   sleep 0.05
@@ -54,12 +54,12 @@ done
 echo "leader: node $leader"
 echo "== curl: write through node 2, read through node 3"
 (set -x
- curl -s -L -X PUT --data-binary 'hello zraft' "http://127.0.0.1:$((base + 12))/kv/greeting" -w '%{http_code}\n'
- curl -s -L "http://127.0.0.1:$((base + 13))/kv/greeting" -w '\n'
- curl -s "http://$h1/cluster/status" -w '\n')
+ curl -s -L --max-time 10 -X PUT --data-binary 'hello zraft' "http://127.0.0.1:$((base + 12))/kv/greeting" -w '%{http_code}\n'
+ curl -s -L --max-time 10 "http://127.0.0.1:$((base + 13))/kv/greeting" -w '\n'
+ curl -s --max-time 10 "http://$h1/cluster/status" -w '\n')
 echo "== zraftctl status"
 build/ctl/zraftctl --endpoints "$h1,127.0.0.1:$((base + 12)),127.0.0.1:$((base + 13))" status
-echo "== the cluster page: http://$h1/ ($(curl -s "http://$h1/" | wc -c) bytes)"
+echo "== the cluster page: http://$h1/ ($(curl -s --max-time 10 "http://$h1/" | wc -c) bytes)"
 echo "== zraft-bench over HTTP + ZeroMQ TCP (disk, fdatasync), 16 clients, 3 s"
 build/bench/zraft-bench --http "$h1" --clients 16 --duration 3 --json "$dir/tcp.json" \
   --report build/run-report.html
