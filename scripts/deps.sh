@@ -4,10 +4,11 @@
 set -euo pipefail
 # chromium-headless-shell: the cluster page's browser test (system_ui);
 # dpkg-dev: CPack's .deb (dpkg-shlibdeps finds its dependencies).
+# iptables: the chaos campaign's partitions (without it they are left out).
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libzmq3-dev libcjson-dev libcriterion-dev libmicrohttpd-dev libcurl4-openssl-dev curl
       libgnutls28-dev procps python3 python3-yaml redis-tools openssl
-      chromium-headless-shell dpkg-dev file)
+      chromium-headless-shell dpkg-dev file iptables)
 # kubectl renders deploy/k8s in the tests (test/deploy): Debian's
 # kubernetes-client, unless a kubectl is already installed (another
 # package's /usr/bin/kubectl would conflict with it).
