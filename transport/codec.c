@@ -435,6 +435,23 @@ static size_t s_encoded_len(const codec_ctx *c, const msg *m,
     return CODEC_HEADER_LEN + (size_t)p.body_len;
 }
 
+/* Writes a planned frame into out[0..cap): the one flat-buffer path of
+ * every encoder (messages, chunks, acks, forwards). */
+static int s_emit_flat(const codec_ctx *c, const msg *m, const plan *p,
+                       unsigned char *out, size_t cap, size_t *written)
+{
+    if (cap < CODEC_HEADER_LEN + (size_t)p->body_len) {
+        return ZRAFT_ENOSPACE;
+    }
+    writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
+    s_emit(c, m, p, &w);
+    if (w.err != 0) {
+        return w.err;
+    }
+    *written = w.pos;
+    return 0;
+}
+
 static int s_encode_flat(const codec_ctx *c, const msg *m,
                          const codec_chunk *ch, unsigned char *out, size_t cap,
                          size_t *written)
@@ -444,17 +461,7 @@ static int s_encode_flat(const codec_ctx *c, const msg *m,
     if (rv != 0) {
         return rv;
     }
-    size_t need = CODEC_HEADER_LEN + (size_t)p.body_len;
-    if (cap < need) {
-        return ZRAFT_ENOSPACE;
-    }
-    writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
-    s_emit(c, m, &p, &w);
-    if (w.err != 0) {
-        return w.err;
-    }
-    *written = w.pos;
-    return 0;
+    return s_emit_flat(c, m, &p, out, cap, written);
 }
 
 size_t codec_encoded_len(const codec_ctx *c, const msg *m)
@@ -498,17 +505,7 @@ int codec_encode_ack(const codec_ctx *c, const msg *m, const codec_ack *a,
     memset(&p, 0, sizeof p);
     p.body_len = SNAPSHOT_ACK_LEN;
     p.ack = a;
-    size_t need = CODEC_HEADER_LEN + SNAPSHOT_ACK_LEN;
-    if (cap < need) {
-        return ZRAFT_ENOSPACE;
-    }
-    writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
-    s_emit(c, m, &p, &w);
-    if (w.err != 0) {
-        return w.err;
-    }
-    *written = w.pos;
-    return 0;
+    return s_emit_flat(c, m, &p, out, cap, written);
 }
 
 /* Checks a forward frame against the decoder's rules and sizes its body. */
@@ -573,16 +570,7 @@ int codec_encode_fwd(const codec_ctx *c, const msg *m, const codec_fwd *items,
     if (rv != 0) {
         return rv;
     }
-    if (cap < CODEC_HEADER_LEN + (size_t)p.body_len) {
-        return ZRAFT_ENOSPACE;
-    }
-    writer w = {.mode = W_FLAT, .buf = out, .cap = cap};
-    s_emit(c, m, &p, &w);
-    if (w.err != 0) {
-        return w.err;
-    }
-    *written = w.pos;
-    return 0;
+    return s_emit_flat(c, m, &p, out, cap, written);
 }
 
 int codec_iov_plan(const codec_ctx *c, const msg *m, const codec_chunk *ch,
