@@ -112,6 +112,13 @@ static int s_err(char *why, size_t n, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, n, fmt, ap);
     va_end(ap);
+    /* Messages quote the offending value: keep them one printable line
+     * whatever bytes the value held (a JSON string may hold "\n"). */
+    for (size_t i = 0; n > 0 && why[i] != '\0'; i++) {
+        if ((unsigned char)why[i] < 0x20 || why[i] == 0x7f) {
+            why[i] = '?';
+        }
+    }
     return -1;
 }
 
@@ -224,7 +231,7 @@ int config_load_json(config *c, const char *text, char *why, size_t whylen)
         } else if ((k->type == K_U64 || k->type == K_U32) &&
                    cJSON_IsNumber(it)) {
             double d = it->valuedouble;
-            if (d < 0 || d != (double)(uint64_t)d || d > 9.0e15) {
+            if (d < 0 || d > 9.0e15 || d != (double)(uint64_t)d) {
                 rv = s_err(why, whylen,
                            "config file: %s must be a non-negative integer",
                            k->name);
