@@ -1,7 +1,7 @@
 /* test_disk.c - a 3-node in-process cluster on the durable storage: a node
  * that loses power (unsynced bytes dropped) restarts from its directory,
  * re-applies from snapshot + log and converges; a follower far behind is
- * caught up by a snapshot. */
+ * caught up by a snapshot; a vote granted is on disk before it counts. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 
 #include "test/tmpdir.h"
 #include "cluster.h"
+#include "zraft_disk.h"
 
 TestSuite(disk3, .init = tmpdir_setup, .fini = tmpdir_teardown);
 
@@ -55,5 +56,65 @@ Test(disk3, crashed_node_restarts_from_disk_and_converges, .timeout = 300)
     zraft_metrics m;
     zraft_metrics_get(c.nodes[l], &m);
     cr_assert_gt(m.snapshot_index, 0);
+    cl_stop(&c);
+}
+
+/* The term and vote node `id` recovers from its directory. */
+static zraft_storage_state s_recovered(zraft_id id)
+{
+    char path[256], why[256];
+    snprintf(path, sizeof path, "%s/node-%llu", dir, (unsigned long long)id);
+    zraft_disk_options o;
+    zraft_disk_options_default(&o);
+    o.segment_bytes = 64 * 1024;
+    int err;
+    zraft_storage *st = zraft_storage_disk_new(path, &o, &err, why, sizeof why);
+    cr_assert_not_null(st, "disk: %s", why);
+    zraft_storage_state s;
+    memset(&s, 0, sizeof s);
+    cr_assert_eq(st->load(st->ctx, &s), 0);
+    zraft_storage_state keep = {.term = s.term, .voted_for = s.voted_for};
+    zraft_storage_free(st);
+    return keep;
+}
+
+/* Raft's election safety rests on a vote being durable before the reply
+ * that grants it leaves: a voter that forgot its vote after a power cut
+ * could vote again in the same term, and two leaders could win it. After
+ * an election that needed every live node's vote, a power cut of all of
+ * them must find that vote (or a later term) on each one's disk. */
+Test(disk3, granted_votes_survive_a_power_cut, .timeout = 300)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.disk_dir = dir;
+    c.election_timeout_ms = 1000;
+    cl_start(&c, 3);
+    zraft_id first = cl_leader(&c);
+    (void)cl_write_any(&c, 1, 0);
+    /* With the leader gone, the two others must both vote for the next. */
+    cl_stop_node(&c, first);
+    zraft_id l = cl_leader_except(&c, first);
+    zraft_metrics m;
+    cr_assert_eq(zraft_metrics_get(c.nodes[l], &m), 0);
+    uint64_t term = m.term;
+    cr_assert_eq(m.leader, l);
+    for (zraft_id id = 1; id <= 3; id++) {
+        if (c.nodes[id] != NULL) {
+            cl_stop_node(&c, id); /* a power cut: unsynced bytes dropped */
+        }
+    }
+    for (zraft_id id = 1; id <= 3; id++) {
+        if (id == first) {
+            continue;
+        }
+        zraft_storage_state s = s_recovered(id);
+        cr_assert(s.term > term || (s.term == term && s.voted_for == l),
+                  "node %llu recovered term %llu vote %llu; it voted for "
+                  "%llu in term %llu",
+                  (unsigned long long)id, (unsigned long long)s.term,
+                  (unsigned long long)s.voted_for, (unsigned long long)l,
+                  (unsigned long long)term);
+    }
     cl_stop(&c);
 }
