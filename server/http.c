@@ -313,13 +313,16 @@ static uint32_t s_wait_ms(const http_req *rq)
 }
 
 /* A write or read finished (result in rq->op): answer, or wait for a
- * leader first when the node knows none (as during an election). */
+ * leader first when the node knows none (as during an election), unless
+ * the backend waited already (backend_waits: a stale read never gets
+ * ENOTLEADER, so every ENOTLEADER there is after the node's wait). */
 enum MHD_Result http_req_done(http_req *rq)
 {
     http_server *s = rq->w->s;
     char leader[256];
     if (rq->op.err == ZRAFT_ENOTLEADER && rq->kind != K_ADMIN && !rq->waited &&
-        s->b.leader_known != NULL && !atomic_load(&s->draining) &&
+        !s->b.backend_waits && s->b.leader_known != NULL &&
+        !atomic_load(&s->draining) &&
         s->b.leader_http(s->b.ctx, leader, sizeof leader) != 0) {
         uint32_t ms = s_wait_ms(rq);
         if (ms > 0) {

@@ -104,6 +104,13 @@ typedef struct {
     /* How long a request that finds no leader waits for one (?timeout=ms
      * overrides it per request, up to 60 s). */
     uint32_t leader_wait_ms;
+    /* write and read forward to the leader from a follower (zraftd's
+     * forward_writes), and so wait for a leader themselves, up to the
+     * node's leader_wait_ms: their ENOTLEADER comes after that wait, and
+     * the server answers it at once (307 if a leader's address is known by
+     * then, else 503) instead of waiting a second time. ?timeout=ms does
+     * not apply to them. */
+    bool backend_waits;
     /* How long a write or read may stay with the node before its request
      * answers 504 (0: 10 s). */
     uint32_t op_timeout_ms;

@@ -916,6 +916,10 @@ int main(int argc, char **argv)
                               ? D.cfg.leader_wait_ms
                               : 2 * D.cfg.election_timeout_max_ms,
         .op_timeout_ms = OP_TIMEOUT_MS,
+        /* Forwarding needs wire version 3 (below, the node answers a
+         * follower's write ENOTLEADER at once, and HTTP waits). */
+        .backend_waits = D.cfg.forward_writes &&
+                         (D.cfg.wire_version == 0 || D.cfg.wire_version >= 3),
     };
     http_options ho = {D.cfg.max_body_bytes, D.cfg.http_threads,
                        D.cfg.max_connections, &s_hsec};
