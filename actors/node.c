@@ -888,10 +888,18 @@ static uint64_t s_urgent(const zraft_metrics *m)
 static uint64_t s_rest(const zraft_metrics *m)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    uint64_t v[] = {
-        m->commit_index,      m->last_applied,   m->last_log_id.term,
-        m->last_log_id.index, m->snapshot_index, m->writes,
-        m->applied,           m->fsyncs,         m->n_peers};
+    uint64_t v[] = {m->commit_index,
+                    m->last_applied,
+                    m->last_log_id.term,
+                    m->last_log_id.index,
+                    m->snapshot_index,
+                    m->writes,
+                    m->applied,
+                    m->fsyncs,
+                    m->n_peers,
+                    m->fwd_writes + m->fwd_reads + m->fwd_retries +
+                        m->fwd_timeouts + m->fwd_failures +
+                        m->fwd_served_writes + m->fwd_served_reads};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         h = s_mix(h, v[i]);
     }

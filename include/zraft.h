@@ -264,6 +264,18 @@ typedef struct {
     uint64_t snapshot_bytes_resent;
     /* CurveZMQ handshakes refused (a key not in the configuration). */
     uint64_t peers_refused;
+    /* Forwarding (zraft_write_ex(), docs/runtime.md, Forwarding), counted
+     * since this node started. As a follower: writes and reads sent to a
+     * leader (each counted once, at its first send); sends after the
+     * first (a write refused before it was proposed, a read asked again
+     * after a leader change or a refusal); requests that got no answer
+     * within forward_timeout_ms (ZRAFT_ETIMEDOUT); requests that failed
+     * otherwise (no leader within leader_wait_ms, an error answered by the
+     * leader, shutdown). As the leader: writes and reads received from
+     * followers. */
+    uint64_t fwd_writes, fwd_reads;
+    uint64_t fwd_retries, fwd_timeouts, fwd_failures;
+    uint64_t fwd_served_writes, fwd_served_reads;
 } zraft_metrics;
 
 /* A consistent snapshot of the node's state. */

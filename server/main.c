@@ -278,6 +278,15 @@ static char *b_status(void *ctx)
         cJSON_AddStringToObject(o, "public_key", s_pub);
     }
     cJSON_AddNumberToObject(o, "peers_refused", (double)m.peers_refused);
+    /* Forwarding counters (the same as /metrics' zraft_forward*). */
+    cJSON *fw = cJSON_AddObjectToObject(o, "forward");
+    cJSON_AddNumberToObject(fw, "writes", (double)m.fwd_writes);
+    cJSON_AddNumberToObject(fw, "reads", (double)m.fwd_reads);
+    cJSON_AddNumberToObject(fw, "retries", (double)m.fwd_retries);
+    cJSON_AddNumberToObject(fw, "timeouts", (double)m.fwd_timeouts);
+    cJSON_AddNumberToObject(fw, "failures", (double)m.fwd_failures);
+    cJSON_AddNumberToObject(fw, "served_writes", (double)m.fwd_served_writes);
+    cJSON_AddNumberToObject(fw, "served_reads", (double)m.fwd_served_reads);
     if (m.role_code == 3) {
         cJSON *mt = cJSON_CreateObject();
         for (uint32_t i = 0; i < m.n_peers; i++) {
@@ -322,6 +331,34 @@ static char *b_metrics(void *ctx)
     P("# TYPE zraft_peers_refused_total counter\n"
       "zraft_peers_refused_total %llu\n",
       (unsigned long long)m.peers_refused);
+    P("# HELP zraft_forwarded_total Writes and reads this node sent to the "
+      "leader (forwarding), each counted once\n");
+    P("# TYPE zraft_forwarded_total counter\n"
+      "zraft_forwarded_total{op=\"write\"} %llu\n"
+      "zraft_forwarded_total{op=\"read\"} %llu\n",
+      (unsigned long long)m.fwd_writes, (unsigned long long)m.fwd_reads);
+    P("# HELP zraft_forward_retries_total Forwarded requests sent again "
+      "(refused before being proposed, or a read asked again)\n");
+    P("# TYPE zraft_forward_retries_total counter\n"
+      "zraft_forward_retries_total %llu\n",
+      (unsigned long long)m.fwd_retries);
+    P("# HELP zraft_forward_timeouts_total Forwarded requests the leader did "
+      "not answer in time\n");
+    P("# TYPE zraft_forward_timeouts_total counter\n"
+      "zraft_forward_timeouts_total %llu\n",
+      (unsigned long long)m.fwd_timeouts);
+    P("# HELP zraft_forward_failures_total Forwarded requests failed "
+      "otherwise (no leader in time, the leader's error, shutdown)\n");
+    P("# TYPE zraft_forward_failures_total counter\n"
+      "zraft_forward_failures_total %llu\n",
+      (unsigned long long)m.fwd_failures);
+    P("# HELP zraft_forward_served_total Forwarded writes and reads this "
+      "node received from followers as leader\n");
+    P("# TYPE zraft_forward_served_total counter\n"
+      "zraft_forward_served_total{op=\"write\"} %llu\n"
+      "zraft_forward_served_total{op=\"read\"} %llu\n",
+      (unsigned long long)m.fwd_served_writes,
+      (unsigned long long)m.fwd_served_reads);
     P("# TYPE zraft_replication_lag gauge\n");
     for (uint32_t i = 0; i < m.n_peers && off < cap - 256; i++) {
         if (m.peers[i].id == m.id) {
