@@ -200,6 +200,26 @@ void node_callbacks_end(zraft_node *n)
     }
 }
 
+/* zraft_batch_begin() started the batch this thread is in (not the state
+ * machine thread's callbacks, nor an outer batch). */
+static _Thread_local bool tl_batch;
+
+void zraft_batch_begin(zraft_node *n)
+{
+    if (n != NULL && tl_cb_node == NULL) {
+        node_callbacks_begin(n);
+        tl_batch = true;
+    }
+}
+
+void zraft_batch_end(zraft_node *n)
+{
+    if (tl_batch && tl_cb_node == n) {
+        tl_batch = false;
+        node_callbacks_end(n);
+    }
+}
+
 static int s_push(zraft_node *n, api_req *r)
 {
     r->next = NULL;

@@ -209,6 +209,20 @@ int zraft_read_ex(zraft_node *n, unsigned flags, zraft_read_cb cb, void *arg);
  * then be read (it only moves forward). */
 int zraft_read_sync(zraft_node *n, int timeout_ms);
 
+/* Batching for an event loop that makes many calls in a row on one thread
+ * (zraftd's HTTP serving threads): between zraft_batch_begin() and
+ * zraft_batch_end(), the writes and reads this thread queues on `n` wake
+ * its core thread once, at zraft_batch_end(), instead of once per call
+ * that finds the core idle (a wake-up costs a system call here and a
+ * context switch there). Nothing is held back otherwise: a call is queued
+ * at once, and taken early if the core wakes for another reason. Do not
+ * block in between (the calls may wait for the end), end the batch on the
+ * thread that began it, with the same node. Inside a callback (where the
+ * state machine thread batches already) or inside another batch, both
+ * calls do nothing. */
+void zraft_batch_begin(zraft_node *n);
+void zraft_batch_end(zraft_node *n);
+
 /* -------------------------------------------------------------- admin */
 
 /* Each waits until the change is committed (or timeout_ms passes:

@@ -85,6 +85,11 @@ typedef struct {
      * every HTTP_LEADER_POLL_MS, on a serving thread, while a request waits
      * for a leader. NULL: requests never wait. */
     int (*leader_known)(void *ctx);
+    /* Optional (NULL: none). Called with true before a serving thread
+     * handles a round of events and with false after it (same thread, no
+     * blocking in between): the backend may hold the wake-ups of the calls
+     * made meanwhile and send one at the end (zraft_batch_begin/end). */
+    void (*batch)(void *ctx, bool begin);
     /* Non-blocking. The leader's HTTP address ("host:port");
      * ZRAFT_ENOTFOUND if unknown (or ZRAFT_EINVAL if this node leads). */
     int (*leader_http)(void *ctx, char *out, size_t cap);

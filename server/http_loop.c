@@ -316,10 +316,17 @@ static void *s_worker_main(void *arg)
         if (draining && !w->acked) {
             MHD_quiesce_daemon(w->d); /* the listening socket is shared */
         }
+        /* The writes and reads of this round wake the node once. */
+        if (s->b.batch != NULL) {
+            s->b.batch(s->b.ctx, true);
+        }
         s_take(w);
         s_expire(w, now);
         s_poll_leader(w, now, draining);
         MHD_run(w->d);
+        if (s->b.batch != NULL) {
+            s->b.batch(s->b.ctx, false);
+        }
         if (draining) {
             pthread_mutex_lock(&s->lock);
             if (!w->acked) {

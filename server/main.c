@@ -160,6 +160,16 @@ static void b_read_done(void *arg, int err)
     op->complete(op);
 }
 
+static void b_batch(void *ctx, bool begin)
+{
+    (void)ctx;
+    if (begin) {
+        zraft_batch_begin(D.node);
+    } else {
+        zraft_batch_end(D.node);
+    }
+}
+
 static int b_read(void *ctx, http_op *op)
 {
     (void)ctx;
@@ -940,6 +950,7 @@ int main(int argc, char **argv)
     http_backend b = {
         .write = b_write,
         .read = b_read,
+        .batch = b_batch,
         .leader_known = b_leader_known,
         .leader_http = b_leader_http,
         .status_json = b_status,
