@@ -200,22 +200,26 @@ void node_callbacks_end(zraft_node *n)
     }
 }
 
-/* zraft_batch_begin() started the batch this thread is in (not the state
- * machine thread's callbacks, nor an outer batch). */
-static _Thread_local bool tl_batch;
+/* How deep this thread is in batches that zraft_batch_begin() started
+ * (0 also inside the state machine thread's callbacks: theirs is not). */
+static _Thread_local unsigned tl_batch_depth;
 
 void zraft_batch_begin(zraft_node *n)
 {
-    if (n != NULL && tl_cb_node == NULL) {
+    if (tl_batch_depth > 0) {
+        tl_batch_depth++;
+    } else if (n != NULL && tl_cb_node == NULL) {
         node_callbacks_begin(n);
-        tl_batch = true;
+        tl_batch_depth = 1;
     }
 }
 
 void zraft_batch_end(zraft_node *n)
 {
-    if (tl_batch && tl_cb_node == n) {
-        tl_batch = false;
+    if (tl_batch_depth > 1) {
+        tl_batch_depth--;
+    } else if (tl_batch_depth == 1 && tl_cb_node == n) {
+        tl_batch_depth = 0;
         node_callbacks_end(n);
     }
 }

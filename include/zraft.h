@@ -217,9 +217,9 @@ int zraft_read_sync(zraft_node *n, int timeout_ms);
  * context switch there). Nothing is held back otherwise: a call is queued
  * at once, and taken early if the core wakes for another reason. Do not
  * block in between (the calls may wait for the end), end the batch on the
- * thread that began it, with the same node. Inside a callback (where the
- * state machine thread batches already) or inside another batch, both
- * calls do nothing. */
+ * thread that began it, with the same node. Batches nest (the outermost
+ * end wakes the core). Inside a callback (where the state machine thread
+ * batches already) both calls do nothing. */
 void zraft_batch_begin(zraft_node *n);
 void zraft_batch_end(zraft_node *n);
 
