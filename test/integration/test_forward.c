@@ -717,6 +717,39 @@ Test(forward, counters_count_forwarded_requests_time_outs_and_failures)
     cl_stop(&c);
 }
 
+/* A read in flight to a leader that hands over leadership is asked again
+ * of the new one: a retry. The old leader's answer is held back (the link
+ * to the follower delayed) until the follower knows the new leader. */
+Test(forward, a_read_asked_again_of_a_new_leader_counts_as_a_retry)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.make_fsm = make_counter;
+    c.forward = true;
+    c.election_timeout_ms = 1000;
+    cl_start(&c, 3);
+    zraft_id leader = cl_leader(&c);
+    zraft_id f = s_follower(&c, leader);
+    zraft_id g = 6 - leader - f; /* the third node */
+    zraft_network_delay(c.net, leader, f, 3000);
+    one o;
+    one_init(&o, f);
+    cr_assert_eq(zraft_read(c.nodes[f], one_read_cb, &o), 0);
+    s_counter_reaches(&c, f, offsetof(zraft_metrics, fwd_reads), "fwd_reads",
+                      1);
+    cr_assert_eq(zraft_transfer_leader(c.nodes[leader], g), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[f], &m);
+    cr_assert_eq(m.fwd_reads, 1, "a retry is not a new read");
+    cr_assert_geq(m.fwd_retries, 1, "the read was asked again");
+    zraft_metrics_get(c.nodes[g], &m);
+    cr_assert_geq(m.fwd_served_reads, 1, "the new leader served it");
+    zraft_network_heal(c.net);
+    cl_stop(&c);
+}
+
 /* ------------------------------------------------ frames from a peer */
 
 /* Sends raw frames to node `to`'s ROUTER as node `as` (a DEALER of kind
