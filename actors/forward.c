@@ -65,7 +65,11 @@
  * stands.
  * Malformed frames never get here (the decoder refuses them); an
  * unexpected one (a reply at the ROUTER, a request at a DEALER, a reply
- * for an unknown request) is counted and dropped, with a log line. */
+ * for an unknown request) is counted and dropped, with a log line.
+ *
+ * Counters (zraft_metrics.fwd_*: sent, retried, timed out, failed, served
+ * for followers) are this thread's; the core's metrics publication copies
+ * them (fwd_metrics) every loop turn. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
