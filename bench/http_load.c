@@ -156,6 +156,14 @@ static void s_fail(hload *L, hconn *c, bool drop)
     }
 }
 
+/* The connection failed (counted): the client asks again on a new one,
+ * from the loop, at `at` (us; 0: at once). */
+static void s_later(hconn *c, uint64_t at)
+{
+    c->st = C_BACKOFF;
+    c->retry_at = at;
+}
+
 /* Starts a non-blocking connect to c->host:c->port; -1 if it failed at
  * once (the caller counts the error). */
 static int s_connect(hload *L, hconn *c)
@@ -207,6 +215,7 @@ static void s_send(hload *L, hconn *c)
             return;
         } else {
             s_fail(L, c, true);
+            s_later(c, 0);
             return;
         }
     }
@@ -245,8 +254,7 @@ static void s_next(hload *L, hconn *c, uint64_t now)
     } else if (s_connect(L, c) != 0) {
         /* The node is down: count it, back off before retrying. */
         s_fail(L, c, true);
-        c->st = C_BACKOFF;
-        c->retry_at = now + BACKOFF_US;
+        s_later(c, now + BACKOFF_US);
     }
 }
 
@@ -336,6 +344,7 @@ static void s_read(hload *L, hconn *c, uint64_t now)
     for (;;) {
         if (c->in_len == IN_CAP - 1) {
             s_fail(L, c, true); /* a head or body this long: not ours */
+            s_later(c, 0);
             return;
         }
         ssize_t n = read(c->fd, c->in + c->in_len, IN_CAP - 1 - c->in_len);
@@ -349,6 +358,7 @@ static void s_read(hload *L, hconn *c, uint64_t now)
             /* Closed (or reset) with the response missing or cut short. */
             if (c->st == C_READING || c->st == C_SENDING) {
                 s_fail(L, c, true);
+                s_later(c, 0);
             } else {
                 s_close(L, c);
             }
@@ -358,6 +368,7 @@ static void s_read(hload *L, hconn *c, uint64_t now)
             /* Bytes nobody asked for: the connection is out of step. */
             if (c->st == C_SENDING) {
                 s_fail(L, c, true);
+                s_later(c, 0);
             } else {
                 s_close(L, c);
             }
@@ -375,6 +386,7 @@ static void s_read(hload *L, hconn *c, uint64_t now)
         size_t head = (size_t)(end + 4 - c->in);
         if (st < 0 || head + clen > IN_CAP - 1) {
             s_fail(L, c, true);
+            s_later(c, 0);
             return;
         }
         if (c->in_len < head + clen) {
@@ -385,6 +397,7 @@ static void s_read(hload *L, hconn *c, uint64_t now)
         c->in_len = 0;
         if (extra) {
             s_fail(L, c, true);
+            s_later(c, 0);
             return;
         }
         s_answer(L, c, st, loc, now);
@@ -401,8 +414,7 @@ static void s_writable(hload *L, hconn *c, uint64_t now)
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
             err != 0) {
             s_fail(L, c, true);
-            c->st = C_BACKOFF;
-            c->retry_at = now + BACKOFF_US;
+            s_later(c, now + BACKOFF_US);
             return;
         }
         s_request(L, c);
