@@ -321,7 +321,15 @@ static char *b_metrics(void *ctx)
     if (s == NULL) {
         return NULL;
     }
-#define P(...) off += (size_t)snprintf(s + off, cap - off, __VA_ARGS__)
+    /* A line that does not fit is cut, never written past the end (off
+     * stays below cap). */
+#define P(...)                                                                 \
+    do {                                                                       \
+        int k_ = snprintf(s + off, cap - off, __VA_ARGS__);                    \
+        off = k_ < 0                   ? off                                   \
+              : off + (size_t)k_ < cap ? off + (size_t)k_                      \
+                                       : cap - 1;                              \
+    } while (0)
     P("# TYPE zraft_is_leader gauge\nzraft_is_leader %d\n", m.role_code == 3);
     P("# HELP zraft_fatal 1 once the node stopped on a fatal error\n");
     P("# TYPE zraft_fatal gauge\nzraft_fatal{code=\"%s\"} %d\n",
