@@ -707,6 +707,9 @@ static void s_pub_fn(zraft_metrics *m, void *arg)
     m->writes = c->writes;
     m->fatal = c->fatal;
     m->peers_refused = c->n->rpc.auth ? curve_auth_refused(c->n->rpc.auth) : 0;
+    if (c->fwd != NULL) {
+        fwd_metrics(c->fwd, m);
+    }
     if (c->fatal != 0) {
         m->role_code = -1;
         m->role = "failed";

@@ -65,7 +65,11 @@
  * stands.
  * Malformed frames never get here (the decoder refuses them); an
  * unexpected one (a reply at the ROUTER, a request at a DEALER, a reply
- * for an unknown request) is counted and dropped, with a log line. */
+ * for an unknown request) is counted and dropped, with a log line.
+ *
+ * Counters (zraft_metrics.fwd_*: sent, retried, timed out, failed, served
+ * for followers) are this thread's; the core's metrics publication copies
+ * them (fwd_metrics) every loop turn. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +101,7 @@ typedef struct pend {
     zraft_id to;         /* sent to */
     zraft_id refused_by; /* last leader that refused it ... */
     uint64_t retry_at;   /* ... not asked again before this */
+    uint32_t sends;      /* times sent (the first counts as forwarded) */
 } pend;
 
 /* A write's answer on its way to the state machine thread. */
@@ -152,7 +157,11 @@ struct fwd {
     fconn conns[FWD_MAX_CONNS];
     uint32_t n_conns;
     uint64_t leader_wait, timeout;
-    uint64_t unexpected;  /* frames or items dropped */
+    uint64_t unexpected; /* frames or items dropped */
+    /* Counters for zraft_metrics.fwd_* (this thread writes them; the
+     * core's publication copies them). */
+    uint64_t n_writes, n_reads, n_retries, n_timeouts, n_failures;
+    uint64_t n_served_writes, n_served_reads;
     zraft_id last_leader; /* as of the last turn */
     codec_fwd *items;     /* frame being built */
     pend **item_pend;
@@ -223,6 +232,11 @@ static void s_write_answer(fwd *f, pend *p, int err, zraft_log_id id,
 static void s_fail(fwd *f, pend *p, int err)
 {
     zraft_log_id none = {0, 0};
+    if (err == ZRAFT_ETIMEDOUT) {
+        f->n_timeouts++;
+    } else {
+        f->n_failures++;
+    }
     if (p->type == API_WRITE) {
         s_write_answer(f, p, err, none, NULL);
     } else {
@@ -455,6 +469,13 @@ static void s_send_frame(fwd *f, const engine *e, zraft_id to, size_t n,
         if (rv == 0) {
             p->to = to;
             p->deadline = now + f->timeout;
+            if (p->sends++ > 0) {
+                f->n_retries++;
+            } else if (p->type == API_WRITE) {
+                f->n_writes++;
+            } else {
+                f->n_reads++;
+            }
             s_flight_add(f, p);
         } else {
             s_wait(f, p); /* nothing was sent: it may be sent again */
@@ -556,6 +577,7 @@ static void s_on_answer(fwd *f, zraft_id from, const codec_fwd *it,
         return;
     }
     if (write) {
+        f->n_failures += it->err != 0;
         s_write_answer(f, p, it->err, it->id, it->data);
         zraft_buf_unref(p->payload);
         free(p);
@@ -709,6 +731,11 @@ void fwd_on_frame(fwd *f, const msg *m, const codec_fwd *items, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         const codec_fwd *it = &items[i];
         ritem *ri = s_ritem(f, m->from, it->req_id);
+        if (it->op == CODEC_FWD_WRITE) {
+            f->n_served_writes++;
+        } else {
+            f->n_served_reads++;
+        }
         if (it->op == CODEC_FWD_WRITE &&
             it->data->len > ZRAFT_MAX_PAYLOAD_BYTES) {
             s_remote_written(ri, ZRAFT_ETOOBIG, (zraft_log_id){0, 0}, NULL);
@@ -810,6 +837,17 @@ void fwd_tick(fwd *f, const engine *e, rpc_server *srv, uint64_t now)
     if (f->live_flight > 0) {
         s_expire(f, now);
     }
+}
+
+void fwd_metrics(const fwd *f, zraft_metrics *m)
+{
+    m->fwd_writes = f->n_writes;
+    m->fwd_reads = f->n_reads;
+    m->fwd_retries = f->n_retries;
+    m->fwd_timeouts = f->n_timeouts;
+    m->fwd_failures = f->n_failures;
+    m->fwd_served_writes = f->n_served_writes;
+    m->fwd_served_reads = f->n_served_reads;
 }
 
 /* ------------------------------------------------------- lifecycle */

@@ -200,6 +200,30 @@ void node_callbacks_end(zraft_node *n)
     }
 }
 
+/* How deep this thread is in batches that zraft_batch_begin() started
+ * (0 also inside the state machine thread's callbacks: theirs is not). */
+static _Thread_local unsigned tl_batch_depth;
+
+void zraft_batch_begin(zraft_node *n)
+{
+    if (tl_batch_depth > 0) {
+        tl_batch_depth++;
+    } else if (n != NULL && tl_cb_node == NULL) {
+        node_callbacks_begin(n);
+        tl_batch_depth = 1;
+    }
+}
+
+void zraft_batch_end(zraft_node *n)
+{
+    if (tl_batch_depth > 1) {
+        tl_batch_depth--;
+    } else if (tl_batch_depth == 1 && tl_cb_node == n) {
+        tl_batch_depth = 0;
+        node_callbacks_end(n);
+    }
+}
+
 static int s_push(zraft_node *n, api_req *r)
 {
     r->next = NULL;
@@ -888,10 +912,18 @@ static uint64_t s_urgent(const zraft_metrics *m)
 static uint64_t s_rest(const zraft_metrics *m)
 {
     uint64_t h = 0xcbf29ce484222325ull;
-    uint64_t v[] = {
-        m->commit_index,      m->last_applied,   m->last_log_id.term,
-        m->last_log_id.index, m->snapshot_index, m->writes,
-        m->applied,           m->fsyncs,         m->n_peers};
+    uint64_t v[] = {m->commit_index,
+                    m->last_applied,
+                    m->last_log_id.term,
+                    m->last_log_id.index,
+                    m->snapshot_index,
+                    m->writes,
+                    m->applied,
+                    m->fsyncs,
+                    m->n_peers,
+                    m->fwd_writes + m->fwd_reads + m->fwd_retries +
+                        m->fwd_timeouts + m->fwd_failures +
+                        m->fwd_served_writes + m->fwd_served_reads};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         h = s_mix(h, v[i]);
     }

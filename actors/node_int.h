@@ -139,6 +139,9 @@ void fwd_read_done(fwd *f, void *arg, uint64_t index, int err);
 /* Each core loop turn: answers what completed, receives replies, sends
  * what waits for a leader, expires. */
 void fwd_tick(fwd *f, const engine *e, rpc_server *srv, uint64_t now);
+/* Copies the forwarding counters into m->fwd_* (the core's publication,
+ * under the metrics lock). */
+void fwd_metrics(const fwd *f, zraft_metrics *m);
 /* Sockets the core polls for the forwarder (replies from leaders): fills
  * at most `max` (FWD_POLL_MAX) zmq_pollitem_t, returns how many. */
 #define FWD_POLL_MAX 8

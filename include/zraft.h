@@ -209,6 +209,20 @@ int zraft_read_ex(zraft_node *n, unsigned flags, zraft_read_cb cb, void *arg);
  * then be read (it only moves forward). */
 int zraft_read_sync(zraft_node *n, int timeout_ms);
 
+/* Batching for an event loop that makes many calls in a row on one thread
+ * (zraftd's HTTP serving threads): between zraft_batch_begin() and
+ * zraft_batch_end(), the writes and reads this thread queues on `n` wake
+ * its core thread once, at zraft_batch_end(), instead of once per call
+ * that finds the core idle (a wake-up costs a system call here and a
+ * context switch there). Nothing is held back otherwise: a call is queued
+ * at once, and taken early if the core wakes for another reason. Do not
+ * block in between (the calls may wait for the end), end the batch on the
+ * thread that began it, with the same node. Batches nest (the outermost
+ * end wakes the core). Inside a callback (where the state machine thread
+ * batches already) both calls do nothing. */
+void zraft_batch_begin(zraft_node *n);
+void zraft_batch_end(zraft_node *n);
+
 /* -------------------------------------------------------------- admin */
 
 /* Each waits until the change is committed (or timeout_ms passes:
@@ -264,6 +278,18 @@ typedef struct {
     uint64_t snapshot_bytes_resent;
     /* CurveZMQ handshakes refused (a key not in the configuration). */
     uint64_t peers_refused;
+    /* Forwarding (zraft_write_ex(), docs/runtime.md, Forwarding), counted
+     * since this node started. As a follower: writes and reads sent to a
+     * leader (each counted once, at its first send); sends after the
+     * first (a write refused before it was proposed, a read asked again
+     * after a leader change or a refusal); requests that got no answer
+     * within forward_timeout_ms (ZRAFT_ETIMEDOUT); requests that failed
+     * otherwise (no leader within leader_wait_ms, an error answered by the
+     * leader, shutdown). As the leader: writes and reads received from
+     * followers. */
+    uint64_t fwd_writes, fwd_reads;
+    uint64_t fwd_retries, fwd_timeouts, fwd_failures;
+    uint64_t fwd_served_writes, fwd_served_reads;
 } zraft_metrics;
 
 /* A consistent snapshot of the node's state. */

@@ -9,6 +9,7 @@
  * (sizes, JSON, ids, keys). Runs on the serving threads only. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +213,18 @@ static void s_unref_cb(void *cls)
 
 /* ---------------------------------------------------------- requests */
 
+http_req *http_req_new(http_worker *w)
+{
+    http_req *rq = w->free_reqs;
+    if (rq == NULL) {
+        return calloc(1, sizeof(*rq));
+    }
+    w->free_reqs = rq->fnext;
+    w->n_free--;
+    memset(rq, 0, offsetof(http_req, ids));
+    return rq;
+}
+
 void http_req_free(http_req *rq)
 {
     zraft_buf_unref(rq->cmd);
@@ -220,7 +233,24 @@ void http_req_free(http_req *rq)
     free(rq->raft_addr);
     free(rq->http_addr);
     free(rq->pubkey);
-    free(rq);
+    http_worker *w = rq->w;
+    if (w->n_free < HTTP_REQ_POOL) {
+        rq->fnext = w->free_reqs;
+        w->free_reqs = rq;
+        w->n_free++;
+    } else {
+        free(rq);
+    }
+}
+
+void http_req_pool_free(http_worker *w)
+{
+    while (w->free_reqs != NULL) {
+        http_req *rq = w->free_reqs;
+        w->free_reqs = rq->fnext;
+        free(rq);
+    }
+    w->n_free = 0;
 }
 
 /* The escaped request path of a KV request (for redirects). */
@@ -273,6 +303,10 @@ static enum MHD_Result s_answer(http_req *rq)
             return s_error(c, MHD_HTTP_PRECONDITION_FAILED, 0,
                            "the key does not hold the if-match value");
         }
+        if (rq->w->no_content != NULL) {
+            return MHD_queue_response(c, MHD_HTTP_NO_CONTENT,
+                                      rq->w->no_content);
+        }
         return s_reply(c, MHD_HTTP_NO_CONTENT, NULL, "", 0);
     }
     if (err == ZRAFT_ENOTFOUND) {
@@ -313,13 +347,16 @@ static uint32_t s_wait_ms(const http_req *rq)
 }
 
 /* A write or read finished (result in rq->op): answer, or wait for a
- * leader first when the node knows none (as during an election). */
+ * leader first when the node knows none (as during an election), unless
+ * the backend waited already (backend_waits: a stale read never gets
+ * ENOTLEADER, so every ENOTLEADER there is after the node's wait). */
 enum MHD_Result http_req_done(http_req *rq)
 {
     http_server *s = rq->w->s;
     char leader[256];
     if (rq->op.err == ZRAFT_ENOTLEADER && rq->kind != K_ADMIN && !rq->waited &&
-        s->b.leader_known != NULL && !atomic_load(&s->draining) &&
+        !s->b.backend_waits && s->b.leader_known != NULL &&
+        !atomic_load(&s->draining) &&
         s->b.leader_http(s->b.ctx, leader, sizeof leader) != 0) {
         uint32_t ms = s_wait_ms(rq);
         if (ms > 0) {
@@ -579,7 +616,7 @@ static enum MHD_Result s_route(http_req *rq, const char *url,
 static http_req *s_request_new(http_worker *w, struct MHD_Connection *c,
                                const char *url, const char *method)
 {
-    http_req *rq = calloc(1, sizeof(*rq));
+    http_req *rq = http_req_new(w);
     if (rq == NULL) {
         return NULL;
     }
@@ -605,6 +642,7 @@ static http_req *s_request_new(http_worker *w, struct MHD_Connection *c,
         return rq;
     }
     memcpy(rq->key, url + 4, klen);
+    rq->key[klen] = '\0';
     rq->klen = klen;
     rq->op.key = rq->key;
     rq->op.klen = klen;

@@ -85,6 +85,11 @@ typedef struct {
      * every HTTP_LEADER_POLL_MS, on a serving thread, while a request waits
      * for a leader. NULL: requests never wait. */
     int (*leader_known)(void *ctx);
+    /* Optional (NULL: none). Called with true before a serving thread
+     * handles a round of events and with false after it (same thread, no
+     * blocking in between): the backend may hold the wake-ups of the calls
+     * made meanwhile and send one at the end (zraft_batch_begin/end). */
+    void (*batch)(void *ctx, bool begin);
     /* Non-blocking. The leader's HTTP address ("host:port");
      * ZRAFT_ENOTFOUND if unknown (or ZRAFT_EINVAL if this node leads). */
     int (*leader_http)(void *ctx, char *out, size_t cap);
@@ -104,6 +109,13 @@ typedef struct {
     /* How long a request that finds no leader waits for one (?timeout=ms
      * overrides it per request, up to 60 s). */
     uint32_t leader_wait_ms;
+    /* write and read forward to the leader from a follower (zraftd's
+     * forward_writes), and so wait for a leader themselves, up to the
+     * node's leader_wait_ms: their ENOTLEADER comes after that wait, and
+     * the server answers it at once (307 if a leader's address is known by
+     * then, else 503) instead of waiting a second time. ?timeout=ms does
+     * not apply to them. */
+    bool backend_waits;
     /* How long a write or read may stay with the node before its request
      * answers 504 (0: 10 s). */
     uint32_t op_timeout_ms;

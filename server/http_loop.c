@@ -316,10 +316,17 @@ static void *s_worker_main(void *arg)
         if (draining && !w->acked) {
             MHD_quiesce_daemon(w->d); /* the listening socket is shared */
         }
+        /* The writes and reads of this round wake the node once. */
+        if (s->b.batch != NULL) {
+            s->b.batch(s->b.ctx, true);
+        }
         s_take(w);
         s_expire(w, now);
         s_poll_leader(w, now, draining);
         MHD_run(w->d);
+        if (s->b.batch != NULL) {
+            s->b.batch(s->b.ctx, false);
+        }
         if (draining) {
             pthread_mutex_lock(&s->lock);
             if (!w->acked) {
@@ -347,6 +354,10 @@ static void s_destroy(http_server *s)
             MHD_quiesce_daemon(w->d); /* never closes the shared socket */
             MHD_stop_daemon(w->d);
         }
+        if (w->no_content != NULL) {
+            MHD_destroy_response(w->no_content);
+        }
+        http_req_pool_free(w); /* after the daemon: it frees requests */
         if (w->efd >= 0) {
             close(w->efd);
         }
@@ -397,6 +408,9 @@ http_server *http_start(const char *addr, const http_backend *b,
         pthread_mutex_init(&w->qlock, NULL);
         w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         w->ep = epoll_create1(EPOLL_CLOEXEC);
+        /* NULL (out of memory): each 204 is made on its own, as before. */
+        w->no_content =
+            MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
         unsigned per = (maxc + s->nw - 1) / s->nw;
         unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
         struct MHD_OptionItem tls[5];

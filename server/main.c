@@ -160,6 +160,16 @@ static void b_read_done(void *arg, int err)
     op->complete(op);
 }
 
+static void b_batch(void *ctx, bool begin)
+{
+    (void)ctx;
+    if (begin) {
+        zraft_batch_begin(D.node);
+    } else {
+        zraft_batch_end(D.node);
+    }
+}
+
 static int b_read(void *ctx, http_op *op)
 {
     (void)ctx;
@@ -278,6 +288,15 @@ static char *b_status(void *ctx)
         cJSON_AddStringToObject(o, "public_key", s_pub);
     }
     cJSON_AddNumberToObject(o, "peers_refused", (double)m.peers_refused);
+    /* Forwarding counters (the same as /metrics' zraft_forward*). */
+    cJSON *fw = cJSON_AddObjectToObject(o, "forward");
+    cJSON_AddNumberToObject(fw, "writes", (double)m.fwd_writes);
+    cJSON_AddNumberToObject(fw, "reads", (double)m.fwd_reads);
+    cJSON_AddNumberToObject(fw, "retries", (double)m.fwd_retries);
+    cJSON_AddNumberToObject(fw, "timeouts", (double)m.fwd_timeouts);
+    cJSON_AddNumberToObject(fw, "failures", (double)m.fwd_failures);
+    cJSON_AddNumberToObject(fw, "served_writes", (double)m.fwd_served_writes);
+    cJSON_AddNumberToObject(fw, "served_reads", (double)m.fwd_served_reads);
     if (m.role_code == 3) {
         cJSON *mt = cJSON_CreateObject();
         for (uint32_t i = 0; i < m.n_peers; i++) {
@@ -302,7 +321,15 @@ static char *b_metrics(void *ctx)
     if (s == NULL) {
         return NULL;
     }
-#define P(...) off += (size_t)snprintf(s + off, cap - off, __VA_ARGS__)
+    /* A line that does not fit is cut, never written past the end (off
+     * stays below cap). */
+#define P(...)                                                                 \
+    do {                                                                       \
+        int k_ = snprintf(s + off, cap - off, __VA_ARGS__);                    \
+        off = k_ < 0                   ? off                                   \
+              : off + (size_t)k_ < cap ? off + (size_t)k_                      \
+                                       : cap - 1;                              \
+    } while (0)
     P("# TYPE zraft_is_leader gauge\nzraft_is_leader %d\n", m.role_code == 3);
     P("# HELP zraft_fatal 1 once the node stopped on a fatal error\n");
     P("# TYPE zraft_fatal gauge\nzraft_fatal{code=\"%s\"} %d\n",
@@ -322,6 +349,34 @@ static char *b_metrics(void *ctx)
     P("# TYPE zraft_peers_refused_total counter\n"
       "zraft_peers_refused_total %llu\n",
       (unsigned long long)m.peers_refused);
+    P("# HELP zraft_forwarded_total Writes and reads this node sent to the "
+      "leader (forwarding), each counted once\n");
+    P("# TYPE zraft_forwarded_total counter\n"
+      "zraft_forwarded_total{op=\"write\"} %llu\n"
+      "zraft_forwarded_total{op=\"read\"} %llu\n",
+      (unsigned long long)m.fwd_writes, (unsigned long long)m.fwd_reads);
+    P("# HELP zraft_forward_retries_total Forwarded requests sent again "
+      "(refused before being proposed, or a read asked again)\n");
+    P("# TYPE zraft_forward_retries_total counter\n"
+      "zraft_forward_retries_total %llu\n",
+      (unsigned long long)m.fwd_retries);
+    P("# HELP zraft_forward_timeouts_total Forwarded requests the leader did "
+      "not answer in time\n");
+    P("# TYPE zraft_forward_timeouts_total counter\n"
+      "zraft_forward_timeouts_total %llu\n",
+      (unsigned long long)m.fwd_timeouts);
+    P("# HELP zraft_forward_failures_total Forwarded requests failed "
+      "otherwise (no leader in time, the leader's error, shutdown)\n");
+    P("# TYPE zraft_forward_failures_total counter\n"
+      "zraft_forward_failures_total %llu\n",
+      (unsigned long long)m.fwd_failures);
+    P("# HELP zraft_forward_served_total Forwarded writes and reads this "
+      "node received from followers as leader\n");
+    P("# TYPE zraft_forward_served_total counter\n"
+      "zraft_forward_served_total{op=\"write\"} %llu\n"
+      "zraft_forward_served_total{op=\"read\"} %llu\n",
+      (unsigned long long)m.fwd_served_writes,
+      (unsigned long long)m.fwd_served_reads);
     P("# TYPE zraft_replication_lag gauge\n");
     for (uint32_t i = 0; i < m.n_peers && off < cap - 256; i++) {
         if (m.peers[i].id == m.id) {
@@ -903,6 +958,7 @@ int main(int argc, char **argv)
     http_backend b = {
         .write = b_write,
         .read = b_read,
+        .batch = b_batch,
         .leader_known = b_leader_known,
         .leader_http = b_leader_http,
         .status_json = b_status,
@@ -916,6 +972,10 @@ int main(int argc, char **argv)
                               ? D.cfg.leader_wait_ms
                               : 2 * D.cfg.election_timeout_max_ms,
         .op_timeout_ms = OP_TIMEOUT_MS,
+        /* Forwarding needs wire version 3 (below, the node answers a
+         * follower's write ENOTLEADER at once, and HTTP waits). */
+        .backend_waits = D.cfg.forward_writes &&
+                         (D.cfg.wire_version == 0 || D.cfg.wire_version >= 3),
     };
     http_options ho = {D.cfg.max_body_bytes, D.cfg.http_threads,
                        D.cfg.max_connections, &s_hsec};

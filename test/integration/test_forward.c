@@ -5,6 +5,7 @@
  * shutdown (every callback answered exactly once). */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -603,6 +604,149 @@ Test(forward, no_leader_waits_up_to_leader_wait_then_fails)
     one_wait(&w);
     cr_assert(w.err == 0 || w.err == ZRAFT_ENOTLEADER, "%s",
               zraft_strerror(w.err));
+    cl_stop(&c);
+}
+
+/* ------------------------------------------------------- counters */
+
+typedef struct {
+    size_t off; /* of a uint64_t field in zraft_metrics */
+    uint64_t min;
+} at_least;
+
+static bool s_at_least(const zraft_metrics *m, void *arg)
+{
+    const at_least *a = arg;
+    uint64_t v;
+    memcpy(&v, (const char *)m + a->off, sizeof v);
+    return v >= a->min;
+}
+
+/* Waits (with the cluster's deadline) until node id's counter at `off`
+ * (`name`) reaches `min`: the core publishes its counters every turn. */
+static void s_counter_reaches(cluster *c, zraft_id id, size_t off,
+                              const char *name, uint64_t min)
+{
+    at_least a = {off, min};
+    int rv = zraft_wait(c->nodes[id], s_at_least, &a, CL_DEADLINE_MS);
+    zraft_metrics m;
+    zraft_metrics_get(c->nodes[id], &m);
+    uint64_t v;
+    memcpy(&v, (const char *)&m + off, sizeof v);
+    cr_assert_eq(rv, 0, "node %llu: %s is %llu, not >= %llu",
+                 (unsigned long long)id, name, (unsigned long long)v,
+                 (unsigned long long)min);
+}
+
+Test(forward, counters_count_forwarded_requests_time_outs_and_failures)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.make_fsm = make_counter;
+    c.forward = true;
+    c.leader_wait_ms = 300;
+    c.forward_timeout_ms = 300;
+    /* Long elections: once the leader is cut off, the follower still
+     * takes it for the leader (and sends to it) for a second at least. */
+    c.election_timeout_ms = 1000;
+    cl_start(&c, 3);
+    zraft_id leader = cl_leader(&c);
+    zraft_id f = s_follower(&c, leader);
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[f], &m);
+    cr_assert_eq(m.fwd_writes + m.fwd_reads + m.fwd_timeouts + m.fwd_failures,
+                 0, "nothing forwarded yet");
+    /* A write and a read through the follower: sent once each, served by
+     * the leader. */
+    one o;
+    one_init(&o, f);
+    cr_assert_eq(s_write(c.nodes[f], 1, 0, one_write_cb, &o), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
+    one_init(&o, f);
+    cr_assert_eq(zraft_read(c.nodes[f], one_read_cb, &o), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
+    s_counter_reaches(&c, f, offsetof(zraft_metrics, fwd_writes), "fwd_writes",
+                      1);
+    s_counter_reaches(&c, f, offsetof(zraft_metrics, fwd_reads), "fwd_reads",
+                      1);
+    s_counter_reaches(&c, leader, offsetof(zraft_metrics, fwd_served_writes),
+                      "fwd_served_writes", 1);
+    s_counter_reaches(&c, leader, offsetof(zraft_metrics, fwd_served_reads),
+                      "fwd_served_reads", 1);
+    zraft_metrics_get(c.nodes[f], &m);
+    cr_assert_eq(m.fwd_timeouts + m.fwd_failures, 0);
+    zraft_metrics_get(c.nodes[leader], &m);
+    cr_assert_eq(m.fwd_writes + m.fwd_reads, 0, "the leader forwards none");
+    /* The leader cut off: a write sent to it gets no answer and times out
+     * (a write in flight is never sent again: it may have arrived). */
+    zraft_network_isolate(c.net, leader);
+    one_init(&o, f);
+    cr_assert_eq(s_write(c.nodes[f], 2, 0, one_write_cb, &o), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, ZRAFT_ETIMEDOUT, "%s", zraft_strerror(o.err));
+    s_counter_reaches(&c, f, offsetof(zraft_metrics, fwd_writes), "fwd_writes",
+                      2);
+    s_counter_reaches(&c, f, offsetof(zraft_metrics, fwd_timeouts),
+                      "fwd_timeouts", 1);
+    zraft_network_heal(c.net);
+    /* The follower cut off until it knows no leader: a write waits
+     * leader_wait_ms and fails without being sent. */
+    leader = cl_leader(&c);
+    f = s_follower(&c, leader);
+    zraft_metrics_get(c.nodes[f], &m);
+    uint64_t failures = m.fwd_failures, sent = m.fwd_writes;
+    zraft_network_isolate(c.net, f);
+    uint64_t end = s_now_ms() + CL_DEADLINE_MS;
+    do {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+        zraft_metrics_get(c.nodes[f], &m);
+    } while (m.leader != 0 && s_now_ms() < end);
+    cr_assert_eq(m.leader, 0);
+    one_init(&o, f);
+    cr_assert_eq(s_write(c.nodes[f], 3, 0, one_write_cb, &o), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, ZRAFT_ENOTLEADER, "%s", zraft_strerror(o.err));
+    s_counter_reaches(&c, f, offsetof(zraft_metrics, fwd_failures),
+                      "fwd_failures", failures + 1);
+    zraft_metrics_get(c.nodes[f], &m);
+    cr_assert_eq(m.fwd_writes, sent, "a write never sent is not forwarded");
+    zraft_network_heal(c.net);
+    cl_stop(&c);
+}
+
+/* A read in flight to a leader that hands over leadership is asked again
+ * of the new one: a retry. The old leader's answer is held back (the link
+ * to the follower delayed) until the follower knows the new leader. */
+Test(forward, a_read_asked_again_of_a_new_leader_counts_as_a_retry)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.make_fsm = make_counter;
+    c.forward = true;
+    c.election_timeout_ms = 1000;
+    cl_start(&c, 3);
+    zraft_id leader = cl_leader(&c);
+    zraft_id f = s_follower(&c, leader);
+    zraft_id g = 6 - leader - f; /* the third node */
+    zraft_network_delay(c.net, leader, f, 3000);
+    one o;
+    one_init(&o, f);
+    cr_assert_eq(zraft_read(c.nodes[f], one_read_cb, &o), 0);
+    s_counter_reaches(&c, f, offsetof(zraft_metrics, fwd_reads), "fwd_reads",
+                      1);
+    cr_assert_eq(zraft_transfer_leader(c.nodes[leader], g), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[f], &m);
+    cr_assert_eq(m.fwd_reads, 1, "a retry is not a new read");
+    cr_assert_geq(m.fwd_retries, 1, "the read was asked again");
+    zraft_metrics_get(c.nodes[g], &m);
+    cr_assert_geq(m.fwd_served_reads, 1, "the new leader served it");
+    zraft_network_heal(c.net);
     cl_stop(&c);
 }
 

@@ -199,6 +199,8 @@ static int f_leader_known(void *ctx)
 static fake F;
 static http_server *S;
 
+static bool backend_waits; /* the next start()'s backend_waits */
+
 static void start(uint32_t threads, uint32_t op_timeout_ms)
 {
     http_backend b = {
@@ -216,6 +218,7 @@ static void start(uint32_t threads, uint32_t op_timeout_ms)
         .snapshot = f_snapshot,
         .leader_wait_ms = 600,
         .op_timeout_ms = op_timeout_ms,
+        .backend_waits = backend_waits,
     };
     http_options o = {4096, threads, 0, NULL};
     char why[256];
@@ -426,6 +429,31 @@ Test(http, request_without_a_known_leader_waits_then_503_with_retry_after)
     r = req("GET", "/kv/a?timeout=0", NULL, 0);
     cr_assert_eq(r.status, 503);
     cr_assert_eq(F.probes, probes, "no wait, no probe");
+}
+
+/* A forwarding backend (zraftd's forward_writes) waited for a leader
+ * itself before its ENOTLEADER: the server answers at once, with no
+ * second wait (no probe at all), 503 while no leader address is known,
+ * 307 once one is. */
+Test(http, forwarding_backend_enotleader_is_answered_without_a_second_wait)
+{
+    http_stop(&S);
+    backend_waits = true;
+    start(2, 0);
+    backend_waits = false;
+    F.leader = false;
+    F.leader_known = false;
+    F.on_wait = 2; /* a probe would find a leader: none must be made */
+    reply r = req("PUT", "/kv/a", "1", 1);
+    cr_assert_eq(r.status, 503);
+    cr_assert(strstr(r.headers, "Retry-After: 1") != NULL, "%s", r.headers);
+    r = req("GET", "/kv/a?timeout=5000", NULL, 0);
+    cr_assert_eq(r.status, 503);
+    cr_assert_eq(F.probes, 0, "the server waited for a leader too");
+    F.leader_known = true;
+    r = req("PUT", "/kv/a", "1", 1);
+    cr_assert_eq(r.status, 307);
+    cr_assert_eq(F.probes, 0);
 }
 
 Test(http, request_that_waits_is_served_once_a_leader_is_known)
