@@ -120,7 +120,9 @@ enum { CODEC_FWD_WRITE = 1, CODEC_FWD_READ = 2 };
  * referenced, not copied, by codec_encode_iov() and by the decoder given
  * segments that name their buffer. Below it a copy is cheaper than a part
  * of its own (measured with zraft-bench: docs/wire.md, Zero copy). */
+#ifndef CODEC_ZEROCOPY_MIN /* -D for measurements of the cut-off */
 #define CODEC_ZEROCOPY_MIN 256
+#endif
 
 /* ---------------------------------------------------------------- types */
 

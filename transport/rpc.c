@@ -36,7 +36,9 @@
  * see. So the sender releases on the part's address before sending it and
  * the receiver acquires on the address of every part it receives (the
  * same address with inproc; with TCP an unrelated one, which orders
- * nothing and costs nothing). */
+ * nothing and costs nothing). Likewise the free callback, which runs on a
+ * thread of ZeroMQ's choosing, acquires on the buffer the sender released
+ * on before handing the part over. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -936,10 +938,12 @@ void *rpc_conn_socket(rpc_conn *k)
     return k->sock;
 }
 
-/* ZeroMQ is done with a referenced part: drop the reference it held. */
+/* ZeroMQ is done with a referenced part: drop the reference it held (on
+ * any thread: see the top of this file). */
 static void s_part_free(void *data, void *hint)
 {
     (void)data;
+    TSAN_ACQUIRE(hint); /* the send happened before (s_send_part) */
     zraft_buf_unref(hint);
 }
 
@@ -952,6 +956,7 @@ static int s_send_part(void *sock, const codec_iov *g, int flags)
         if (zmq_msg_init_data(&part, (void *)g->base, g->len, s_part_free,
                               zraft_buf_ref(g->buf)) == 0) {
             TSAN_RELEASE(g->base);
+            TSAN_RELEASE(g->buf);
             if (zmq_msg_send(&part, sock, flags) >= 0) {
                 return 0;
             }
