@@ -17,16 +17,18 @@
  * Zero copy (wire version 4 and later, docs/wire.md): an AppendEntries or
  * a snapshot chunk is sent as a multipart message cut by codec_encode_iov():
  * the fixed fields are copied into parts of their own, each payload of at
- * least codec_ctx.zerocopy_min bytes is a part that references the entry's
- * zraft_buf (zmq_msg_init_data), holding one reference that ZeroMQ drops
- * when it is done with the part: on this thread when the send fails, on an
- * I/O thread after writing it to TCP (or encrypting it, with CURVE), on the
- * receiving thread with inproc (the receiver gets the very same bytes). The
- * receiver decodes the concatenation of the parts; every part of at least
- * zerocopy_min bytes is wrapped in a zraft_buf that owns the zmq_msg_t, so
- * that the decoded payloads reference it instead of copying
- * (codec_decode_iov). Smaller frames and older wire versions are one copied
- * part, as before.
+ * least the send cut-off (rpc_ctx.zerocopy_send_min: by default 1 KiB in
+ * process, never over TCP, as measured) is a part that references the
+ * entry's zraft_buf (zmq_msg_init_data), holding one reference that ZeroMQ
+ * drops when it is done with the part: on this thread when the send fails,
+ * on an I/O thread after writing it to TCP (or encrypting it, with CURVE),
+ * on the receiving thread with inproc (the receiver gets the very same
+ * bytes). The receiver decodes the concatenation of the parts, whoever cut
+ * them: every part of at least codec_ctx.zerocopy_min bytes is wrapped in
+ * a zraft_buf that owns the zmq_msg_t, so that the decoded payloads
+ * reference it instead of copying (codec_decode_iov) - a whole frame sent
+ * as one part included. Other messages, and every frame of an older wire
+ * version, are one copied part, as before.
  *
  * ThreadSanitizer: a frame that is copied hands over no memory of ours (it
  * is copied by zmq_send() into a buffer of libzmq's and decoded on the
@@ -853,6 +855,8 @@ struct rpc_conn {
     void *sock;
     inbox in;
     const rpc_ctx *c;
+    codec_ctx parts;    /* c->codec with the send cut-off (s_send_min) */
+    bool multipart;     /* version 4 and a cut-off: payloads by reference */
     unsigned char *buf; /* the frame, or a multipart frame's copied bytes */
     size_t cap;
     codec_iov *iov; /* a multipart frame's parts */
@@ -872,6 +876,16 @@ bool rpc_conn_stale(const rpc_conn *k, uint64_t now_ms, uint64_t timeout_ms)
     uint64_t heard =
         k->last_recv_ms > k->created_ms ? k->last_recv_ms : k->created_ms;
     return k->last_send_ms > heard && now_ms - heard > timeout_ms;
+}
+
+/* The payload length from which a connection sends by reference; 0:
+ * never. */
+static uint32_t s_send_min(const rpc_ctx *c)
+{
+    if (c->zerocopy_send_min != 0) {
+        return c->zerocopy_send_min;
+    }
+    return c->net != NULL ? RPC_ZEROCOPY_INPROC_MIN : 0;
 }
 
 rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
@@ -914,6 +928,10 @@ rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
         return NULL;
     }
     k->c = c;
+    k->parts = c->codec;
+    k->parts.zerocopy_min = s_send_min(c);
+    k->multipart = k->parts.zerocopy_min != 0 &&
+                   c->codec.version >= CODEC_VERSION_MULTIPART;
     k->created_ms = s_now_ms();
     inbox_init(&k->in, c, k->sock, false);
     return k;
@@ -992,7 +1010,7 @@ static int s_send_iov(void *sock, const codec_iov *iov, size_t n)
 static int s_encode_parts(rpc_conn *k, const msg *m, const codec_chunk *ch,
                           size_t *n)
 {
-    const codec_ctx *c = &k->c->codec;
+    const codec_ctx *c = &k->parts;
     int rv = codec_encode_iov(c, m, ch, k->buf, k->cap, k->iov, k->iov_cap, n);
     if (rv != ZRAFT_ENOSPACE) {
         return rv;
@@ -1026,7 +1044,7 @@ static int s_conn_send(rpc_conn *k, const msg *m, const codec_chunk *ch,
 {
     size_t len;
     k->last_send_ms = s_now_ms();
-    if (fb == NULL && k->c->codec.version >= CODEC_VERSION_MULTIPART &&
+    if (fb == NULL && k->multipart &&
         (m->type == MSG_APPEND || m->type == MSG_SNAPSHOT)) {
         size_t n;
         int rv = s_encode_parts(k, m, ch, &n);

@@ -239,7 +239,8 @@ static void s_ctx(rpc_ctx *c, zraft_network *net, zraft_id self)
 
 enum { INPROC, TCP, CURVE };
 
-static void link_init(zlink *l, int kind, uint8_t version)
+/* send_min: rpc_ctx.zerocopy_send_min of the sender (0: the default). */
+static void link_init(zlink *l, int kind, uint8_t version, uint32_t send_min)
 {
     memset(l, 0, sizeof(*l));
     if (kind == INPROC) {
@@ -252,6 +253,7 @@ static void link_init(zlink *l, int kind, uint8_t version)
     s_ctx(&l->sc, l->net, 1);
     s_ctx(&l->rc, l->net, 2);
     l->sc.codec.version = version;
+    l->sc.zerocopy_send_min = send_min;
     if (kind == CURVE) {
         if (!curve_available()) {
             cr_skip_test("libzmq without CURVE");
@@ -331,13 +333,15 @@ static void recv_msg(zlink *l, msg *out)
 
 /* Sends a mixed AppendEntries, drops the sender's references at once
  * (unless `hold`), receives it and checks every payload after the link is
- * gone. With inproc and version 4, large payloads arrive as the sender's
- * very bytes; held, every other payload is seen to be a copy (unheld, a
- * copy may reuse the address of a freed original). */
-static void round_trip(int kind, uint8_t version, bool hold)
+ * gone. With inproc and version 4, payloads from the send cut-off on
+ * arrive as the sender's very bytes; held, every other payload is seen to
+ * be a copy (unheld, a copy may reuse the address of a freed original).
+ * Over TCP the sender is made to cut the frame (send_min). */
+static void round_trip(int kind, uint8_t version, bool hold, uint32_t send_min)
 {
     zlink l;
-    link_init(&l, kind, version);
+    link_init(&l, kind, version, send_min);
+    size_t zc_min = send_min ? send_min : RPC_ZEROCOPY_INPROC_MIN;
     append a;
     append_init(&a, 4);
     const unsigned char *sent_at[N_ENT];
@@ -368,7 +372,7 @@ static void round_trip(int kind, uint8_t version, bool hold)
                      i);
         bool same = got[i]->data == sent_at[i];
         bool zc = kind == INPROC && version >= CODEC_VERSION_MULTIPART &&
-                  sizes[i] >= CODEC_ZEROCOPY_MIN;
+                  sizes[i] >= zc_min;
         if (zc || hold) {
             cr_assert_eq(same, zc, "entry %zu of %zu bytes %s", i, sizes[i],
                          zc ? "was copied" : "was not copied");
@@ -384,25 +388,27 @@ static void round_trip(int kind, uint8_t version, bool hold)
 
 Test(zerocopy, inproc_mixed_payloads_by_reference)
 {
-    round_trip(INPROC, CODEC_VERSION, false);
-    round_trip(INPROC, CODEC_VERSION, true);
+    round_trip(INPROC, CODEC_VERSION, false, 0);
+    round_trip(INPROC, CODEC_VERSION, true, 0);
+    round_trip(INPROC, CODEC_VERSION, true, CODEC_ZEROCOPY_MIN);
 }
 
 Test(zerocopy, inproc_version_3_is_one_copied_part)
 {
-    round_trip(INPROC, 3, true);
+    round_trip(INPROC, 3, true, 0);
 }
 
 Test(zerocopy, tcp_mixed_payloads)
 {
-    round_trip(TCP, CODEC_VERSION, false);
-    round_trip(TCP, CODEC_VERSION, true);
+    round_trip(TCP, CODEC_VERSION, false, CODEC_ZEROCOPY_MIN);
+    round_trip(TCP, CODEC_VERSION, true, CODEC_ZEROCOPY_MIN);
+    round_trip(TCP, CODEC_VERSION, true, 0); /* one copied part */
 }
 
 Test(zerocopy, curve_mixed_payloads)
 {
-    round_trip(CURVE, CODEC_VERSION, false);
-    round_trip(CURVE, CODEC_VERSION, true);
+    round_trip(CURVE, CODEC_VERSION, false, CODEC_ZEROCOPY_MIN);
+    round_trip(CURVE, CODEC_VERSION, true, CODEC_ZEROCOPY_MIN);
 }
 
 /* Frames queued towards a receiver that goes away, or from a sender that
@@ -410,7 +416,7 @@ Test(zerocopy, curve_mixed_payloads)
 static void gone_while_queued(int kind, bool receiver_first)
 {
     zlink l;
-    link_init(&l, kind, CODEC_VERSION);
+    link_init(&l, kind, CODEC_VERSION, CODEC_ZEROCOPY_MIN);
     append a;
     append_init(&a, 5);
     for (int i = 0; i < 3; i++) {
@@ -446,12 +452,33 @@ Test(zerocopy, tcp_sender_gone_while_queued)
     gone_while_queued(TCP, false);
 }
 
+/* By default a TCP connection sends one copied part: ZeroMQ holds no
+ * reference once the send returned. */
+Test(zerocopy, tcp_default_copies_the_frame)
+{
+    zlink l;
+    link_init(&l, TCP, CODEC_VERSION, 0);
+    append a;
+    append_init(&a, 7);
+    send_append(&l, &a.m);
+    for (size_t i = 0; i < N_ENT; i++) {
+        cr_assert_eq(s_refs(a.e[i].payload), 1, "entry %zu", i);
+    }
+    msg out;
+    recv_msg(&l, &out);
+    cr_assert_eq(out.u.append.n_entries, N_ENT);
+    codec_msg_release(&out);
+    link_fini(&l);
+    append_fini(&a);
+}
+
 /* A send refused (no peer: ZMQ_IMMEDIATE) takes no reference. */
 Test(zerocopy, refused_send_keeps_no_reference)
 {
     void *z = zmq_ctx_new();
     rpc_ctx c;
     s_ctx(&c, NULL, 1);
+    c.zerocopy_send_min = CODEC_ZEROCOPY_MIN;
     rpc_conn *k = rpc_conn_new(z, &c, 2, "tcp://127.0.0.1:1", RPC_KIND_REPL);
     cr_assert_not_null(k);
     append a;
