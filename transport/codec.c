@@ -631,10 +631,11 @@ int codec_encode_iov(const codec_ctx *c, const msg *m, const codec_chunk *ch,
 typedef struct {
     const codec_iov *seg;
     size_t nseg;
-    size_t i;      /* current segment */
-    size_t off;    /* offset in it */
-    size_t left;   /* bytes that may still be read */
-    size_t zc_min; /* payloads referenced from this length on */
+    size_t i;       /* current segment */
+    size_t off;     /* offset in it */
+    size_t left;    /* bytes that may still be read */
+    size_t zc_min;  /* payloads referenced from this length on */
+    codec_arena *a; /* its hold callback, if any */
 } reader;
 
 /* The little-endian integer of `n` <= 8 bytes at `p`. */
@@ -726,7 +727,13 @@ static zraft_buf *r_ref(reader *r, size_t len)
         return NULL;
     }
     const codec_iov *g = &r->seg[r->i];
-    if (g->buf == NULL || g->len - r->off < len) {
+    if (g->len - r->off < len) {
+        return NULL;
+    }
+    if (g->buf == NULL && r->a->hold != NULL) {
+        r->a->hold(r->a->hold_ctx, r->i); /* sets g->buf, or leaves NULL */
+    }
+    if (g->buf == NULL) {
         return NULL;
     }
     const unsigned char *p = (const unsigned char *)g->base + r->off;
@@ -1092,7 +1099,8 @@ static int s_decode(const codec_ctx *c, const codec_iov *segs, size_t n,
         }
         total += segs[i].len;
     }
-    reader r = {.seg = segs, .nseg = n, .left = total, .zc_min = s_zc_min(c)};
+    reader r = {
+        .seg = segs, .nseg = n, .left = total, .zc_min = s_zc_min(c), .a = a};
     if (!r_bytes(&r, h, sizeof(h))) {
         return fail(a, ZRAFT_EMALFORMED, "frame: shorter than a header");
     }

@@ -220,6 +220,15 @@ typedef struct {
     uint32_t n_fwd, fwd_cap;
     uint8_t version; /* version of the last frame decoded */
     const char *why; /* static text naming the last failed check */
+    /* Optional, set by the receiver: called by codec_decode_iov() the first
+     * time a payload could reference segment `seg` (at least zerocopy_min
+     * bytes within it) whose codec_iov.buf is NULL, to get a buffer holding
+     * the segment's bytes; it must store that buffer in the segment's
+     * codec_iov.buf too (and drop it after the decode), so that it is asked
+     * once per segment. NULL: copy. Lets a receiver pay for a holder only
+     * when a payload needs one. */
+    zraft_buf *(*hold)(void *ctx, size_t seg);
+    void *hold_ctx;
 } codec_arena;
 
 /* Where an assembler stores the bytes of a transfer, instead of memory
@@ -332,6 +341,7 @@ int codec_encode_iov(const codec_ctx *c, const msg *m, const codec_chunk *ch,
 
 /* ------------------------------------------------------------- decoding */
 
+/* An empty arena (no hold callback). */
 void codec_arena_init(codec_arena *a);
 /* Frees the arena's storage (not the payloads of decoded messages). */
 void codec_arena_fini(codec_arena *a);

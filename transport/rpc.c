@@ -24,11 +24,11 @@
  * on an I/O thread after writing it to TCP (or encrypting it, with CURVE),
  * on the receiving thread with inproc (the receiver gets the very same
  * bytes). The receiver decodes the concatenation of the parts, whoever cut
- * them: every part of at least codec_ctx.zerocopy_min bytes is wrapped in
- * a zraft_buf that owns the zmq_msg_t, so that the decoded payloads
- * reference it instead of copying (codec_decode_iov) - a whole frame sent
- * as one part included. Other messages, and every frame of an older wire
- * version, are one copied part, as before.
+ * them: a part holding a payload of at least codec_ctx.zerocopy_min bytes
+ * is moved into a zraft_buf that owns the zmq_msg_t (s_hold, asked by the
+ * decoder), and the decoded payloads reference it instead of copying
+ * (codec_decode_iov) - a whole frame sent as one part included. Other messages,
+ * and every frame of an older wire version, are one copied part, as before.
  *
  * ThreadSanitizer: a frame that is copied hands over no memory of ours (it
  * is copied by zmq_send() into a buffer of libzmq's and decoded on the
@@ -295,9 +295,12 @@ typedef struct {
     zmq_msg_t *parts; /* the parts of the message being received */
     codec_iov *segs;  /* ... as segments for the decoder */
     size_t pcap;
+    size_t live; /* parts being decoded (0: a delayed copy is: s_hold) */
     uint64_t rejected;
     const char *why;
 } inbox;
+
+static zraft_buf *s_hold(void *ctx, size_t i);
 
 static void inbox_init(inbox *in, const rpc_ctx *c, void *sock, bool router)
 {
@@ -306,6 +309,8 @@ static void inbox_init(inbox *in, const rpc_ctx *c, void *sock, bool router)
     in->sock = sock;
     in->router = router;
     codec_arena_init(&in->arena);
+    in->arena.hold = s_hold;
+    in->arena.hold_ctx = in;
     in->file.dir = c->scratch_dir[0] ? c->scratch_dir : "/tmp";
     in->file.fd = -1;
     in->sink = (codec_sink){&in->file, sc_open, sc_write, sc_close};
@@ -586,37 +591,43 @@ static void s_close_held(void *ctx, void *data)
     free(ctx);
 }
 
-/* Describes the received parts to the decoder. A part large enough to hold
- * a referenced payload moves into a zraft_buf of its own (freed with
- * zmq_msg_close() on the thread that drops the last reference), so that
- * decoded payloads keep the received bytes instead of a copy. */
-static void s_hold_parts(inbox *in, size_t n)
+/* Describes the received parts to the decoder (no holder yet: s_hold). */
+static void s_describe_parts(inbox *in, size_t n)
 {
-    size_t min = in->c->codec.zerocopy_min ? in->c->codec.zerocopy_min
-                                           : CODEC_ZEROCOPY_MIN;
     for (size_t i = 0; i < n; i++) {
-        zmq_msg_t *p = &in->parts[i];
-        codec_iov *g = &in->segs[i];
-        g->buf = NULL;
-        if (zmq_msg_size(p) >= min) {
-            zmq_msg_t *h = malloc(sizeof(*h));
-            if (h != NULL) {
-                zmq_msg_init(h);
-                zmq_msg_move(h, p); /* leaves p empty */
-                g->buf = zraft_buf_wrap(zmq_msg_data(h), zmq_msg_size(h),
-                                        s_close_held, h);
-                if (g->buf == NULL) {
-                    zmq_msg_move(p, h);
-                    zmq_msg_close(h);
-                    free(h);
-                } else {
-                    p = h;
-                }
-            }
-        }
-        g->base = zmq_msg_data(p);
-        g->len = zmq_msg_size(p);
+        in->segs[i] = (codec_iov){zmq_msg_data(&in->parts[i]),
+                                  zmq_msg_size(&in->parts[i]), NULL};
     }
+}
+
+/* The decoder's hold callback (codec_arena.hold): a payload is about to
+ * reference part `i`, so the part moves into a zraft_buf of its own, freed
+ * with zmq_msg_close() on the thread that drops the last reference. Only
+ * parts that hold such a payload pay for it. NULL: copy instead. */
+static zraft_buf *s_hold(void *ctx, size_t i)
+{
+    inbox *in = ctx;
+    if (i >= in->live) {
+        return NULL;
+    }
+    zmq_msg_t *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        return NULL;
+    }
+    zmq_msg_init(h);
+    zmq_msg_move(h, &in->parts[i]); /* leaves the part empty */
+    zraft_buf *b =
+        zraft_buf_wrap(zmq_msg_data(h), zmq_msg_size(h), s_close_held, h);
+    if (b == NULL) {
+        zmq_msg_move(&in->parts[i], h);
+        zmq_msg_close(h);
+        free(h);
+        return NULL;
+    }
+    in->segs[i].base = b->data; /* the same bytes: parts this long are
+                                   never stored inside the zmq_msg_t */
+    in->segs[i].buf = b;
+    return b;
 }
 
 /* Drops this thread's hold on the parts: decoded payloads keep theirs. */
@@ -671,8 +682,10 @@ static int inbox_recv(inbox *in, msg *out, uint64_t now)
         }
         int rv = 0;
         if (n > 0 && s_sender_admitted(in, &in->parts[0])) {
-            s_hold_parts(in, n);
+            s_describe_parts(in, n);
+            in->live = n;
             rv = inbox_take(in, in->segs, n, out, now, true);
+            in->live = 0;
         }
         s_release_parts(in, n);
         if (rv == 1) {

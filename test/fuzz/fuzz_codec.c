@@ -118,6 +118,18 @@ static void assemble(const msg *m, const codec_chunk *ch)
     codec_assembler_fini(&as);
 }
 
+/* The segments of the held decode and their buffers (hold callback). */
+static codec_iov *held_segs;
+static zraft_buf *held_bufs[2];
+
+static zraft_buf *hold(void *ctx, size_t seg)
+{
+    (void)ctx;
+    check(seg < 2 && held_segs[seg].buf == NULL, "asked once per segment");
+    held_segs[seg].buf = zraft_buf_ref(held_bufs[seg]);
+    return held_segs[seg].buf;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static codec_ctx plain, byref;
@@ -144,12 +156,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(rv2 == rv, "segmentation does not change the result");
     codec_msg_release(&m2);
 
-    /* The same, referencing: each segment held by a buffer of its own. */
+    /* The same, referencing: each segment held by a buffer of its own,
+     * named up front (the first) or handed out by the hold callback when
+     * a payload asks (the second). */
     zraft_buf *h0 = zraft_buf_new(data, cut);
     zraft_buf *h1 = zraft_buf_new(data + cut, size - cut);
     check(h0 != NULL && h1 != NULL, "malloc");
-    codec_iov held[2] = {{h0->data, cut, h0}, {h1->data, size - cut, h1}};
+    codec_iov held[2] = {{h0->data, cut, h0}, {h1->data, size - cut, NULL}};
+    held_segs = held;
+    held_bufs[0] = h0;
+    held_bufs[1] = h1;
+    a2.hold = hold;
     rv2 = codec_decode_iov(&byref, held, 2, &m2, &a2);
+    a2.hold = NULL;
+    zraft_buf_unref(held[1].buf); /* the hold the callback gave, if any */
     zraft_buf_unref(h0); /* the payloads must keep what they reference */
     zraft_buf_unref(h1);
     check(rv2 == rv, "referencing does not change the result");

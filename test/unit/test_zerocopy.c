@@ -215,6 +215,68 @@ Test(zerocopy, a_payload_within_a_flat_frame_references_it)
     append_fini(&a);
 }
 
+/* A receiver's hold callback: wraps segment `seg` of `segs` on demand. */
+typedef struct {
+    codec_iov *segs;
+    zraft_buf *frame; /* what the segment's bytes live in */
+    int calls;
+} holder;
+
+static zraft_buf *s_hold(void *ctx, size_t seg)
+{
+    holder *h = ctx;
+    h->calls++;
+    h->segs[seg].buf = zraft_buf_ref(h->frame);
+    return h->segs[seg].buf;
+}
+
+Test(zerocopy, hold_is_asked_once_and_only_when_a_payload_needs_it)
+{
+    codec_ctx c;
+    codec_ctx_init(&c, CLUSTER, 2);
+    append a;
+    append_init(&a, 8);
+    size_t len = codec_encoded_len(&c, &a.m);
+    zraft_buf *frame = zraft_buf_new(NULL, len);
+    cr_assert_eq(codec_encode(&c, &a.m, frame->data, len, &len), 0);
+    codec_iov seg = {frame->data, len, NULL};
+    holder h = {&seg, frame, 0};
+    codec_arena ar;
+    codec_arena_init(&ar);
+    ar.hold = s_hold;
+    ar.hold_ctx = &h;
+    msg out;
+    cr_assert_eq(codec_decode_iov(&c, &seg, 1, &out, &ar), 0);
+    cr_assert_eq(h.calls, 1, "one segment, asked once");
+    const unsigned char *lo = frame->data, *hi = frame->data + len;
+    zraft_buf_unref(seg.buf); /* the receiver drops its hold */
+    zraft_buf_unref(frame);   /* the referencing payloads keep it */
+    for (size_t i = 0; i < N_ENT; i++) {
+        const zraft_buf *p = out.u.append.entries[i].payload;
+        bool inside = p->data >= lo && p->data < hi;
+        cr_assert_eq(inside, sizes[i] >= CODEC_ZEROCOPY_MIN, "entry %zu", i);
+        cr_assert_eq(memcmp(p->data, a.e[i].payload->data, sizes[i]), 0);
+    }
+    codec_msg_release(&out);
+    /* Only small payloads: the callback is never asked. */
+    append small;
+    append_init(&small, 9);
+    small.m.u.append.n_entries = 1; /* the 8-byte entry */
+    len = codec_encoded_len(&c, &small.m);
+    frame = zraft_buf_new(NULL, len);
+    cr_assert_eq(codec_encode(&c, &small.m, frame->data, len, &len), 0);
+    seg = (codec_iov){frame->data, len, NULL};
+    h = (holder){&seg, frame, 0};
+    cr_assert_eq(codec_decode_iov(&c, &seg, 1, &out, &ar), 0);
+    cr_assert_eq(h.calls, 0);
+    cr_assert_eq(s_refs(frame), 1, "nothing references the frame");
+    codec_msg_release(&out);
+    zraft_buf_unref(frame);
+    codec_arena_fini(&ar);
+    append_fini(&small);
+    append_fini(&a);
+}
+
 /* ------------------------------------------------------------------ rpc */
 
 typedef struct {
