@@ -715,8 +715,11 @@ static void s_unref_owner(void *ctx, void *data)
 }
 
 /* The `len` bytes at the cursor as a reference to the segment's buffer,
- * if they lie within one segment that names it and are worth it; NULL
- * otherwise (or out of memory: the caller copies). Advances on success. */
+ * if they lie within one segment that names it (or the hold callback
+ * names) and are worth it: at least zerocopy_min bytes, and at least half
+ * of the segment, so that a payload kept for long (a state machine's
+ * value) never keeps more than twice its size alive. NULL otherwise (or
+ * out of memory): the caller copies. Advances on success. */
 static zraft_buf *r_ref(reader *r, size_t len)
 {
     while (r->i < r->nseg && r->off == r->seg[r->i].len) {
@@ -727,7 +730,7 @@ static zraft_buf *r_ref(reader *r, size_t len)
         return NULL;
     }
     const codec_iov *g = &r->seg[r->i];
-    if (g->len - r->off < len) {
+    if (g->len - r->off < len || len < g->len - len) {
         return NULL;
     }
     if (g->buf == NULL && r->a->hold != NULL) {

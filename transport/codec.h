@@ -26,9 +26,11 @@
  *     multipart message), so both sides may cut differently.
  *   A decoded payload is a zraft_buf that the engine and the log keep by
  *   reference. It is a copy of the frame's bytes, except when it is at least
- *   codec_ctx.zerocopy_min bytes and lies within one segment that names a
- *   buffer holding its bytes (codec_iov.buf: the transport's received
- *   message): then it references those bytes, and keeps that buffer alive.
+ *   codec_ctx.zerocopy_min bytes and lies within one segment, of which it
+ *   is at least half, that names a buffer holding its bytes (codec_iov.buf
+ *   or codec_arena.hold: the transport's received message): then it
+ *   references those bytes, and keeps that buffer alive (never more than
+ *   twice its own size, however long it is kept).
  *   Receivers of version 3 and older read only the first part of a message,
  *   so a frame is cut into parts only in version 4 (docs/wire.md).
  *
@@ -198,7 +200,8 @@ typedef struct {
  * reference to `buf` to keep the bytes alive while they are queued.
  * To codec_decode_iov(): `buf`, if not NULL, holds the segment's bytes
  * (borrowed for the call): payloads of at least zerocopy_min bytes that lie
- * within the segment take a reference to it instead of a copy. */
+ * within the segment and are at least half of it take a reference to it
+ * instead of a copy. */
 typedef struct {
     const void *base;
     size_t len;

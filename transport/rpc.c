@@ -515,6 +515,10 @@ static bool s_sender_admitted(inbox *in, zmq_msg_t *part)
     return false;
 }
 
+/* libzmq's receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB by default): TCP
+ * messages up to this size share a receive buffer. */
+#define RPC_ZMQ_BATCH 8192
+
 /* Most parts one frame may come in: the header's part, each payload and
  * the fixed fields after it. A message with more is dropped. */
 static size_t s_max_parts(const inbox *in)
@@ -607,7 +611,12 @@ static void s_describe_parts(inbox *in, size_t n)
 static zraft_buf *s_hold(void *ctx, size_t i)
 {
     inbox *in = ctx;
-    if (i >= in->live) {
+    /* Over TCP libzmq reads messages up to its batch size into one shared
+     * receive buffer, which a reference would keep whole: only larger
+     * parts, allocated on their own, are held. In process a part is its
+     * sender's allocation. */
+    if (i >= in->live ||
+        (in->c->net == NULL && zmq_msg_size(&in->parts[i]) <= RPC_ZMQ_BATCH)) {
         return NULL;
     }
     zmq_msg_t *h = malloc(sizeof(*h));
@@ -624,8 +633,9 @@ static zraft_buf *s_hold(void *ctx, size_t i)
         free(h);
         return NULL;
     }
-    in->segs[i].base = b->data; /* the same bytes: parts this long are
-                                   never stored inside the zmq_msg_t */
+    in->segs[i].base = b->data; /* the same bytes (moved only if the part
+                                   was short enough to live inside the
+                                   zmq_msg_t) */
     in->segs[i].buf = b;
     return b;
 }
