@@ -551,8 +551,8 @@ static bool s_recv_parts(inbox *in, size_t *n)
     size_t k = 0;
     bool keep = true, more = true, first = true;
     while (more) {
-        if (keep && k == in->pcap &&
-            (k >= s_max_parts(in) || s_grow_parts(in) != 0)) {
+        if (keep && (k >= s_max_parts(in) ||
+                     (k == in->pcap && s_grow_parts(in) != 0))) {
             keep = false;
         }
         zmq_msg_t spill;

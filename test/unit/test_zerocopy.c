@@ -556,3 +556,42 @@ Test(zerocopy, refused_send_keeps_no_reference)
     zmq_ctx_term(z);
     append_fini(&a);
 }
+
+/* A message of more parts than any frame needs is dropped whole (nothing
+ * is allocated for it beyond the limit), and the next frame decodes. */
+Test(zerocopy, too_many_parts_are_dropped)
+{
+    zlink l;
+    link_init(&l, INPROC, CODEC_VERSION, 0);
+    l.rc.codec.max_entries = N_ENT; /* the server reads its ctx live */
+    void *raw = zmq_socket(l.zc, ZMQ_DEALER);
+    cr_assert_not_null(raw);
+    char ep[ZRAFT_ADDR_MAX + 32];
+    rpc_endpoint(&l.rc, 2, "", ep, sizeof ep);
+    cr_assert_eq(zmq_connect(raw, ep), 0);
+    size_t limit = 2 * N_ENT + 4;
+    for (size_t i = 0; i <= limit; i++) {
+        cr_assert_geq(zmq_send(raw, "x", 1, i < limit ? ZMQ_SNDMORE : 0), 0);
+    }
+    const char *why = NULL;
+    msg out;
+    uint64_t deadline = s_now() + 10000;
+    while (rpc_server_rejected(l.srv, &why) == 0) {
+        cr_assert_lt(s_now(), deadline, "never received");
+        cr_assert_eq(rpc_server_recv(l.srv, &out, s_now()), 0);
+        zmq_pollitem_t it = {rpc_server_socket(l.srv), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, 10);
+    }
+    cr_assert_str_eq(why, "too many parts in one message");
+    append a;
+    append_init(&a, 10);
+    send_append(&l, &a.m);
+    recv_msg(&l, &out);
+    cr_assert_eq(out.type, MSG_APPEND);
+    cr_assert_eq(out.u.append.n_entries, N_ENT);
+    codec_msg_release(&out);
+    cr_assert_eq(rpc_server_rejected(l.srv, NULL), 1);
+    zmq_close(raw);
+    link_fini(&l);
+    append_fini(&a);
+}
