@@ -90,7 +90,7 @@ int zraft_config_validate(const zraft_config *c, const char **why)
     }
     if (c->wire_version != 0 && (c->wire_version < CODEC_VERSION_MIN ||
                                  c->wire_version > CODEC_VERSION)) {
-        *why = "wire_version must be 0 (newest), 1, 2 or 3";
+        *why = "wire_version must be 0 (newest), 1, 2, 3 or 4";
         return ZRAFT_EINVAL;
     }
     if (c->scratch_dir != NULL && strlen(c->scratch_dir) >= PATH_MAX) {

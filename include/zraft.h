@@ -85,10 +85,12 @@ typedef struct {
      * nothing is left behind by a crash. Copied at zraft_node_new(). */
     const char *scratch_dir;
     /* Wire format version this node sends (docs/wire.md, Versioning):
-     * 0 for the newest (3). Set 1 or 2 while a cluster is upgraded from
-     * nodes of that version; below 3 nothing is forwarded (the frames do
-     * not exist there), below 2 snapshots go without chunk
-     * acknowledgements (no flow control, no resume). */
+     * 0 for the newest (4). Set 1, 2 or 3 while a cluster is upgraded from
+     * nodes of that version; below 4 every frame is one copied ZeroMQ part
+     * (older receivers read only the first part of a message), below 3
+     * nothing is forwarded (the frames do not exist there), below 2
+     * snapshots go without chunk acknowledgements (no flow control, no
+     * resume). */
     uint8_t wire_version;
     /* Followers forward zraft_write() / zraft_read() to the leader over the
      * Raft transport instead of failing them with ZRAFT_ENOTLEADER (the

@@ -100,9 +100,10 @@ static const key keys[] = {
     STR(resp_listen, "host:port the RESP port binds (default: resp_addr; "
                      "the port is off unless resp_addr is set)"),
     STR(log_level, "debug, info, warn or error"),
-    U32(wire_version, 0, 3,
+    U32(wire_version, 0, 4,
         "wire format version sent (0: newest; while upgrading a cluster, "
-        "the version of the oldest nodes: 2 turns forwarding off)"),
+        "the version of the oldest nodes: 2 turns forwarding off, 3 sends "
+        "every frame as one copied part)"),
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 

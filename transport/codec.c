@@ -54,8 +54,9 @@ typedef struct {
     size_t run;         /* W_IOV: start of the scratch run not yet listed */
     codec_iov *iov;     /* W_IOV */
     size_t iov_cap;
-    size_t n_iov; /* segments listed (W_COUNT: counted) */
-    int err;      /* first error (ZRAFT_ENOSPACE) */
+    size_t n_iov;  /* segments listed (W_COUNT: counted) */
+    size_t zc_min; /* payloads referenced from this length on */
+    int err;       /* first error (ZRAFT_ENOSPACE) */
 } writer;
 
 static void w_flush_run(writer *w)
@@ -70,6 +71,7 @@ static void w_flush_run(writer *w)
         }
         w->iov[w->n_iov].base = w->buf + w->run;
         w->iov[w->n_iov].len = w->pos - w->run;
+        w->iov[w->n_iov].buf = NULL;
     }
     w->n_iov++;
     w->run = w->pos;
@@ -91,11 +93,17 @@ static void w_put(writer *w, const void *p, size_t n)
     w->pos += n;
 }
 
-/* Payload bytes: referenced in place by the iov writer when large enough,
- * otherwise copied. */
-static void w_ref(writer *w, const void *p, size_t n)
+/* The payload length from which `c` references instead of copying. */
+static size_t s_zc_min(const codec_ctx *c)
 {
-    if (w->mode == W_FLAT || n < CODEC_ZEROCOPY_MIN) {
+    return c->zerocopy_min ? c->zerocopy_min : CODEC_ZEROCOPY_MIN;
+}
+
+/* Payload bytes (held by `owner`, NULL: unknown): referenced in place by
+ * the iov writer when large enough, otherwise copied. */
+static void w_ref(writer *w, const void *p, size_t n, zraft_buf *owner)
+{
+    if (w->mode == W_FLAT || n < w->zc_min) {
         w_put(w, p, n);
         return;
     }
@@ -113,6 +121,7 @@ static void w_ref(writer *w, const void *p, size_t n)
         }
         w->iov[w->n_iov].base = p;
         w->iov[w->n_iov].len = n;
+        w->iov[w->n_iov].buf = owner;
     }
     w->n_iov++;
 }
@@ -282,6 +291,7 @@ static int s_prepare(const codec_ctx *c, const msg *m, const codec_chunk *ch,
             p->chunk.bytes = len ? d->data : NULL;
             p->chunk.len = (uint32_t)len;
             p->chunk.last = true;
+            p->chunk.buf = len ? (zraft_buf *)d : NULL;
         } else {
             p->chunk = *ch;
             if (ch->offset > ch->total || ch->total - ch->offset < ch->len ||
@@ -358,7 +368,7 @@ static void s_emit(const codec_ctx *c, const msg *m, const plan *p, writer *w)
             w_u8(w, e->type);
             w_u32(w, (uint32_t)len);
             if (len > 0) {
-                w_ref(w, e->payload->data, len);
+                w_ref(w, e->payload->data, len, e->payload);
             }
         }
         break;
@@ -385,7 +395,7 @@ static void s_emit(const codec_ctx *c, const msg *m, const plan *p, writer *w)
         w_u16(w, p->mlen);
         w_u32(w, p->chunk.len);
         w_put(w, p->mbuf, p->mlen);
-        w_ref(w, p->chunk.bytes, p->chunk.len);
+        w_ref(w, p->chunk.bytes, p->chunk.len, p->chunk.buf);
         break;
     case MSG_SNAPSHOT_RESP:
         w_u8(w, m->u.snapshot_resp.success ? 1 : 0);
@@ -413,7 +423,7 @@ static void s_emit(const codec_ctx *c, const msg *m, const plan *p, writer *w)
             }
             w_u32(w, (uint32_t)len);
             if (len > 0) {
-                w_ref(w, f->data->data, len);
+                w_ref(w, f->data->data, len, f->data);
             }
         }
         break;
@@ -581,7 +591,7 @@ int codec_iov_plan(const codec_ctx *c, const msg *m, const codec_chunk *ch,
     if (rv != 0) {
         return rv;
     }
-    writer w = {.mode = W_COUNT};
+    writer w = {.mode = W_COUNT, .zc_min = s_zc_min(c)};
     s_emit(c, m, &p, &w);
     /* As in W_IOV, pos counts only the bytes that go to scratch: w_ref()
      * does not advance it for referenced payloads. */
@@ -603,7 +613,8 @@ int codec_encode_iov(const codec_ctx *c, const msg *m, const codec_chunk *ch,
                 .buf = scratch,
                 .cap = scratch_cap,
                 .iov = iov,
-                .iov_cap = iov_cap};
+                .iov_cap = iov_cap,
+                .zc_min = s_zc_min(c)};
     /* w.pos counts only scratch bytes in W_IOV: w_ref() does not advance
      * it, so runs of scratch stay contiguous. */
     s_emit(c, m, &p, &w);
@@ -620,9 +631,11 @@ int codec_encode_iov(const codec_ctx *c, const msg *m, const codec_chunk *ch,
 typedef struct {
     const codec_iov *seg;
     size_t nseg;
-    size_t i;    /* current segment */
-    size_t off;  /* offset in it */
-    size_t left; /* bytes that may still be read */
+    size_t i;       /* current segment */
+    size_t off;     /* offset in it */
+    size_t left;    /* bytes that may still be read */
+    size_t zc_min;  /* payloads referenced from this length on */
+    codec_arena *a; /* its hold callback, if any */
 } reader;
 
 /* The little-endian integer of `n` <= 8 bytes at `p`. */
@@ -695,13 +708,66 @@ static bool r_u64(reader *r, uint64_t *v)
     return true;
 }
 
-/* Reads `len` bytes into a new buffer (one reference, caller owns it). */
+static void s_unref_owner(void *ctx, void *data)
+{
+    (void)data;
+    zraft_buf_unref(ctx);
+}
+
+/* The `len` bytes at the cursor as a reference to the segment's buffer,
+ * if they lie within one segment that names it (or the hold callback
+ * names) and are worth it: at least zerocopy_min bytes, and at least half
+ * of the segment, so that a payload kept for long (a state machine's
+ * value) never keeps more than twice its size alive. NULL otherwise (or
+ * out of memory): the caller copies. Advances on success. */
+static zraft_buf *r_ref(reader *r, size_t len)
+{
+    while (r->i < r->nseg && r->off == r->seg[r->i].len) {
+        r->i++;
+        r->off = 0;
+    }
+    if (len < r->zc_min || r->i == r->nseg) {
+        return NULL;
+    }
+    const codec_iov *g = &r->seg[r->i];
+    if (g->len - r->off < len || len < g->len - len) {
+        return NULL;
+    }
+    if (g->buf == NULL && r->a->hold != NULL) {
+        r->a->hold(r->a->hold_ctx, r->i); /* sets g->buf, or leaves NULL */
+    }
+    if (g->buf == NULL) {
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)g->base + r->off;
+    zraft_buf *b;
+    if (p == g->buf->data && len == g->buf->len) {
+        b = zraft_buf_ref(g->buf); /* the payload is the whole part */
+    } else {
+        b = zraft_buf_wrap((void *)p, len, s_unref_owner, g->buf);
+        if (b == NULL) {
+            return NULL;
+        }
+        zraft_buf_ref(g->buf);
+    }
+    r->off += len;
+    r->left -= len;
+    return b;
+}
+
+/* Reads `len` bytes as a new buffer (one reference, caller owns it): a
+ * reference to the received bytes when r_ref() can, else a copy. */
 static int r_buf(reader *r, size_t len, zraft_buf **out)
 {
     if (len > r->left) {
         return ZRAFT_EMALFORMED;
     }
-    zraft_buf *b = zraft_buf_new(NULL, len);
+    zraft_buf *b = r_ref(r, len);
+    if (b != NULL) {
+        *out = b;
+        return 0;
+    }
+    b = zraft_buf_new(NULL, len);
     if (b == NULL) {
         return ZRAFT_ENOMEM;
     }
@@ -1036,7 +1102,8 @@ static int s_decode(const codec_ctx *c, const codec_iov *segs, size_t n,
         }
         total += segs[i].len;
     }
-    reader r = {.seg = segs, .nseg = n, .left = total};
+    reader r = {
+        .seg = segs, .nseg = n, .left = total, .zc_min = s_zc_min(c), .a = a};
     if (!r_bytes(&r, h, sizeof(h))) {
         return fail(a, ZRAFT_EMALFORMED, "frame: shorter than a header");
     }
@@ -1115,7 +1182,7 @@ int codec_decode_iov(const codec_ctx *c, const codec_iov *segs, size_t n,
 int codec_decode(const codec_ctx *c, const unsigned char *buf, size_t len,
                  msg *out, codec_arena *a)
 {
-    codec_iov seg = {buf, len};
+    codec_iov seg = {buf, len, NULL};
     return codec_decode_iov(c, &seg, buf != NULL || len == 0 ? 1 : 0, out, a);
 }
 

@@ -18,14 +18,21 @@
  *   - codec_encode_iov() writes it as a list of segments whose concatenation
  *     is exactly the same bytes: fixed fields go into a caller's scratch
  *     buffer, while entry payloads and snapshot chunk bytes of at least
- *     CODEC_ZEROCOPY_MIN bytes are referenced where they are (send each
+ *     codec_ctx.zerocopy_min bytes are referenced where they are (send each
  *     segment as one part of a multipart message; zmq_msg_init_data for the
  *     referenced ones, holding a payload reference until ZeroMQ frees it);
  *   - codec_decode() reads a contiguous frame, codec_decode_iov() reads the
  *     concatenation of any number of segments (the parts of a received
  *     multipart message), so both sides may cut differently.
- *   The decoder copies each payload once into a fresh zraft_buf that the
- *   engine and the log can keep by reference without copying again.
+ *   A decoded payload is a zraft_buf that the engine and the log keep by
+ *   reference. It is a copy of the frame's bytes, except when it is at least
+ *   codec_ctx.zerocopy_min bytes and lies within one segment, of which it
+ *   is at least half, that names a buffer holding its bytes (codec_iov.buf
+ *   or codec_arena.hold: the transport's received message): then it
+ *   references those bytes, and keeps that buffer alive (never more than
+ *   twice its own size, however long it is kept).
+ *   Receivers of version 3 and older read only the first part of a message,
+ *   so a frame is cut into parts only in version 4 (docs/wire.md).
  *
  * MSG_SNAPSHOT travels as chunks. A chunk frame carries the snapshot's
  * metadata, its total size, and one contiguous byte range (codec_chunk).
@@ -72,13 +79,16 @@
 
 /* ------------------------------------------------------------ constants */
 
-#define CODEC_MAGIC0      0x5a /* 'Z' */
-#define CODEC_MAGIC1      0x52 /* 'R' */
-#define CODEC_MAGIC2      0x46 /* 'F' */
-#define CODEC_MAGIC3      0x54 /* 'T' */
-#define CODEC_VERSION     3    /* written by default, newest decoded */
-#define CODEC_VERSION_MIN 1    /* oldest version decoded */
-#define CODEC_HEADER_LEN  44
+#define CODEC_MAGIC0  0x5a /* 'Z' */
+#define CODEC_MAGIC1  0x52 /* 'R' */
+#define CODEC_MAGIC2  0x46 /* 'F' */
+#define CODEC_MAGIC3  0x54 /* 'T' */
+#define CODEC_VERSION 4    /* written by default, newest decoded */
+/* The first version whose receivers take a frame cut into several parts
+ * (the bytes are those of version 3). */
+#define CODEC_VERSION_MULTIPART 4
+#define CODEC_VERSION_MIN       1 /* oldest version decoded */
+#define CODEC_HEADER_LEN        44
 /* Header flags: none is defined (bit 0 was an HMAC tag, replaced by
  * CurveZMQ; a frame with any flag set is refused). */
 #define CODEC_FLAGS_KNOWN 0x0000u
@@ -108,35 +118,44 @@ enum { CODEC_FWD_WRITE = 1, CODEC_FWD_READ = 2 };
 #define CODEC_DEFAULT_MAX_FRAME   (64u << 20)
 #define CODEC_DEFAULT_MAX_ENTRIES 65536u
 
-/* Payloads at least this long are referenced, not copied, by
- * codec_encode_iov() (DESIGN.md: zero-copy sends pay from about 256 B). */
+/* Default codec_ctx.zerocopy_min: payloads at least this long are
+ * referenced, not copied, by codec_encode_iov() and by the decoder given
+ * segments that name their buffer. Below it a copy is cheaper than a part
+ * of its own (measured with zraft-bench: docs/wire.md, Zero copy). */
+#ifndef CODEC_ZEROCOPY_MIN /* -D for measurements of the cut-off */
 #define CODEC_ZEROCOPY_MIN 256
+#endif
 
 /* ---------------------------------------------------------------- types */
 
 /* What both ends of a connection must agree on. Set up with
  * codec_ctx_init(), then read-only. */
 typedef struct {
-    uint8_t version;      /* written into every frame (CODEC_VERSION_MIN ..
-                             CODEC_VERSION); decoding accepts them all */
-    uint64_t cluster_id;  /* frames of another cluster are rejected */
-    zraft_id self;        /* decode: reject frames whose `to` differs
-                             (0: accept any destination) */
-    uint32_t max_frame;   /* largest frame produced or accepted */
-    uint32_t max_entries; /* most entries in one AppendEntries */
+    uint8_t version;       /* written into every frame (CODEC_VERSION_MIN ..
+                              CODEC_VERSION); decoding accepts them all */
+    uint64_t cluster_id;   /* frames of another cluster are rejected */
+    zraft_id self;         /* decode: reject frames whose `to` differs
+                              (0: accept any destination) */
+    uint32_t max_frame;    /* largest frame produced or accepted */
+    uint32_t max_entries;  /* most entries in one AppendEntries */
+    uint32_t zerocopy_min; /* payloads referenced, not copied, from this
+                              length on (0: CODEC_ZEROCOPY_MIN) */
 } codec_ctx;
 
 /* The position of one snapshot chunk within its transfer.
- * Encode: `bytes` points at the chunk's `len` bytes (borrowed for the call).
+ * Encode: `bytes` points at the chunk's `len` bytes (borrowed for the call);
+ * `buf`, if not NULL, is the buffer that holds them (codec_encode_iov()
+ * names it in the segment, so that the sender can keep it alive).
  * Decode: `bytes` points into the decoded msg's u.snapshot.data, borrowed
- * until codec_msg_release() of that msg. */
+ * until codec_msg_release() of that msg; `buf` is NULL. */
 typedef struct {
     uint64_t snapshot_id; /* sender-chosen id of the transfer */
     uint64_t total;       /* size of the whole snapshot */
     uint64_t offset;      /* position of bytes[0] within the snapshot */
     const unsigned char *bytes;
-    uint32_t len; /* bytes in this chunk */
-    bool last;    /* offset + len == total */
+    uint32_t len;   /* bytes in this chunk */
+    bool last;      /* offset + len == total */
+    zraft_buf *buf; /* encode: holds `bytes` (NULL: unknown) */
 } codec_chunk;
 
 /* What a receiver says about one snapshot chunk (CODEC_MSG_SNAPSHOT_ACK).
@@ -174,10 +193,19 @@ typedef struct {
     zraft_buf *data;
 } codec_fwd;
 
-/* One piece of a frame. */
+/* One piece of a frame.
+ * From codec_encode_iov(): `buf` is the payload buffer whose bytes the
+ * segment references (an entry's payload, codec_chunk.buf), NULL for
+ * scratch bytes and chunk bytes of no known buffer. The sender takes its own
+ * reference to `buf` to keep the bytes alive while they are queued.
+ * To codec_decode_iov(): `buf`, if not NULL, holds the segment's bytes
+ * (borrowed for the call): payloads of at least zerocopy_min bytes that lie
+ * within the segment and are at least half of it take a reference to it
+ * instead of a copy. */
 typedef struct {
     const void *base;
     size_t len;
+    zraft_buf *buf;
 } codec_iov;
 
 /* Per-receiver scratch space that decoded messages point into, reused from
@@ -195,6 +223,15 @@ typedef struct {
     uint32_t n_fwd, fwd_cap;
     uint8_t version; /* version of the last frame decoded */
     const char *why; /* static text naming the last failed check */
+    /* Optional, set by the receiver: called by codec_decode_iov() the first
+     * time a payload could reference segment `seg` (at least zerocopy_min
+     * bytes within it) whose codec_iov.buf is NULL, to get a buffer holding
+     * the segment's bytes; it must store that buffer in the segment's
+     * codec_iov.buf too (and drop it after the decode), so that it is asked
+     * once per segment. NULL: copy. Lets a receiver pay for a holder only
+     * when a payload needs one. */
+    zraft_buf *(*hold)(void *ctx, size_t seg);
+    void *hold_ctx;
 } codec_arena;
 
 /* Where an assembler stores the bytes of a transfer, instead of memory
@@ -294,7 +331,10 @@ int codec_encode_fwd(const codec_ctx *c, const msg *m, const codec_fwd *items,
  * a snapshot chunk); codec_encode_iov() fills `iov` with *n_iov segments
  * whose concatenation equals codec_encode()'s output. Segments point into
  * `scratch` and at payload bytes (entries' zraft_buf data or ch->bytes),
- * which must stay unchanged and alive until the segments are sent.
+ * which must stay unchanged and alive until the segments are sent; a
+ * segment that references a payload names its buffer (codec_iov.buf), so a
+ * sender can hold a reference for as long as the bytes are queued. Only
+ * FORWARD and FORWARD_REPLY have no iov form (ZRAFT_EINVAL).
  * Errors as codec_encode(); ZRAFT_ENOSPACE when scratch or iov is short. */
 int codec_iov_plan(const codec_ctx *c, const msg *m, const codec_chunk *ch,
                    size_t *scratch_len, size_t *n_iov);
@@ -304,11 +344,13 @@ int codec_encode_iov(const codec_ctx *c, const msg *m, const codec_chunk *ch,
 
 /* ------------------------------------------------------------- decoding */
 
+/* An empty arena (no hold callback). */
 void codec_arena_init(codec_arena *a);
 /* Frees the arena's storage (not the payloads of decoded messages). */
 void codec_arena_fini(codec_arena *a);
 
-/* Decodes the frame of `len` bytes at `buf` into `out`. On success `out`
+/* Decodes the frame of `len` bytes at `buf` into `out` (payloads are
+ * copied: no segment names a buffer). On success `out`
  * owns one reference to every payload it carries (entry payloads, snapshot
  * chunk bytes): keep them with zraft_buf_ref(), then drop the decoder's with
  * codec_msg_release(out), which must happen before the next decode into the
@@ -323,7 +365,10 @@ void codec_arena_fini(codec_arena *a);
  * is zeroed and owns nothing; errors are listed at the top of this header. */
 int codec_decode(const codec_ctx *c, const unsigned char *buf, size_t len,
                  msg *out, codec_arena *arena);
-/* The same for a frame given as the concatenation of `n` segments. */
+/* The same for a frame given as the concatenation of `n` segments. A
+ * payload decoded from a segment that names its buffer (codec_iov.buf) may
+ * reference it: the segment's bytes must then never change while any
+ * reference lasts (they are those of a received message). */
 int codec_decode_iov(const codec_ctx *c, const codec_iov *segs, size_t n,
                      msg *out, codec_arena *arena);
 

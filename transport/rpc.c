@@ -14,12 +14,33 @@
  * the acknowledged offset after a reconnect; the complete file is mapped
  * and handed to the engine as one message.
  *
- * ThreadSanitizer: unlike an actor's envelope (actors/actor.c), a frame
- * hands over no memory of ours: it is encoded into bytes, copied by
- * zmq_send() into a buffer of libzmq's and decoded into new allocations on
- * the receiving thread. The only memory that crosses threads is libzmq's
- * buffer, written by libzmq, so there is nothing to annotate here; TSan
- * ignores libzmq's own accesses (test/tsan/tsan.supp). */
+ * Zero copy (wire version 4 and later, docs/wire.md): an AppendEntries or
+ * a snapshot chunk is sent as a multipart message cut by codec_encode_iov():
+ * the fixed fields are copied into parts of their own, each payload of at
+ * least the send cut-off (rpc_ctx.zerocopy_send_min: by default 1 KiB in
+ * process, never over TCP, as measured) is a part that references the
+ * entry's zraft_buf (zmq_msg_init_data), holding one reference that ZeroMQ
+ * drops when it is done with the part: on this thread when the send fails,
+ * on an I/O thread after writing it to TCP (or encrypting it, with CURVE),
+ * on the receiving thread with inproc (the receiver gets the very same
+ * bytes). The receiver decodes the concatenation of the parts, whoever cut
+ * them: a part holding a payload of at least codec_ctx.zerocopy_min bytes
+ * is moved into a zraft_buf that owns the zmq_msg_t (s_hold, asked by the
+ * decoder), and the decoded payloads reference it instead of copying
+ * (codec_decode_iov) - a whole frame sent as one part included. Other messages,
+ * and every frame of an older wire version, are one copied part, as before.
+ *
+ * ThreadSanitizer: a frame that is copied hands over no memory of ours (it
+ * is copied by zmq_send() into a buffer of libzmq's and decoded on the
+ * receiving thread; TSan ignores libzmq's own accesses, test/tsan/
+ * tsan.supp). A referenced payload part does, with inproc: the receiver
+ * reads the sender's bytes, ordered by libzmq's pipe, which TSan cannot
+ * see. So the sender releases on the part's address before sending it and
+ * the receiver acquires on the address of every part it receives (the
+ * same address with inproc; with TCP an unrelated one, which orders
+ * nothing and costs nothing). Likewise the free callback, which runs on a
+ * thread of ZeroMQ's choosing, acquires on the buffer the sender released
+ * on before handing the part over. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -31,6 +52,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "core/tsan.h"
 #include "transport/rpc.h"
 #include "zraft_storage.h"
 
@@ -270,9 +292,15 @@ typedef struct {
     snapshot_meta snap_meta;
     delayed *q; /* in arrival order */
     size_t qn, qcap;
+    zmq_msg_t *parts; /* the parts of the message being received */
+    codec_iov *segs;  /* ... as segments for the decoder */
+    size_t pcap;
+    size_t live; /* parts being decoded (0: a delayed copy is: s_hold) */
     uint64_t rejected;
     const char *why;
 } inbox;
+
+static zraft_buf *s_hold(void *ctx, size_t i);
 
 static void inbox_init(inbox *in, const rpc_ctx *c, void *sock, bool router)
 {
@@ -281,6 +309,8 @@ static void inbox_init(inbox *in, const rpc_ctx *c, void *sock, bool router)
     in->sock = sock;
     in->router = router;
     codec_arena_init(&in->arena);
+    in->arena.hold = s_hold;
+    in->arena.hold_ctx = in;
     in->file.dir = c->scratch_dir[0] ? c->scratch_dir : "/tmp";
     in->file.fd = -1;
     in->sink = (codec_sink){&in->file, sc_open, sc_write, sc_close};
@@ -293,6 +323,8 @@ static void inbox_fini(inbox *in)
         free(in->q[i].frame);
     }
     free(in->q);
+    free(in->parts);
+    free(in->segs);
     codec_arena_fini(&in->arena);
     codec_assembler_fini(&in->snap);
     sc_close(&in->file);
@@ -381,11 +413,34 @@ static int inbox_chunk(inbox *in, msg *out, uint64_t now)
     return 1;
 }
 
-/* Decodes a frame; applies faults and snapshot assembly. 1: *out ready. */
-static int inbox_take(inbox *in, const unsigned char *f, size_t len, msg *out,
+/* A copy of the concatenation of `n` segments (NULL: out of memory). */
+static unsigned char *s_flatten(const codec_iov *segs, size_t n, size_t *len)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += segs[i].len;
+    }
+    unsigned char *f = malloc(total ? total : 1);
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (segs[i].len > 0) {
+            memcpy(f + at, segs[i].base, segs[i].len);
+            at += segs[i].len;
+        }
+    }
+    *len = total;
+    return f;
+}
+
+/* Decodes a frame (the concatenation of `n` segments); applies faults and
+ * snapshot assembly. 1: *out ready. */
+static int inbox_take(inbox *in, const codec_iov *segs, size_t n, msg *out,
                       uint64_t now, bool allow_delay)
 {
-    int rv = codec_decode(&in->c->codec, f, len, out, &in->arena);
+    int rv = codec_decode_iov(&in->c->codec, segs, n, out, &in->arena);
     if (rv != 0) {
         in->rejected++;
         in->why = in->arena.why;
@@ -408,11 +463,11 @@ static int inbox_take(inbox *in, const unsigned char *f, size_t len, msg *out,
                 in->q = q;
                 in->qcap = cap;
             }
-            unsigned char *copy = malloc(len);
+            size_t len;
+            unsigned char *copy = s_flatten(segs, n, &len);
             if (copy == NULL) {
                 return 0;
             }
-            memcpy(copy, f, len);
             in->q[in->qn++] = (delayed){now + delay, copy, len};
             return 0;
         }
@@ -442,6 +497,8 @@ static bool s_sender_admitted(inbox *in, zmq_msg_t *part)
     if (!in->router || in->c->auth == NULL) {
         return true;
     }
+    /* The sender id is in the header, which an encoder of ours puts in the
+     * first part: a peer that cuts it elsewhere is refused (from 0). */
     const unsigned char *f = zmq_msg_data(part);
     size_t len = zmq_msg_size(part);
     uint64_t from = 0;
@@ -456,6 +513,141 @@ static bool s_sender_admitted(inbox *in, zmq_msg_t *part)
     in->rejected++;
     in->why = "sender is not the member its key belongs to (or was removed)";
     return false;
+}
+
+/* libzmq's receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB by default): TCP
+ * messages up to this size share a receive buffer. */
+#define RPC_ZMQ_BATCH 8192
+
+/* Most parts one frame may come in: the header's part, each payload and
+ * the fixed fields after it. A message with more is dropped. */
+static size_t s_max_parts(const inbox *in)
+{
+    return 2 * (size_t)in->c->codec.max_entries + 4;
+}
+
+static int s_grow_parts(inbox *in)
+{
+    size_t cap = in->pcap ? in->pcap * 2 : 8;
+    zmq_msg_t *p = realloc(in->parts, cap * sizeof(*p));
+    if (p == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    in->parts = p;
+    codec_iov *g = realloc(in->segs, cap * sizeof(*g));
+    if (g == NULL) {
+        return ZRAFT_ENOMEM;
+    }
+    in->segs = g;
+    in->pcap = cap;
+    return 0;
+}
+
+/* Receives every part of the next message into in->parts (*n of them;
+ * 0 when the message was dropped: too many parts, out of memory). False
+ * when nothing was waiting (dealer) or the socket failed. */
+static bool s_recv_parts(inbox *in, size_t *n)
+{
+    size_t k = 0;
+    bool keep = true, more = true, first = true;
+    while (more) {
+        if (keep && (k >= s_max_parts(in) ||
+                     (k == in->pcap && s_grow_parts(in) != 0))) {
+            keep = false;
+        }
+        zmq_msg_t spill;
+        zmq_msg_t *part = keep ? &in->parts[k] : &spill;
+        zmq_msg_init(part);
+        int flags = first && !in->router ? ZMQ_DONTWAIT : 0;
+        first = false;
+        if (zmq_msg_recv(part, in->sock, flags) < 0) {
+            zmq_msg_close(part);
+            for (size_t i = 0; i < k; i++) {
+                zmq_msg_close(&in->parts[i]);
+            }
+            return false;
+        }
+        more = zmq_msg_more(part);
+        if (!keep) {
+            zmq_msg_close(part);
+            continue;
+        }
+        /* With inproc a referenced part is the sender's memory (above). */
+        TSAN_ACQUIRE(zmq_msg_data(part));
+        k++;
+    }
+    if (!keep) {
+        for (size_t i = 0; i < k; i++) {
+            zmq_msg_close(&in->parts[i]);
+        }
+        in->rejected++;
+        in->why = "too many parts in one message";
+        k = 0;
+    }
+    *n = k;
+    return true;
+}
+
+static void s_close_held(void *ctx, void *data)
+{
+    (void)data;
+    zmq_msg_close(ctx);
+    free(ctx);
+}
+
+/* Describes the received parts to the decoder (no holder yet: s_hold). */
+static void s_describe_parts(inbox *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        in->segs[i] = (codec_iov){zmq_msg_data(&in->parts[i]),
+                                  zmq_msg_size(&in->parts[i]), NULL};
+    }
+}
+
+/* The decoder's hold callback (codec_arena.hold): a payload is about to
+ * reference part `i`, so the part moves into a zraft_buf of its own, freed
+ * with zmq_msg_close() on the thread that drops the last reference. Only
+ * parts that hold such a payload pay for it. NULL: copy instead. */
+static zraft_buf *s_hold(void *ctx, size_t i)
+{
+    inbox *in = ctx;
+    /* Over TCP libzmq reads messages up to its batch size into one shared
+     * receive buffer, which a reference would keep whole: only larger
+     * parts, allocated on their own, are held. In process a part is its
+     * sender's allocation. */
+    if (i >= in->live ||
+        (in->c->net == NULL && zmq_msg_size(&in->parts[i]) <= RPC_ZMQ_BATCH)) {
+        return NULL;
+    }
+    zmq_msg_t *h = malloc(sizeof(*h));
+    if (h == NULL) {
+        return NULL;
+    }
+    zmq_msg_init(h);
+    zmq_msg_move(h, &in->parts[i]); /* leaves the part empty */
+    zraft_buf *b =
+        zraft_buf_wrap(zmq_msg_data(h), zmq_msg_size(h), s_close_held, h);
+    if (b == NULL) {
+        zmq_msg_move(&in->parts[i], h);
+        zmq_msg_close(h);
+        free(h);
+        return NULL;
+    }
+    in->segs[i].base = b->data; /* the same bytes (moved only if the part
+                                   was short enough to live inside the
+                                   zmq_msg_t) */
+    in->segs[i].buf = b;
+    return b;
+}
+
+/* Drops this thread's hold on the parts: decoded payloads keep theirs. */
+static void s_release_parts(inbox *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        zmq_msg_close(&in->parts[i]);
+        zraft_buf_unref(in->segs[i].buf);
+        in->segs[i].buf = NULL;
+    }
 }
 
 static int inbox_recv(inbox *in, msg *out, uint64_t now)
@@ -477,41 +669,35 @@ static int inbox_recv(inbox *in, msg *out, uint64_t now)
         delayed d = in->q[i];
         memmove(in->q + i, in->q + i + 1, (in->qn - i - 1) * sizeof(*in->q));
         in->qn--;
-        int rv = inbox_take(in, d.frame, d.len, out, now, false);
+        codec_iov seg = {d.frame, d.len, NULL};
+        int rv = inbox_take(in, &seg, 1, out, now, false);
         free(d.frame);
         if (rv == 1) {
             return 1;
         }
     }
     for (;;) {
-        zmq_msg_t part;
-        zmq_msg_init(&part);
         if (in->router) {
-            if (zmq_msg_recv(&part, in->sock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&part);
+            zmq_msg_t rid;
+            zmq_msg_init(&rid);
+            int rc = zmq_msg_recv(&rid, in->sock, ZMQ_DONTWAIT);
+            zmq_msg_close(&rid); /* routing id: replies go by node id */
+            if (rc < 0) {
                 return 0;
             }
-            zmq_msg_close(&part); /* routing id: replies go by node id */
-            zmq_msg_init(&part);
         }
-        if (zmq_msg_recv(&part, in->sock, in->router ? 0 : ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&part);
+        size_t n;
+        if (!s_recv_parts(in, &n)) {
             return 0;
         }
-        /* One frame is one part; drop anything after it. */
-        bool more = zmq_msg_more(&part);
         int rv = 0;
-        if (s_sender_admitted(in, &part)) {
-            rv = inbox_take(in, zmq_msg_data(&part), zmq_msg_size(&part), out,
-                            now, true);
+        if (n > 0 && s_sender_admitted(in, &in->parts[0])) {
+            s_describe_parts(in, n);
+            in->live = n;
+            rv = inbox_take(in, in->segs, n, out, now, true);
+            in->live = 0;
         }
-        zmq_msg_close(&part);
-        while (more) {
-            zmq_msg_init(&part);
-            zmq_msg_recv(&part, in->sock, 0);
-            more = zmq_msg_more(&part);
-            zmq_msg_close(&part);
-        }
+        s_release_parts(in, n);
         if (rv == 1) {
             return 1;
         }
@@ -692,8 +878,12 @@ struct rpc_conn {
     void *sock;
     inbox in;
     const rpc_ctx *c;
-    unsigned char *buf;
+    codec_ctx parts;    /* c->codec with the send cut-off (s_send_min) */
+    bool multipart;     /* version 4 and a cut-off: payloads by reference */
+    unsigned char *buf; /* the frame, or a multipart frame's copied bytes */
     size_t cap;
+    codec_iov *iov; /* a multipart frame's parts */
+    size_t iov_cap;
     uint64_t created_ms, last_send_ms, last_recv_ms;
 };
 
@@ -709,6 +899,16 @@ bool rpc_conn_stale(const rpc_conn *k, uint64_t now_ms, uint64_t timeout_ms)
     uint64_t heard =
         k->last_recv_ms > k->created_ms ? k->last_recv_ms : k->created_ms;
     return k->last_send_ms > heard && now_ms - heard > timeout_ms;
+}
+
+/* The payload length from which a connection sends by reference; 0:
+ * never. */
+static uint32_t s_send_min(const rpc_ctx *c)
+{
+    if (c->zerocopy_send_min != 0) {
+        return c->zerocopy_send_min;
+    }
+    return c->net != NULL ? RPC_ZEROCOPY_INPROC_MIN : 0;
 }
 
 rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
@@ -751,6 +951,10 @@ rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
         return NULL;
     }
     k->c = c;
+    k->parts = c->codec;
+    k->parts.zerocopy_min = s_send_min(c);
+    k->multipart = k->parts.zerocopy_min != 0 &&
+                   c->codec.version >= CODEC_VERSION_MULTIPART;
     k->created_ms = s_now_ms();
     inbox_init(&k->in, c, k->sock, false);
     return k;
@@ -763,8 +967,9 @@ void rpc_conn_destroy(rpc_conn **kp)
     }
     rpc_conn *k = *kp;
     inbox_fini(&k->in);
-    zmq_close(k->sock);
+    zmq_close(k->sock); /* parts still queued drop their references */
     free(k->buf);
+    free(k->iov);
     free(k);
     *kp = NULL;
 }
@@ -774,11 +979,100 @@ void *rpc_conn_socket(rpc_conn *k)
     return k->sock;
 }
 
+/* ZeroMQ is done with a referenced part: drop the reference it held (on
+ * any thread: see the top of this file). */
+static void s_part_free(void *data, void *hint)
+{
+    (void)data;
+    TSAN_ACQUIRE(hint); /* the send happened before (s_send_part) */
+    zraft_buf_unref(hint);
+}
+
+/* Sends one part: by reference when the segment names its buffer, else
+ * copied. */
+static int s_send_part(void *sock, const codec_iov *g, int flags)
+{
+    if (g->buf != NULL) {
+        zmq_msg_t part;
+        if (zmq_msg_init_data(&part, (void *)g->base, g->len, s_part_free,
+                              zraft_buf_ref(g->buf)) == 0) {
+            TSAN_RELEASE(g->base);
+            TSAN_RELEASE(g->buf);
+            if (zmq_msg_send(&part, sock, flags) >= 0) {
+                return 0;
+            }
+            zmq_msg_close(&part); /* not taken: the reference goes here */
+            return -1;
+        }
+        zraft_buf_unref(g->buf); /* out of memory: copy it instead */
+    }
+    return zmq_send(sock, g->base, g->len, flags) < 0 ? -1 : 0;
+}
+
+/* Sends the segments as the parts of one message. Only the first part can
+ * be refused for a full pipe: ZeroMQ takes the rest of a message whose
+ * first part it took. Should a later part fail anyway, the message is
+ * closed with an empty part, so that the next one does not run into it:
+ * the receiver drops the truncated frame (Raft sends again). */
+static int s_send_iov(void *sock, const codec_iov *iov, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int more = i + 1 < n ? ZMQ_SNDMORE : 0;
+        if (s_send_part(sock, &iov[i], more | ZMQ_DONTWAIT) != 0) {
+            if (i > 0) {
+                zmq_send(sock, "", 0, ZMQ_DONTWAIT);
+            }
+            return ZRAFT_EAGAIN;
+        }
+    }
+    return 0;
+}
+
+/* Encodes `m` (or its chunk `ch`) into k->iov, the copied bytes into
+ * k->buf, growing both as needed. */
+static int s_encode_parts(rpc_conn *k, const msg *m, const codec_chunk *ch,
+                          size_t *n)
+{
+    const codec_ctx *c = &k->parts;
+    int rv = codec_encode_iov(c, m, ch, k->buf, k->cap, k->iov, k->iov_cap, n);
+    if (rv != ZRAFT_ENOSPACE) {
+        return rv;
+    }
+    size_t scratch, parts;
+    rv = codec_iov_plan(c, m, ch, &scratch, &parts);
+    if (rv != 0) {
+        return rv;
+    }
+    if (scratch > k->cap) {
+        unsigned char *nb = realloc(k->buf, scratch);
+        if (nb == NULL) {
+            return ZRAFT_ENOMEM;
+        }
+        k->buf = nb;
+        k->cap = scratch;
+    }
+    if (parts > k->iov_cap) {
+        codec_iov *ni = realloc(k->iov, parts * sizeof(*ni));
+        if (ni == NULL) {
+            return ZRAFT_ENOMEM;
+        }
+        k->iov = ni;
+        k->iov_cap = parts;
+    }
+    return codec_encode_iov(c, m, ch, k->buf, k->cap, k->iov, k->iov_cap, n);
+}
+
 static int s_conn_send(rpc_conn *k, const msg *m, const codec_chunk *ch,
                        const fwd_body *fb)
 {
     size_t len;
     k->last_send_ms = s_now_ms();
+    if (fb == NULL && k->multipart &&
+        (m->type == MSG_APPEND || m->type == MSG_SNAPSHOT)) {
+        size_t n;
+        int rv = s_encode_parts(k, m, ch, &n);
+        return rv != 0 ? rv : s_send_iov(k->sock, k->iov, n);
+    }
     int rv = s_encode_any(k->c, &k->buf, &k->cap, m, ch, fb, &len);
     if (rv != 0) {
         return rv;

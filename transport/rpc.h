@@ -35,7 +35,16 @@ typedef struct {
     curve_auth *auth;           /* TCP with CURVE: keys and admission
                                    (NULL: plain TCP, transport/curve.h) */
     char scratch_dir[PATH_MAX]; /* where received snapshots are written */
+    /* Wire version 4: AppendEntries payloads and snapshot chunks of at
+     * least this many bytes are sent by reference, each as a message part
+     * of its own (rpc.c). 0: the measured default, RPC_ZEROCOPY_INPROC_MIN
+     * in process and never over TCP, where libzmq's per-part cost exceeds
+     * the copy at every size measured (docs/wire.md, Zero copy). */
+    uint32_t zerocopy_send_min;
 } rpc_ctx;
+
+/* Default zerocopy_send_min of the in-process network (measured). */
+#define RPC_ZEROCOPY_INPROC_MIN 1024
 
 /* The endpoint node `id` binds: inproc name for an in-process network, else
  * "tcp://" + addr. `out` has ZRAFT_ADDR_MAX + 32 bytes. */

@@ -84,6 +84,7 @@ int snapsend_pump(snapsend *x, rpc_conn *k, uint64_t now_ms)
         ch.offset = x->next;
         ch.len = left < x->chunk ? (uint32_t)left : x->chunk;
         ch.bytes = x->total > 0 ? x->data->data + x->next : NULL;
+        ch.buf = x->total > 0 ? x->data : NULL; /* sent by reference */
         ch.last = ch.len == left;
         int rv = rpc_conn_send_chunk(k, &x->head, &ch);
         if (rv == ZRAFT_EAGAIN) {

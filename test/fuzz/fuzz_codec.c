@@ -4,7 +4,11 @@
  *
  * For every input:
  *  - decoding must not crash, leak or read out of bounds (ASan, UBSan);
- *  - decoding the same bytes cut into two segments gives the same result;
+ *  - decoding the same bytes cut into two segments gives the same result,
+ *    also when the segments name buffers holding them (codec_iov.buf) and
+ *    payloads reference those instead of copying: the payloads are the
+ *    same bytes and keep the buffers alive after the decoder's caller drops
+ *    them (ASan sees a use after free otherwise);
  *  - an accepted frame re-encodes (in its own version) to exactly the input
  *    bytes (the format has one encoding per message), and decodes again;
  *  - the zero-copy encoding of an accepted frame decodes from its
@@ -114,12 +118,26 @@ static void assemble(const msg *m, const codec_chunk *ch)
     codec_assembler_fini(&as);
 }
 
+/* The segments of the held decode and their buffers (hold callback). */
+static codec_iov *held_segs;
+static zraft_buf *held_bufs[2];
+
+static zraft_buf *hold(void *ctx, size_t seg)
+{
+    (void)ctx;
+    check(seg < 2 && held_segs[seg].buf == NULL, "asked once per segment");
+    held_segs[seg].buf = zraft_buf_ref(held_bufs[seg]);
+    return held_segs[seg].buf;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static codec_ctx plain;
+    static codec_ctx plain, byref;
     static int ready;
     if (!ready) {
         codec_ctx_init(&plain, FUZZ_CLUSTER, 0);
+        byref = plain;
+        byref.zerocopy_min = 1; /* reference every payload it can */
         ready = 1;
     }
     codec_arena a, a2;
@@ -133,9 +151,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The same bytes in two segments (cut chosen by the input). */
     size_t cut = size ? data[size - 1] % (size + 1) : 0;
-    codec_iov two[2] = {{data, cut}, {data + cut, size - cut}};
+    codec_iov two[2] = {{data, cut, NULL}, {data + cut, size - cut, NULL}};
     int rv2 = codec_decode_iov(&plain, two, 2, &m2, &a2);
     check(rv2 == rv, "segmentation does not change the result");
+    codec_msg_release(&m2);
+
+    /* The same, referencing: each segment held by a buffer of its own,
+     * named up front (the first) or handed out by the hold callback when
+     * a payload asks (the second). */
+    zraft_buf *h0 = zraft_buf_new(data, cut);
+    zraft_buf *h1 = zraft_buf_new(data + cut, size - cut);
+    check(h0 != NULL && h1 != NULL, "malloc");
+    codec_iov held[2] = {{h0->data, cut, h0}, {h1->data, size - cut, NULL}};
+    held_segs = held;
+    held_bufs[0] = h0;
+    held_bufs[1] = h1;
+    a2.hold = hold;
+    rv2 = codec_decode_iov(&byref, held, 2, &m2, &a2);
+    a2.hold = NULL;
+    zraft_buf_unref(held[1].buf); /* the hold the callback gave, if any */
+    zraft_buf_unref(h0); /* the payloads must keep what they reference */
+    zraft_buf_unref(h1);
+    check(rv2 == rv, "referencing does not change the result");
+    if (rv == 0 && m.type == MSG_APPEND) {
+        for (uint32_t i = 0; i < m.u.append.n_entries; i++) {
+            const zraft_buf *x = m.u.append.entries[i].payload;
+            const zraft_buf *y = m2.u.append.entries[i].payload;
+            check((x == NULL) == (y == NULL) &&
+                      (x == NULL || (x->len == y->len &&
+                                     memcmp(x->data, y->data, x->len) == 0)),
+                  "a referenced payload holds the same bytes");
+        }
+    }
     codec_msg_release(&m2);
 
     if (rv == 0) {

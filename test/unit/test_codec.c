@@ -531,14 +531,15 @@ Test(codec, decode_any_segmentation)
     codec_arena_init(&a);
     msg out;
     for (size_t cut = 0; cut <= len; cut++) {
-        codec_iov two[3] = {{buf, cut}, {NULL, 0}, {buf + cut, len - cut}};
+        codec_iov two[3] = {
+            {buf, cut, NULL}, {NULL, 0, NULL}, {buf + cut, len - cut, NULL}};
         cr_assert_eq(codec_decode_iov(&c, two, 3, &out, &a), 0, "cut %zu", cut);
         assert_msg_eq(m, &out);
         codec_msg_release(&out);
     }
     codec_iov *bytes = calloc(len, sizeof(*bytes));
     for (size_t i = 0; i < len; i++) {
-        bytes[i] = (codec_iov){buf + i, 1};
+        bytes[i] = (codec_iov){buf + i, 1, NULL};
     }
     cr_assert_eq(codec_decode_iov(&c, bytes, len, &out, &a), 0);
     assert_msg_eq(m, &out);
@@ -1309,7 +1310,7 @@ Test(forward, request_layout_and_round_trip)
     size_t w;
     unsigned char *buf = fwd_encode(&c, &m, rq, 2, &w);
     cr_assert_eq(w, CODEC_HEADER_LEN + 4 + 2 * CODEC_FWD_MIN_LEN + 3);
-    cr_assert_eq(buf[4], 3);
+    cr_assert_eq(buf[4], CODEC_VERSION);
     cr_assert_eq(buf[5], CODEC_MSG_FORWARD);
     cr_assert_eq(buf[44], 2);    /* item count */
     cr_assert_eq(buf[48], 0x02); /* req_id, low byte first */
