@@ -732,11 +732,11 @@ int main(int argc, char **argv)
         fprintf(f,
                 "{\"nodes\":%u,\"clients\":%u,\"payload\":%u,"
                 "\"duration_s\":%.3f,\"storage\":\"%s\","
-                "\"transport\":\"inproc\",\"ops\":%llu,\"errors\":%llu,"
+                "\"transport\":\"%s\",\"ops\":%llu,\"errors\":%llu,"
                 "\"writes_per_sec\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,"
                 "\"p999_us\":%llu,\"max_us\":%llu}\n",
                 b->o.nodes, b->o.clients, b->o.payload, (double)elapsed / 1e6,
-                b->o.storage, (unsigned long long)done,
+                b->o.storage, b->o.transport, (unsigned long long)done,
                 (unsigned long long)errors, wps, (unsigned long long)p50,
                 (unsigned long long)p99, (unsigned long long)p999,
                 (unsigned long long)b->max_us);
