@@ -147,10 +147,7 @@ static void s_fail_writes(core *c, pending_write *ws, size_t n, int err)
     amsg m;
     memset(&m, 0, sizeof m);
     m.type = AM_SM_FAIL;
-    m.u.sm_fail.writes = malloc(n * sizeof(*ws));
-    if (m.u.sm_fail.writes == NULL) {
-        abort();
-    }
+    m.u.sm_fail.writes = batchpool_get(&c->n->arrays, n * sizeof(*ws));
     memcpy(m.u.sm_fail.writes, ws, n * sizeof(*ws));
     m.u.sm_fail.n = n;
     m.u.sm_fail.err = err;
@@ -363,10 +360,8 @@ static void s_flush_apply(core *c)
     m.type = AM_SM_APPLY;
     m.u.sm_apply.upto = upto;
     if (k > 0) {
-        m.u.sm_apply.writes = malloc(k * sizeof(pending_write));
-        if (m.u.sm_apply.writes == NULL) {
-            abort();
-        }
+        m.u.sm_apply.writes =
+            batchpool_get(&c->n->arrays, k * sizeof(pending_write));
         memcpy(m.u.sm_apply.writes, c->pw, k * sizeof(pending_write));
         m.u.sm_apply.n = k;
         memmove(c->pw, c->pw + k, (c->n_pw - k) * sizeof(pending_write));
@@ -616,10 +611,8 @@ static void s_io(core *c, const command *k)
         break;
     case CMD_APPEND: {
         uint32_t n = k->u.append.n;
-        m.u.log_io.ents = malloc(n * sizeof(zraft_entry));
-        if (m.u.log_io.ents == NULL) {
-            abort();
-        }
+        m.u.log_io.ents =
+            batchpool_get(&c->n->arrays, (n ? n : 1) * sizeof(zraft_entry));
         for (uint32_t i = 0; i < n; i++) {
             m.u.log_io.ents[i] = k->u.append.entries[i];
             zraft_buf_ref(m.u.log_io.ents[i].payload);
@@ -1125,6 +1118,11 @@ static void s_mailbox(core *c, const amsg *m)
         if (m->u.flushed.seq > c->flushed) {
             c->flushed = m->u.flushed.seq;
         }
+        /* First what waited for this write (a follower's acknowledgement:
+         * its leader waits), then the engine's news of it. Held commands
+         * are older than anything the engine produces now, and whether
+         * one is still current does not depend on the flush. */
+        s_release(c);
         s_flushed(c);
         s_admin_check(c);
         s_publish(c);

@@ -159,7 +159,7 @@ static void s_apply(smw *w, amsg *m)
         ws[wi].cb(ws[wi].arg, w->fatal ? w->fatal : ZRAFT_ELEADERSHIP_LOST,
                   ws[wi].id, NULL);
     }
-    free(ws);
+    batchpool_put(&n->arrays, ws);
     w->report_due = true; /* once the mailbox is empty (sm_main) */
 }
 
@@ -292,7 +292,7 @@ void sm_main(actor *a, void *arg)
                 pending_write *p = &m.u.sm_fail.writes[i];
                 p->cb(p->arg, m.u.sm_fail.err, p->id, NULL);
             }
-            free(m.u.sm_fail.writes);
+            batchpool_put(&w->n->arrays, m.u.sm_fail.writes);
             break;
         default:
             break;
