@@ -86,10 +86,11 @@ typedef struct {
     uint64_t next_read;
     admin_wait admins[64];
     uint32_t n_admins;
-    uint64_t flushed;   /* highest io_seq durable */
-    uint64_t io_sent;   /* highest io_seq handed to the log writer */
-    uint64_t e_flushed; /* highest io_seq the engine was told of */
-    int inline_err;     /* an inline storage write failed (s_commands) */
+    uint64_t flushed;    /* highest io_seq durable */
+    uint64_t io_sent;    /* highest io_seq handed to the log writer */
+    uint64_t e_flushed;  /* highest io_seq the engine was told of */
+    uint64_t sm_applied; /* the state machine's index last told the engine */
+    int inline_err;      /* an inline storage write failed (s_commands) */
     int fatal;
     uint64_t writes;
     uint64_t mem_index; /* membership index last published */
@@ -1171,6 +1172,18 @@ static void s_mailbox(core *c, const amsg *m)
     }
 }
 
+/* The state machine's progress (sm.c publishes it after each batch,
+ * without a message): the engine schedules snapshots from it. */
+static void s_sm_applied(core *c)
+{
+    uint64_t a = atomic_load_explicit(&c->n->sm_applied, memory_order_acquire);
+    if (c->fatal == 0 && a > c->sm_applied) {
+        c->sm_applied = a;
+        engine_applied(c->e, a);
+        s_commands(c);
+    }
+}
+
 static void s_drain_rpc(core *c, uint64_t now)
 {
     msg x;
@@ -1322,6 +1335,7 @@ void core_main(actor *a, void *arg)
         if (stop || c.e == NULL) {
             continue;
         }
+        s_sm_applied(&c);
         /* Commits come with the streams' reports (leader) or with
          * AppendEntries (follower): apply before the next source. */
         s_flush_turn(&c);

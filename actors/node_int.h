@@ -99,6 +99,9 @@ struct zraft_node {
 
     /* Start-up state handed to the threads. */
     uint64_t start_applied;
+    /* The state machine's applied index: the sm thread stores it after
+     * each batch, the core reads it every turn (no message, no wake-up). */
+    _Atomic uint64_t sm_applied;
     zraft_log_id start_applied_id;
     zraft_membership start_membership;
 
