@@ -1302,6 +1302,7 @@ void core_main(actor *a, void *arg)
         }
         engine_start(c.e, actor_now_ms(), n->start_applied);
         s_commands(&c);
+        s_flush_turn(&c); /* before the first wait */
     }
     zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS + FWD_POLL_MAX];
     actor_idle idle = {n->cfg.spin_us, 0};
