@@ -56,6 +56,12 @@ typedef struct {
     uint64_t index;
 } admin_wait;
 
+/* A message for a replication stream, queued until the end of the turn. */
+typedef struct {
+    zraft_id to;
+    amsg m;
+} outbound;
+
 typedef struct {
     zraft_node *n;
     engine *e;
@@ -80,17 +86,25 @@ typedef struct {
     uint64_t next_read;
     admin_wait admins[64];
     uint32_t n_admins;
-    uint64_t flushed;   /* highest io_seq durable */
-    uint64_t io_sent;   /* highest io_seq handed to the log writer */
-    uint64_t e_flushed; /* highest io_seq the engine was told of */
-    int inline_err;     /* an inline storage write failed (s_commands) */
+    uint64_t flushed;    /* highest io_seq durable */
+    uint64_t io_sent;    /* highest io_seq handed to the log writer */
+    uint64_t e_flushed;  /* highest io_seq the engine was told of */
+    uint64_t sm_applied; /* the state machine's index last told the engine */
+    int inline_err;      /* an inline storage write failed (s_commands) */
     int fatal;
     uint64_t writes;
     uint64_t mem_index; /* membership index last published */
     /* Tracing (trace.h): the highest index stamped at these stages. */
     uint64_t tr_replied, tr_matched, tr_committed;
-    uint64_t apply_upto;                 /* highest CMD_APPLY seen */
-    bool apply_due;                      /* ... not yet sent (s_flush_apply) */
+    uint64_t apply_upto; /* highest CMD_APPLY seen */
+    bool apply_due;      /* ... not yet sent (s_flush_apply) */
+    /* This turn's messages to the streams and the log writer, sent at the
+     * end of a drain in commit-path order (s_flush_turn). */
+    outbound *out_stream;
+    size_t n_out_stream, cap_out_stream;
+    amsg *out_log;
+    size_t n_out_log, cap_out_log;
+    bool leader; /* role at the last s_publish: picks the flush order */
     zraft_entry scratch[CORE_MAX_BATCH]; /* s_propose's entries */
     fwd *fwd;                            /* request forwarding (forward.c) */
     /* CURVE: the configuration last handed to the admission table. */
@@ -134,10 +148,7 @@ static void s_fail_writes(core *c, pending_write *ws, size_t n, int err)
     amsg m;
     memset(&m, 0, sizeof m);
     m.type = AM_SM_FAIL;
-    m.u.sm_fail.writes = malloc(n * sizeof(*ws));
-    if (m.u.sm_fail.writes == NULL) {
-        abort();
-    }
+    m.u.sm_fail.writes = batchpool_get(&c->n->arrays, n * sizeof(*ws));
     memcpy(m.u.sm_fail.writes, ws, n * sizeof(*ws));
     m.u.sm_fail.n = n;
     m.u.sm_fail.err = err;
@@ -199,8 +210,35 @@ static int s_stream_index(core *c, zraft_id id)
     return -1;
 }
 
+static int s_stream_index(core *c, zraft_id id);
+
+/* Sends the streams' queued messages (s_to_stream), in order. */
+static void s_flush_streams(core *c)
+{
+    for (size_t i = 0; i < c->n_out_stream; i++) {
+        int k = s_stream_index(c, c->out_stream[i].to);
+        if (k >= 0) {
+            actor_send(c->stream_push[k], &c->out_stream[i].m);
+        }
+    }
+    c->n_out_stream = 0;
+}
+
+/* Sends the log writer's queued storage commands (s_io), in io_seq
+ * order. */
+static void s_flush_log(core *c)
+{
+    for (size_t i = 0; i < c->n_out_log; i++) {
+        if (actor_send(c->push_log, &c->out_log[i]) != 0) {
+            amsg_release(&c->out_log[i]); /* never reported durable */
+        }
+    }
+    c->n_out_log = 0;
+}
+
 static void s_stop_stream(core *c, uint32_t i)
 {
+    s_flush_streams(c); /* what was meant for this stream goes first */
     zmq_close(c->stream_push[i]);
     repl_stop(&c->streams[i]);
     c->n_streams--;
@@ -253,12 +291,14 @@ static void s_sync_streams(core *c, uint64_t term)
     }
 }
 
+/* Queues a message for the stream of peer `id` (sent by s_flush_turn). */
 static void s_to_stream(core *c, zraft_id id, amsg *m)
 {
-    int i = s_stream_index(c, id);
-    if (i >= 0) {
-        actor_send(c->stream_push[i], m);
-    }
+    c->out_stream = s_grow(c->out_stream, &c->cap_out_stream,
+                           c->n_out_stream + 1, sizeof(outbound));
+    c->out_stream[c->n_out_stream].to = id;
+    c->out_stream[c->n_out_stream].m = *m;
+    c->n_out_stream++;
 }
 
 /* ----------------------------------------------------- command runner */
@@ -298,7 +338,6 @@ static void s_trace(core *c, uint64_t *last, uint64_t hi, int stage)
  * however many acknowledgements committed entries in that drain. */
 static void s_apply(core *c, uint64_t upto)
 {
-    s_trace(c, &c->tr_committed, upto, TRACE_COMMITTED);
     if (upto > c->apply_upto) {
         c->apply_upto = upto;
     }
@@ -322,17 +361,39 @@ static void s_flush_apply(core *c)
     m.type = AM_SM_APPLY;
     m.u.sm_apply.upto = upto;
     if (k > 0) {
-        m.u.sm_apply.writes = malloc(k * sizeof(pending_write));
-        if (m.u.sm_apply.writes == NULL) {
-            abort();
-        }
+        m.u.sm_apply.writes =
+            batchpool_get(&c->n->arrays, k * sizeof(pending_write));
         memcpy(m.u.sm_apply.writes, c->pw, k * sizeof(pending_write));
         m.u.sm_apply.n = k;
         memmove(c->pw, c->pw + k, (c->n_pw - k) * sizeof(pending_write));
         c->n_pw -= k;
     }
+    /* Stamped as it leaves: MATCHED -> COMMITTED is the rest of the drain,
+     * COMMITTED -> APPLIED the hand-off alone. */
+    s_trace(c, &c->tr_committed, upto, TRACE_COMMITTED);
     if (actor_send(c->push_sm, &m) != 0) {
         amsg_release(&m); /* the state machine stopped: answered there */
+    }
+}
+
+/* The end of a drain: sends what this turn produced, what someone waits
+ * for first, since each send wakes a thread and on a small machine the
+ * first woken runs first. On a leader, the APPLY (its clients wait for
+ * the state machine), then the streams (followers wait for entries; a
+ * commit-only update after a commit would otherwise wake two streams
+ * ahead of the state machine), then its own log writer (its write runs
+ * beside the followers' longer path, thesis section 10.2.1). On a
+ * follower, the log writer first: the leader waits for this write. */
+static void s_flush_turn(core *c)
+{
+    if (c->leader) {
+        s_flush_apply(c);
+        s_flush_streams(c);
+        s_flush_log(c);
+    } else {
+        s_flush_log(c);
+        s_flush_apply(c);
+        s_flush_streams(c);
     }
 }
 
@@ -551,10 +612,8 @@ static void s_io(core *c, const command *k)
         break;
     case CMD_APPEND: {
         uint32_t n = k->u.append.n;
-        m.u.log_io.ents = malloc(n * sizeof(zraft_entry));
-        if (m.u.log_io.ents == NULL) {
-            abort();
-        }
+        m.u.log_io.ents =
+            batchpool_get(&c->n->arrays, (n ? n : 1) * sizeof(zraft_entry));
         for (uint32_t i = 0; i < n; i++) {
             m.u.log_io.ents[i] = k->u.append.entries[i];
             zraft_buf_ref(m.u.log_io.ents[i].payload);
@@ -594,11 +653,13 @@ static void s_io(core *c, const command *k)
     default:
         break;
     }
-    if (actor_send(c->push_log, &m) != 0) {
-        amsg_release(&m); /* never reported durable */
-    } else {
-        c->io_sent = k->io_seq;
-    }
+    /* Queued: the streams hear of new entries before the log writer is
+     * woken (s_flush_turn). io_sent counts it now, so no later command is
+     * written inline ahead of it. */
+    c->out_log =
+        s_grow(c->out_log, &c->cap_out_log, c->n_out_log + 1, sizeof(amsg));
+    c->out_log[c->n_out_log++] = m;
+    c->io_sent = k->io_seq;
 }
 
 static void s_admin_check(core *c);
@@ -755,6 +816,7 @@ static void s_publish(core *c)
     pub p;
     p.c = c;
     engine_get_status(c->e, &p.st);
+    c->leader = p.st.role == ROLE_LEADER;
     p.mem = p.st.membership_index != c->mem_index || c->mem_index == 0;
     c->mem_index = p.st.membership_index;
     s_auth_sync(c, &p.st);
@@ -1027,6 +1089,8 @@ static void s_fatal(core *c, int err, const char *what)
     while (c->n_streams > 0) {
         s_stop_stream(c, 0);
     }
+    s_flush_streams(c); /* drops the rest: no stream is left */
+    s_flush_log(c);     /* as if sent at once: the log writer decides */
     s_drop_held(c);
     s_flush_apply(c); /* what was released is applied, then the rest fails */
     s_fail_writes(c, c->pw, c->n_pw, err);
@@ -1058,6 +1122,11 @@ static void s_mailbox(core *c, const amsg *m)
         if (m->u.flushed.seq > c->flushed) {
             c->flushed = m->u.flushed.seq;
         }
+        /* First what waited for this write (a follower's acknowledgement:
+         * its leader waits), then the engine's news of it. Held commands
+         * are older than anything the engine produces now, and whether
+         * one is still current does not depend on the flush. */
+        s_release(c);
         s_flushed(c);
         s_admin_check(c);
         s_publish(c);
@@ -1106,6 +1175,18 @@ static void s_mailbox(core *c, const amsg *m)
     }
 }
 
+/* The state machine's progress (sm.c publishes it after each batch,
+ * without a message): the engine schedules snapshots from it. */
+static void s_sm_applied(core *c)
+{
+    uint64_t a = atomic_load_explicit(&c->n->sm_applied, memory_order_acquire);
+    if (c->fatal == 0 && a > c->sm_applied) {
+        c->sm_applied = a;
+        engine_applied(c->e, a);
+        s_commands(c);
+    }
+}
+
 static void s_drain_rpc(core *c, uint64_t now)
 {
     msg x;
@@ -1142,6 +1223,7 @@ static void s_drain_rpc(core *c, uint64_t now)
 
 static void s_shutdown(core *c)
 {
+    s_flush_turn(c); /* the log writer finishes its queue */
     while (c->n_streams > 0) {
         s_stop_stream(c, 0);
     }
@@ -1223,6 +1305,7 @@ void core_main(actor *a, void *arg)
         }
         engine_start(c.e, actor_now_ms(), n->start_applied);
         s_commands(&c);
+        s_flush_turn(&c); /* before the first wait */
     }
     zmq_pollitem_t items[3 + ZRAFT_MAX_MEMBERS + FWD_POLL_MAX];
     actor_idle idle = {n->cfg.spin_us, 0};
@@ -1256,20 +1339,21 @@ void core_main(actor *a, void *arg)
         if (stop || c.e == NULL) {
             continue;
         }
+        s_sm_applied(&c);
         /* Commits come with the streams' reports (leader) or with
          * AppendEntries (follower): apply before the next source. */
-        s_flush_apply(&c);
+        s_flush_turn(&c);
         if (c.srv != NULL) {
             s_drain_rpc(&c, now);
         }
-        s_flush_apply(&c);
+        s_flush_turn(&c);
         s_drain_api(&c);
         fwd_tick(c.fwd, c.e, c.srv, now);
         if (c.fatal == 0) {
             engine_tick(c.e, now);
             s_commands(&c);
         }
-        s_flush_apply(&c);
+        s_flush_turn(&c);
     }
     s_shutdown(&c);
     fwd_destroy(&c.fwd); /* before push_sm: it answers through it */
@@ -1281,6 +1365,8 @@ void core_main(actor *a, void *arg)
     zmq_close(c.push_log);
     zmq_close(c.push_sm);
     free(c.held);
+    free(c.out_stream);
+    free(c.out_log);
     free(c.pw);
     free(c.reads);
 }

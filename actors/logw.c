@@ -82,7 +82,7 @@ static void s_do(logw *w, amsg *m)
         for (uint32_t i = 0; i < k->u.append.n; i++) {
             zraft_buf_unref(m->u.log_io.ents[i].payload);
         }
-        free(m->u.log_io.ents);
+        batchpool_put(&w->n->arrays, m->u.log_io.ents);
     }
     free(m->u.log_io.meta);
     zraft_buf_unref(m->u.log_io.data);

@@ -23,7 +23,7 @@
     X(REPL_MATCHED)     /* repl -> core: UpdateReplicationMatched + vote */    \
     X(REPL_UNREACHABLE) /* repl -> core: could not send or read entries */     \
     X(SM_APPLY)         /* core -> sm: apply up to index; client callbacks */  \
-    X(SM_APPLIED)       /* sm -> core: applied up to index */                  \
+    X(SM_APPLIED)       /* sm -> core: failed, or installed (sm.c) */          \
     X(SM_BUILD)         /* core -> sm: build a snapshot */                     \
     X(SM_BUILT)         /* sm -> core: snapshot built (meta) or failed */      \
     X(SM_INSTALL)       /* core -> sm: replace the state by a snapshot */      \

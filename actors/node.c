@@ -335,6 +335,7 @@ int zraft_node_new(const zraft_config *c, zraft_storage *storage,
     n->fsm_copy = *fsm;
     n->fsm = &n->fsm_copy;
     pthread_mutex_init(&n->qlock, NULL);
+    batchpool_init(&n->arrays);
     pthread_mutex_init(&n->mlock, NULL);
     pthread_cond_init(&n->mcond, NULL);
     pthread_mutex_init(&n->slock, NULL);
@@ -468,6 +469,7 @@ err_after_efd:
 err_after_locks:
     logcache_fini(&n->cache);
     pthread_mutex_destroy(&n->qlock);
+    batchpool_fini(&n->arrays);
     pthread_mutex_destroy(&n->mlock);
     pthread_cond_destroy(&n->mcond);
     pthread_mutex_destroy(&n->slock);
@@ -534,6 +536,7 @@ void zraft_node_destroy(zraft_node **np)
     }
     zraft_storage_free(n->st);
     pthread_mutex_destroy(&n->qlock);
+    batchpool_fini(&n->arrays);
     pthread_mutex_destroy(&n->mlock);
     pthread_cond_destroy(&n->mcond);
     pthread_mutex_destroy(&n->slock);

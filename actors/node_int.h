@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "actors/actor.h"
+#include "actors/batchpool.h"
 #include "actors/logcache.h"
 #include "actors/trace.h"
 #include "core/engine.h"
@@ -80,6 +81,7 @@ struct zraft_node {
     pthread_mutex_t qlock;
     api_req *qhead, *qtail;
     api_req *qfree;   /* write requests for reuse (node_recycle_writes) */
+    batchpool arrays; /* APPLY/FAIL/log-writer batch arrays (batchpool.h) */
     uint32_t n_qfree; /* ... how many, at most NODE_REQ_POOL */
     int efd;
     atomic_bool stopping;
@@ -97,6 +99,9 @@ struct zraft_node {
 
     /* Start-up state handed to the threads. */
     uint64_t start_applied;
+    /* The state machine's applied index: the sm thread stores it after
+     * each batch, the core reads it every turn (no message, no wake-up). */
+    _Atomic uint64_t sm_applied;
     zraft_log_id start_applied_id;
     zraft_membership start_membership;
 

@@ -34,7 +34,7 @@ typedef struct {
     size_t n_late;
     zraft_entry buf[512];
     int fatal;       /* apply or restore failed: nothing more is applied */
-    bool report_due; /* applied since the core was last told */
+    bool report_due; /* applied since it was last published */
 } smw;
 
 typedef struct {
@@ -70,14 +70,21 @@ static void s_answer_reads(smw *w)
     w->n_reads = keep;
 }
 
-static void s_report(smw *w)
+/* Publishes the applied index. The core reads it every turn of its loop
+ * (at least every 5 ms: only snapshot scheduling depends on it), so a batch
+ * wakes no core; SM_APPLIED is sent only when the core must act at once:
+ * a failure (`tell` or not), or an installed snapshot (`tell`). */
+static void s_report(smw *w, bool tell)
 {
-    amsg m;
-    memset(&m, 0, sizeof m);
-    m.type = AM_SM_APPLIED;
-    m.u.sm_applied.index = w->applied;
-    m.u.sm_applied.err = w->fatal;
-    actor_send(w->push_core, &m); /* fails only once the core stopped */
+    atomic_store_explicit(&w->n->sm_applied, w->applied, memory_order_release);
+    if (tell || w->fatal != 0) {
+        amsg m;
+        memset(&m, 0, sizeof m);
+        m.type = AM_SM_APPLIED;
+        m.u.sm_applied.index = w->applied;
+        m.u.sm_applied.err = w->fatal;
+        actor_send(w->push_core, &m); /* fails only once the core stopped */
+    }
     node_metrics_update(w->n, s_set_applied, w);
     s_answer_reads(w);
 }
@@ -159,7 +166,7 @@ static void s_apply(smw *w, amsg *m)
         ws[wi].cb(ws[wi].arg, w->fatal ? w->fatal : ZRAFT_ELEADERSHIP_LOST,
                   ws[wi].id, NULL);
     }
-    free(ws);
+    batchpool_put(&n->arrays, ws);
     w->report_due = true; /* once the mailbox is empty (sm_main) */
 }
 
@@ -210,7 +217,7 @@ static void s_install(smw *w, amsg *m)
     }
     zraft_buf_unref(m->u.sm_install.data);
     free(m->u.sm_install.meta);
-    s_report(w);
+    s_report(w, true);
 }
 
 void sm_main(actor *a, void *arg)
@@ -230,10 +237,10 @@ void sm_main(actor *a, void *arg)
         amsg m;
         int rv = actor_recv(a->mailbox, &m, ZMQ_DONTWAIT);
         if (rv == 0 && w->report_due) {
-            /* One SM_APPLIED for every APPLY handled since the mailbox was
-             * last empty: the core is woken once per batch. */
+            /* Published once for every APPLY handled since the mailbox
+             * was last empty (s_report). */
             w->report_due = false;
-            s_report(w);
+            s_report(w, false);
             continue;
         }
         if (rv == 0 && !stop) {
@@ -249,7 +256,7 @@ void sm_main(actor *a, void *arg)
         }
         if (m.type != AM_SM_APPLY && w->report_due) {
             w->report_due = false; /* in order with what follows */
-            s_report(w);
+            s_report(w, false);
         }
         /* Writes the callbacks queue wake the core once per message. */
         node_callbacks_begin(w->n);
@@ -292,7 +299,7 @@ void sm_main(actor *a, void *arg)
                 pending_write *p = &m.u.sm_fail.writes[i];
                 p->cb(p->arg, m.u.sm_fail.err, p->id, NULL);
             }
-            free(m.u.sm_fail.writes);
+            batchpool_put(&w->n->arrays, m.u.sm_fail.writes);
             break;
         default:
             break;

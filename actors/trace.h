@@ -35,7 +35,7 @@
     X(ACKED)     /* L a stream received the acknowledgement */                 \
     X(MATCHED)   /* L the core handled the acknowledgement */                  \
     X(LDURABLE)  /* L the leader's own log write was durable */                \
-    X(COMMITTED) /* L the core released APPLY (committed, durable here) */     \
+    X(COMMITTED) /* L the core sent APPLY (committed, durable here) */         \
     X(APPLIED)   /* L the state machine applied it */                          \
     X(CALLBACK)  /* L the client's callback was called */
 
