@@ -6,8 +6,12 @@
  * client writes becomes one engine_propose(), one log append and one
  * UpdateReplication per stream. After each event it runs the engine's
  * commands in order:
- *   - storage commands go to the log writer at once (the log writer keeps
- *     io_seq order);
+ *   - storage commands are queued for the log writer in io_seq order and
+ *     leave at the end of the turn (s_flush_turn: on a leader after the
+ *     APPLY and the streams, on a follower first, and on a follower also
+ *     right after each AppendEntries), which keeps io_seq order; this is
+ *     why the core writes a memory store inline only while nothing is
+ *     queued or in flight (s_io_inline);
  *   - the others wait in lanes (one per peer, one for the state machine)
  *     until their wait_io is durable; a lane never overtakes itself (a
  *     heartbeat reply and a read-index answer excepted), and a held
@@ -1207,6 +1211,11 @@ static void s_drain_rpc(core *c, uint64_t now)
         } else if (!c->fatal) {
             engine_recv(c->e, &x);
             s_commands(c);
+            if (!c->leader && c->n_out_log > 0) {
+                /* A follower's log write starts with the AppendEntries
+                 * that asked for it, not after the rest of the drain. */
+                s_flush_log(c);
+            }
         }
         codec_msg_release(&x);
     }

@@ -218,9 +218,13 @@ void zraft_batch_end(zraft_node *n)
 {
     if (tl_batch_depth > 1) {
         tl_batch_depth--;
-    } else if (tl_batch_depth == 1 && tl_cb_node == n) {
+    } else if (tl_batch_depth == 1) {
+        /* Ends the batch of the node that began it even when called with
+         * another (a misuse): a batch left open would hold back this
+         * thread's wake-ups of that node for good. */
+        (void)n;
         tl_batch_depth = 0;
-        node_callbacks_end(n);
+        node_callbacks_end(tl_cb_node);
     }
 }
 

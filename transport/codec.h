@@ -227,9 +227,10 @@ typedef struct {
      * time a payload could reference segment `seg` (at least zerocopy_min
      * bytes within it) whose codec_iov.buf is NULL, to get a buffer holding
      * the segment's bytes; it must store that buffer in the segment's
-     * codec_iov.buf too (and drop it after the decode), so that it is asked
-     * once per segment. NULL: copy. Lets a receiver pay for a holder only
-     * when a payload needs one. */
+     * codec_iov.buf too (and drop it after the decode), so that a segment
+     * it holds is not asked for again; a segment it refused (returned
+     * NULL: copy) is asked again for each payload in it. Lets a receiver
+     * pay for a holder only when a payload needs one. */
     zraft_buf *(*hold)(void *ctx, size_t seg);
     void *hold_ctx;
 } codec_arena;

@@ -526,19 +526,30 @@ static size_t s_max_parts(const inbox *in)
     return 2 * (size_t)in->c->codec.max_entries + 4;
 }
 
+/* Called with every one of the pcap parts live (a message is being
+ * received into them): they move to the new array with zmq_msg_move, as
+ * libzmq asks (a zmq_msg_t must not be copied bit for bit). New segment
+ * slots start empty, so that releasing them is a no-op. */
 static int s_grow_parts(inbox *in)
 {
     size_t cap = in->pcap ? in->pcap * 2 : 8;
-    zmq_msg_t *p = realloc(in->parts, cap * sizeof(*p));
-    if (p == NULL) {
-        return ZRAFT_ENOMEM;
-    }
-    in->parts = p;
+    zmq_msg_t *p = malloc(cap * sizeof(*p));
     codec_iov *g = realloc(in->segs, cap * sizeof(*g));
-    if (g == NULL) {
+    if (g != NULL) {
+        memset(g + in->pcap, 0, (cap - in->pcap) * sizeof(*g));
+        in->segs = g;
+    }
+    if (p == NULL || g == NULL) {
+        free(p);
         return ZRAFT_ENOMEM;
     }
-    in->segs = g;
+    for (size_t i = 0; i < in->pcap; i++) {
+        zmq_msg_init(&p[i]);
+        zmq_msg_move(&p[i], &in->parts[i]);
+        zmq_msg_close(&in->parts[i]);
+    }
+    free(in->parts);
+    in->parts = p;
     in->pcap = cap;
     return 0;
 }
