@@ -316,15 +316,18 @@ static void *s_worker_main(void *arg)
         if (draining && !w->acked) {
             MHD_quiesce_daemon(w->d); /* the listening socket is shared */
         }
-        /* The writes and reads of this round wake the node once. */
-        if (s->b.batch != NULL) {
+        /* The writes and reads of this round wake the node once. Not
+         * after this thread acknowledged the drain: it makes no backend
+         * call from then on, and the node may be destroyed meanwhile. */
+        bool batch = s->b.batch != NULL && !w->acked;
+        if (batch) {
             s->b.batch(s->b.ctx, true);
         }
         s_take(w);
         s_expire(w, now);
         s_poll_leader(w, now, draining);
         MHD_run(w->d);
-        if (s->b.batch != NULL) {
+        if (batch) {
             s->b.batch(s->b.ctx, false);
         }
         if (draining) {
