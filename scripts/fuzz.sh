@@ -1,11 +1,12 @@
 #!/bin/sh
 # fuzz.sh [seconds] - builds the libFuzzer targets with clang (ASan + UBSan)
-# in build-fuzz/ and runs each for a fifth of `seconds` (default 60): the
+# in build-fuzz/ and runs each for a sixth of `seconds` (default 60): the
 # wire codec (fuzz_codec, corpus test/fuzz/corpus/codec), the disk store's
 # recovery (fuzz_disk, corpus test/fuzz/corpus/disk), the RESP command
 # parser (fuzz_resp, corpus test/fuzz/corpus/resp), zraftd's configuration
-# (fuzz_config: JSON file, environment, flags) and the key-value state
-# machine's records and snapshots against a model (fuzz_kv), each over a
+# (fuzz_config: JSON file, environment, flags), the key-value state
+# machine's records and snapshots against a model (fuzz_kv) and the
+# bodies of the admin calls (fuzz_admin: POST /cluster/...), each over a
 # temporary copy of its corpus, so the repository is never modified. Exits non-zero on
 # any crash, leak, sanitizer report or violated property; the crashing input
 # is kept in build-fuzz/artifacts/.
@@ -24,13 +25,13 @@ esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${ZRAFT_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${ZRAFT_JOBS:-2}
-each=$((secs / 5))
+each=$((secs / 6))
 [ "$each" -ge 1 ] || each=1
 
 cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZRAFT_FUZZ=ON -DZRAFT_SANITIZE=ON \
     >/dev/null
-cmake --build "$build" --target fuzz_codec fuzz_disk fuzz_resp fuzz_config fuzz_kv -j "$jobs"
+cmake --build "$build" --target fuzz_codec fuzz_disk fuzz_resp fuzz_config fuzz_kv fuzz_admin -j "$jobs"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT INT TERM
@@ -56,4 +57,5 @@ run fuzz_disk disk 65536
 run fuzz_resp resp 16384
 run fuzz_config config 4096
 run fuzz_kv kv 16384
+run fuzz_admin admin 8192
 echo "fuzz.sh: ok"

@@ -453,95 +453,24 @@ static enum MHD_Result s_kv(http_req *rq, const char *method)
     return s_error(c, 405, 0, "method not allowed on /kv/{key}");
 }
 
-static cJSON *s_body_json(http_req *rq)
-{
-    if (rq->len == 0) {
-        return NULL;
-    }
-    return cJSON_ParseWithLength(rq->body, rq->len);
-}
-
-static bool s_get_id(cJSON *o, const char *name, uint64_t *out)
-{
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 9.0e15 ||
-        v->valuedouble != (double)(uint64_t)v->valuedouble) {
-        return false;
-    }
-    *out = (uint64_t)v->valuedouble;
-    return true;
-}
-
-/* Parses an admin request into rq (on the serving thread); 0, or the
- * message of a 400/404 (status in *status). */
+/* Parses an admin request's body into rq (on the serving thread); NULL,
+ * or the message of a refusal (status in *status). */
 static const char *s_parse_admin(http_req *rq, const char *what,
                                  unsigned *status)
 {
-    *status = 400;
-    if (!strcmp(what, "snapshot")) {
-        rq->admin = A_SNAPSHOT;
-        return NULL;
+    http_admin a;
+    const char *bad = http_admin_parse(what, rq->body, rq->len, &a, status);
+    if (bad != NULL) {
+        return bad;
     }
-    cJSON *o = s_body_json(rq);
-    const char *bad = NULL;
-    if (!cJSON_IsObject(o)) {
-        bad = "body must be a JSON object";
-    } else if (!strcmp(what, "learners")) {
-        cJSON *ra = cJSON_GetObjectItemCaseSensitive(o, "raft_addr");
-        cJSON *ha = cJSON_GetObjectItemCaseSensitive(o, "http_addr");
-        cJSON *key = cJSON_GetObjectItemCaseSensitive(o, "key");
-        if (!s_get_id(o, "id", &rq->id) || !cJSON_IsString(ra) ||
-            (ha != NULL && !cJSON_IsString(ha)) ||
-            (key != NULL && !cJSON_IsString(key))) {
-            bad = "need {\"id\":N,\"raft_addr\":\"host:port\","
-                  "\"http_addr\":\"host:port\"[,\"key\":\"Z85 public key\"]}";
-        } else {
-            rq->admin = A_LEARNER;
-            rq->raft_addr = strdup(ra->valuestring);
-            rq->http_addr = strdup(ha ? ha->valuestring : "");
-            rq->pubkey = key ? strdup(key->valuestring) : NULL;
-            if (rq->raft_addr == NULL || rq->http_addr == NULL ||
-                (key != NULL && rq->pubkey == NULL)) {
-                bad = "out of memory";
-                *status = 500;
-            }
-        }
-    } else if (!strcmp(what, "membership")) {
-        cJSON *vs = cJSON_GetObjectItemCaseSensitive(o, "voters");
-        bool ok = cJSON_IsArray(vs) && cJSON_GetArraySize(vs) > 0 &&
-                  cJSON_GetArraySize(vs) <= ZRAFT_MAX_MEMBERS;
-        cJSON *it = NULL;
-        rq->n_ids = 0;
-        cJSON_ArrayForEach(it, vs)
-        {
-            if (!ok) {
-                break;
-            }
-            if (!cJSON_IsNumber(it) || it->valuedouble < 1 ||
-                it->valuedouble > 9.0e15 ||
-                it->valuedouble != (double)(uint64_t)it->valuedouble) {
-                ok = false;
-                break;
-            }
-            rq->ids[rq->n_ids++] = (uint64_t)it->valuedouble;
-        }
-        if (!ok) {
-            bad = "need {\"voters\":[id,...]} with 1..64 ids";
-        } else {
-            rq->admin = A_MEMBERSHIP;
-        }
-    } else if (!strcmp(what, "transfer-leader")) {
-        if (!s_get_id(o, "to", &rq->id)) {
-            bad = "need {\"to\":N}";
-        } else {
-            rq->admin = A_TRANSFER;
-        }
-    } else {
-        bad = "no such endpoint";
-        *status = 404;
-    }
-    cJSON_Delete(o);
-    return bad;
+    rq->admin = a.admin;
+    rq->id = a.id;
+    rq->n_ids = a.n_ids;
+    memcpy(rq->ids, a.ids, a.n_ids * sizeof(a.ids[0]));
+    rq->raft_addr = a.raft_addr; /* now rq's: http_req_free frees them */
+    rq->http_addr = a.http_addr;
+    rq->pubkey = a.pubkey;
+    return NULL;
 }
 
 static enum MHD_Result s_cluster(http_req *rq, const char *method,

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "http.h"
+#include "http_admin.h"
 #include "kv.h"
 
 typedef struct http_req http_req;
@@ -28,9 +29,6 @@ enum { K_OTHER, K_PUT, K_DEL, K_GET, K_ADMIN };
 
 /* Why a request is suspended. */
 enum { W_NONE, W_OP, W_LEADER };
-
-/* Admin calls (run on the admin thread). */
-enum { A_LEARNER = 1, A_MEMBERSHIP, A_TRANSFER, A_SNAPSHOT };
 
 typedef struct {
     http_req *head, *tail;
