@@ -37,9 +37,11 @@ typedef struct {
     char scratch_dir[PATH_MAX]; /* where received snapshots are written */
     /* Wire version 4: AppendEntries payloads and snapshot chunks of at
      * least this many bytes are sent by reference, each as a message part
-     * of its own (rpc.c). 0: the measured default, RPC_ZEROCOPY_INPROC_MIN
-     * in process and never over TCP, where libzmq's per-part cost exceeds
-     * the copy at every size measured (docs/wire.md, Zero copy). */
+     * of its own (rpc.c), in process only. 0: the measured default,
+     * RPC_ZEROCOPY_INPROC_MIN. Over TCP frames are always one copied part:
+     * libzmq's per-part cost exceeded the copy at every size measured, and
+     * libzmq 4.3.4 can abort when a connection ends in the middle of a
+     * multipart message (docs/wire.md, Zero copy). */
     uint32_t zerocopy_send_min;
 } rpc_ctx;
 
