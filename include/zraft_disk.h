@@ -14,6 +14,11 @@ typedef struct {
     uint64_t segment_bytes; /* start a new segment past this size (64 MiB) */
     bool fsync;             /* false: skip fdatasync (tests, benchmarks) */
     bool quiet; /* no reports on stderr of what recovery cut (fuzzing) */
+    /* The newest segment is kept this many bytes longer than its records,
+     * zero-filled, so that an fdatasync finds the file's size and blocks
+     * already on disk and flushes only data (1 MiB; 0: off, the file grows
+     * with each append). docs/storage.md "Preallocation". */
+    uint32_t prealloc_bytes;
     /* Tests: fail the Nth sync (1-based) and every later write with EIO
      * (0: never). */
     uint32_t fail_sync_at;

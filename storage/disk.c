@@ -436,6 +436,7 @@ void zraft_disk_options_default(zraft_disk_options *o)
 {
     memset(o, 0, sizeof(*o));
     o->segment_bytes = 64u << 20;
+    o->prealloc_bytes = 1u << 20;
     o->fsync = true;
 }
 

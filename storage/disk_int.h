@@ -33,8 +33,9 @@ typedef struct seg {
     uint64_t last;  /* first - 1 when empty */
     int fd;
     char path[PATH_MAX];
-    uint64_t size;   /* bytes written */
-    uint64_t synced; /* bytes durable */
+    uint64_t size;   /* bytes of records written */
+    uint64_t synced; /* bytes of records durable */
+    uint64_t alloc;  /* bytes in the file: records, then zeros (prealloc) */
     _Atomic int refs;
 } seg;
 

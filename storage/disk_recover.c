@@ -25,6 +25,10 @@
  *     torn write (all zeros, or overlapped by an aligned 512-byte sector of
  *     zeros, as a page that never reached the disk leaves): corruption,
  *     refused;
+ *   - zeros from o to the end of the file, and b > W: the preallocated end
+ *     of the log (disk_log.c s_prealloc), possibly over appends that were
+ *     never synced: the log ends at o, the zeros stay for the next append,
+ *     nothing is reported;
  *   - otherwise a torn tail: cut at o and reported on stderr.
  *
  * Damage in any other segment is corruption. A log that ends before W (a
@@ -203,7 +207,7 @@ static size_t s_next_valid(const unsigned char *buf, size_t size, size_t bad,
  * refuse with ECORRUPT (see the opening comment). */
 static int s_damaged(disk *d, seg *s, const unsigned char *buf, size_t size,
                      size_t off, uint64_t want, bool last, uint64_t synced,
-                     char *why, size_t whylen)
+                     bool *zero_end, char *why, size_t whylen)
 {
     if (!last) {
         snprintf(why, whylen,
@@ -212,6 +216,18 @@ static int s_damaged(disk *d, seg *s, const unsigned char *buf, size_t size,
                  "to start",
                  s->path, off, (unsigned long long)want);
         return ZRAFT_ECORRUPT;
+    }
+    size_t z = off;
+    while (z < size && buf[z] == 0) {
+        z++;
+    }
+    if (z == size && want > synced) {
+        /* Zeros to the end: the preallocated end of the log (disk_log.c
+         * s_prealloc), or appends not synced that never reached the disk
+         * over it. Nothing is cut and nothing reported; the next append
+         * writes over them. */
+        *zero_end = true;
+        return 0;
     }
     uint64_t after = 0;
     size_t next = s_next_valid(buf, size, off, off + 1, want, &after);
@@ -262,15 +278,20 @@ static int s_scan(disk *d, seg *s, bool last, uint64_t *synced, char *why,
     }
     size_t off = 0;
     uint64_t want = s->first;
+    s->alloc = size;
     while (off < size) {
         pos p;
         uint64_t dur;
         if (!disk_parse(buf, size, off, want, &p, &dur)) {
-            err = s_damaged(d, s, buf, size, off, want, last, *synced, why,
-                            whylen);
+            bool zero_end = false;
+            err = s_damaged(d, s, buf, size, off, want, last, *synced,
+                            &zero_end, why, whylen);
             if (err != 0) {
                 free(buf);
                 return err;
+            }
+            if (!zero_end) {
+                s->alloc = off; /* cut */
             }
             size = off;
             break;

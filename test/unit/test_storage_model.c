@@ -561,6 +561,8 @@ static void one_run(uint64_t seed, unsigned steps)
     zraft_disk_options_default(&g.o);
     uint64_t sizes[] = {512, 4096, 65536, 1u << 20};
     g.o.segment_bytes = sizes[between(0, 3)];
+    uint32_t prealloc[] = {0, 100, 4096, 1u << 20};
+    g.o.prealloc_bytes = prealloc[between(0, 3)];
     g.o.fsync = false; /* the power cut is simulated; keep it fast */
     g.o.crash_on_destroy = chance(30);
     int err;

@@ -18,7 +18,8 @@ TestSuite(recovery, .init = tmpdir_setup, .fini = tmpdir_teardown);
 Test(recovery, torn_tail_at_every_offset_keeps_exactly_complete_records)
 {
     zraft_disk_options o = fx_opts(1u << 20, true);
-    o.fsync = false; /* fast: the power cut is simulated */
+    o.fsync = false;      /* fast: the power cut is simulated */
+    o.prealloc_bytes = 0; /* the file ends with record 20 */
     zraft_storage *s = fx_must_open(&o);
     append_range(s, 1, 19);
     append_nosync(s, 20, 20);
@@ -154,26 +155,47 @@ Test(recovery, bad_length_in_an_unvouched_last_record_is_cut)
     zraft_storage_free(s);
 }
 
-/* ext4 after a crash: the file was extended but the data never landed, so
- * the tail reads as zeros. Cut; the log continues after it. */
-Test(recovery, zero_filled_tail_is_cut)
+/* Zeros after the last record (a preallocated end, or appends that never
+ * reached the disk over one): the log ends at the last record, the zeros
+ * stay, and the next appends write over them. */
+Test(recovery, zeros_at_the_end_end_the_log)
 {
     zraft_disk_options o = fx_opts(1u << 20, true);
+    o.prealloc_bytes = 0; /* the zeros are the test's own */
     zraft_storage *s = fx_must_open(&o);
     append_range(s, 1, 20);
     zraft_storage_free(s);
     char path[256];
     seg_path(path, sizeof path, 1);
     off_t end = file_size(path);
+    cr_assert_eq(end, rec_off(1, 21));
     poke_zeros(path, end, 8192);
     s = fx_must_open(&o);
     cr_assert_eq(last_index(s), 20);
-    cr_assert_eq(file_size(path), end);
+    cr_assert_eq(file_size(path), end + 8192, "the zeros are kept");
     append_range(s, 21, 25);
+    cr_assert_eq(file_size(path), end + 8192, "21..25 went over the zeros");
     zraft_storage_free(s);
     s = fx_must_open(&o);
     check_range(s, 1, 25);
     zraft_storage_free(s);
+}
+
+/* Zeros from a synced record to the end (meta vouches for 1..20): not a
+ * preallocated end but lost data, refused. */
+Test(recovery, zeros_to_the_end_over_synced_records_are_refused)
+{
+    zraft_disk_options o = fx_opts(1u << 20, false);
+    zraft_storage *s = fx_must_open(&o);
+    append_range(s, 1, 20);
+    zraft_storage_free(s); /* a clean close records the synced mark */
+    char path[256];
+    seg_path(path, sizeof path, 1);
+    off_t off = rec_off(1, 15);
+    poke_zeros(path, off, (size_t)(file_size(path) - off));
+    char why[256];
+    must_refuse(&o, path, off, why);
+    cr_assert(strstr(why, "index 15") != NULL, "names the index: %s", why);
 }
 
 /* Pages written back out of order: of an unsynced batch (11..20) the page
