@@ -52,6 +52,9 @@ typedef struct {
     /* In-process cluster: "inproc" (in-process network), "tcp" (ZeroMQ TCP
      * on 127.0.0.1) or "curve" (the same with CurveZMQ, fresh keys). */
     const char *transport;
+    /* --transfer-every MS: hand leadership to the next node this often
+     * (in-process runs), to measure writes through leader changes. */
+    uint32_t transfer_ms;
 } opts;
 
 typedef struct bench bench;
@@ -77,6 +80,12 @@ struct bench {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     uint32_t outstanding;
+    /* Clients whose last write failed (a leader change: ZRAFT_ENOTLEADER,
+     * or one lost with the old leader), under `lock`. The main thread
+     * finds the new leader and sends them again; a client never retries
+     * in a loop of its own against a node that no longer leads. */
+    client **parked;
+    uint32_t n_parked;
 };
 
 static uint64_t now_us(void)
@@ -114,6 +123,7 @@ static void c_destroy(void *ctx)
 }
 
 static void s_issue(client *c);
+static void s_park(client *c);
 
 static void s_finish(bench *b)
 {
@@ -132,6 +142,8 @@ static void s_done(void *arg, int err, zraft_log_id id, zraft_buf *result)
     uint64_t us = now_us() - c->started_us;
     if (err != 0) {
         atomic_fetch_add(&b->errors, 1);
+        s_park(c);
+        return;
     } else {
         atomic_fetch_add(&b->done, 1);
         /* Callbacks of one leader run on one thread; the lock covers a
@@ -168,8 +180,67 @@ static void s_issue(client *c)
     if (rv != 0) {
         zraft_buf_unref(b->payload);
         atomic_fetch_add(&b->errors, 1);
-        s_finish(b);
+        s_park(c);
     }
+}
+
+static void s_park(client *c)
+{
+    bench *b = c->b;
+    if (atomic_load(&b->stop)) {
+        s_finish(b);
+        return;
+    }
+    pthread_mutex_lock(&b->lock);
+    b->parked[b->n_parked++] = c;
+    pthread_mutex_unlock(&b->lock);
+}
+
+/* The node that leads in the highest term, or 0. */
+static zraft_id s_find_leader(bench *b)
+{
+    zraft_id leader = 0;
+    uint64_t term = 0;
+    for (uint32_t i = 1; i <= b->o.nodes; i++) {
+        zraft_metrics m;
+        if (zraft_metrics_get(b->nodes[i], &m) == 0 && m.role_code == 3 &&
+            m.term > term) {
+            leader = i;
+            term = m.term;
+        }
+    }
+    return leader;
+}
+
+/* Main thread: sends the parked clients again, to the leader now (if one
+ * is known; else they wait for the next turn). On stop, finishes them. */
+static void s_unpark(bench *b, bool stop)
+{
+    zraft_id l = stop ? 0 : s_find_leader(b);
+    if (!stop && l == 0) {
+        return;
+    }
+    pthread_mutex_lock(&b->lock);
+    uint32_t n = b->n_parked;
+    client **them = malloc((n ? n : 1) * sizeof(*them));
+    if (them != NULL) {
+        memcpy(them, b->parked, n * sizeof(*them));
+        b->n_parked = 0;
+    } else {
+        n = 0;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (l != 0) {
+        atomic_store(&b->leader, l);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (stop) {
+            s_finish(b);
+        } else {
+            s_issue(them[i]);
+        }
+    }
+    free(them);
 }
 
 static bool p_leader(const zraft_metrics *m, void *arg)
@@ -443,6 +514,7 @@ static void usage(void)
         "                   [--resp HOST:PORT [--pipeline N]]\n"
         "                   [--trace[=N]] [--spin US]\n"
         "                   [--transport inproc|tcp|curve]\n"
+        "                   [--transfer-every MS]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
         "the leader are followed) with C keep-alive HTTP clients, one PUT\n"
         "in flight each (one client thread, epoll).\n"
@@ -459,27 +531,39 @@ static void usage(void)
         "--spin sets the nodes' zraft_config.spin_us (0: never spin).\n"
         "--transport tcp runs the in-process cluster's nodes over ZeroMQ\n"
         "TCP on 127.0.0.1, curve the same with CurveZMQ\n"
-        "(docs/security.md).\n");
+        "(docs/security.md).\n"
+        "--transfer-every hands leadership to the next node every MS\n"
+        "milliseconds (in-process runs); writes that fail with the old\n"
+        "leader count as errors, and the clients go on with the new one.\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {
-        {"nodes", 1, 0, 'n'},     {"clients", 1, 0, 'c'},
-        {"duration", 1, 0, 'd'},  {"ops", 1, 0, 'o'},
-        {"payload", 1, 0, 'p'},   {"json", 1, 0, 'j'},
-        {"threads", 0, 0, 't'},   {"help", 0, 0, 'h'},
-        {"storage", 1, 0, 's'},   {"dir", 1, 0, 'D'},
-        {"http", 1, 0, 'H'},      {"resp", 1, 0, 'R'},
-        {"pipeline", 1, 0, 'P'},  {"report", 1, 0, 'r'},
-        {"trace", 2, 0, 'T'},     {"spin", 1, 0, 'S'},
-        {"transport", 1, 0, 'X'}, {0, 0, 0, 0}};
+    static struct option lo[] = {{"nodes", 1, 0, 'n'},
+                                 {"clients", 1, 0, 'c'},
+                                 {"duration", 1, 0, 'd'},
+                                 {"ops", 1, 0, 'o'},
+                                 {"payload", 1, 0, 'p'},
+                                 {"json", 1, 0, 'j'},
+                                 {"threads", 0, 0, 't'},
+                                 {"help", 0, 0, 'h'},
+                                 {"storage", 1, 0, 's'},
+                                 {"dir", 1, 0, 'D'},
+                                 {"http", 1, 0, 'H'},
+                                 {"resp", 1, 0, 'R'},
+                                 {"pipeline", 1, 0, 'P'},
+                                 {"report", 1, 0, 'r'},
+                                 {"trace", 2, 0, 'T'},
+                                 {"spin", 1, 0, 'S'},
+                                 {"transfer-every", 1, 0, 'L'},
+                                 {"transport", 1, 0, 'X'},
+                                 {0, 0, 0, 0}};
     /* Static: the early returns (usage, --http, --resp) leave nothing on
      * the heap (LeakSanitizer saw the calloc'ed one once they returned). */
     static bench the_bench;
     bench *b = &the_bench;
     b->o = (opts){3,    16,   128, 5.0,  0,  NULL, false, "memory", NULL,
-                  NULL, NULL, 1,   NULL, "", 0,    -1,    "inproc"};
+                  NULL, NULL, 1,   NULL, "", 0,    -1,    "inproc", 0};
     for (int i = 0, off = 0; i < argc && off < (int)sizeof b->o.cmdline; i++) {
         off += snprintf(b->o.cmdline + off, sizeof b->o.cmdline - (size_t)off,
                         "%s%s", i ? " " : "", argv[i]);
@@ -528,6 +612,9 @@ int main(int argc, char **argv)
             break;
         case 'S':
             b->o.spin = atoi(optarg);
+            break;
+        case 'L':
+            b->o.transfer_ms = (uint32_t)atoi(optarg);
             break;
         case 'T':
             b->o.trace = optarg ? (uint32_t)atoi(optarg) : 64;
@@ -667,6 +754,11 @@ int main(int argc, char **argv)
     b->payload = zraft_buf_new(NULL, b->o.payload);
     memset(b->payload->data, 'x', b->o.payload);
     b->clients = calloc(b->o.clients, sizeof(client));
+    b->parked = calloc(b->o.clients, sizeof(client *));
+    if (b->clients == NULL || b->parked == NULL) {
+        fprintf(stderr, "zraft-bench: out of memory\n");
+        return 1;
+    }
     b->outstanding = b->o.clients;
     if (b->o.trace > 0 && bench_trace_start(b->o.trace) != 0) {
         fprintf(stderr, "zraft-bench: cannot start the trace\n");
@@ -680,8 +772,22 @@ int main(int argc, char **argv)
     }
     uint64_t last_done = 0, last_t = t0;
     bool progress = b->o.duration > 3 || b->o.ops > 0;
+    uint32_t ticks = 0;
+    uint64_t transfers = 0, transfer_t = t0;
     while (!atomic_load(&b->stop)) {
-        usleep(100000);
+        usleep(10000);
+        s_unpark(b, false);
+        if (b->o.transfer_ms > 0 &&
+            now_us() - transfer_t >= b->o.transfer_ms * 1000ull) {
+            transfer_t = now_us();
+            zraft_id l = atomic_load(&b->leader);
+            if (zraft_transfer_leader(b->nodes[l], l % b->o.nodes + 1) == 0) {
+                transfers++;
+            }
+        }
+        if (++ticks % 10 != 0) {
+            continue; /* the rest every 100 ms */
+        }
         uint64_t t = now_us();
         if (b->o.ops == 0 && t - t0 >= (uint64_t)(b->o.duration * 1e6)) {
             atomic_store(&b->stop, true);
@@ -704,7 +810,19 @@ int main(int argc, char **argv)
     }
     pthread_mutex_lock(&b->lock);
     while (b->outstanding > 0) {
-        pthread_cond_wait(&b->cond, &b->lock);
+        pthread_mutex_unlock(&b->lock);
+        s_unpark(b, true); /* parked before the stop was seen */
+        pthread_mutex_lock(&b->lock);
+        if (b->outstanding > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 10000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+        }
     }
     pthread_mutex_unlock(&b->lock);
     uint64_t elapsed = now_us() - t0;
@@ -734,12 +852,12 @@ int main(int argc, char **argv)
                 "\"duration_s\":%.3f,\"storage\":\"%s\","
                 "\"transport\":\"%s\",\"ops\":%llu,\"errors\":%llu,"
                 "\"writes_per_sec\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,"
-                "\"p999_us\":%llu,\"max_us\":%llu}\n",
+                "\"p999_us\":%llu,\"max_us\":%llu,\"transfers\":%llu}\n",
                 b->o.nodes, b->o.clients, b->o.payload, (double)elapsed / 1e6,
                 b->o.storage, b->o.transport, (unsigned long long)done,
                 (unsigned long long)errors, wps, (unsigned long long)p50,
                 (unsigned long long)p99, (unsigned long long)p999,
-                (unsigned long long)b->max_us);
+                (unsigned long long)b->max_us, (unsigned long long)transfers);
         fclose(f);
     }
     int rv = 0;
@@ -757,6 +875,7 @@ int main(int argc, char **argv)
     }
     zraft_buf_unref(b->payload);
     free(b->clients);
+    free(b->parked);
     free(b->hist);
     return rv == 0 ? 0 : 1;
 }
