@@ -100,8 +100,9 @@ typedef struct {
     uint64_t mem_index; /* membership index last published */
     /* Tracing (trace.h): the highest index stamped at these stages. */
     uint64_t tr_replied, tr_matched, tr_committed;
-    uint64_t apply_upto; /* highest CMD_APPLY seen */
-    bool apply_due;      /* ... not yet sent (s_flush_apply) */
+    uint64_t apply_upto;   /* highest CMD_APPLY seen */
+    bool apply_due;        /* ... not yet sent (s_flush_apply) */
+    uint64_t apply_due_us; /* since when (a follower holds it back) */
     /* This turn's messages to the streams and the log writer, sent at the
      * end of a drain in commit-path order (s_flush_turn). */
     outbound *out_stream;
@@ -345,7 +346,28 @@ static void s_apply(core *c, uint64_t upto)
     if (upto > c->apply_upto) {
         c->apply_upto = upto;
     }
+    if (!c->apply_due) {
+        c->apply_due_us = actor_now_us();
+    }
     c->apply_due = true;
+}
+
+/* A follower's APPLY waits up to this long for the next commit, so that
+ * one wake-up of its state machine thread serves both: no client waits
+ * for a follower to apply, and whatever else goes to the state machine (a
+ * read, a snapshot) sends the held APPLY first (s_to_sm), so a read still
+ * sees every entry committed before it. Under load the next commit comes
+ * within the hold; idle, a follower applies 1 ms later (the core polls
+ * every millisecond while one is held). See repl.c REPL_HOLD_US. */
+#define FOLLOWER_APPLY_HOLD_US 1000
+
+static void s_flush_apply_follower(core *c)
+{
+    if (c->apply_due &&
+        actor_now_us() - c->apply_due_us < FOLLOWER_APPLY_HOLD_US) {
+        return;
+    }
+    s_flush_apply(c);
 }
 
 /* Sends the pending APPLY with the callbacks of the writes it covers. */
@@ -396,7 +418,7 @@ static void s_flush_turn(core *c)
         s_flush_log(c);
     } else {
         s_flush_log(c);
-        s_flush_apply(c);
+        s_flush_apply_follower(c);
         s_flush_streams(c);
     }
 }
@@ -1332,7 +1354,7 @@ void core_main(actor *a, void *arg)
                                            ZMQ_POLLIN, 0};
         }
         ni += fwd_poll_items(c.fwd, items + ni, FWD_POLL_MAX);
-        long timeout = 5;
+        long timeout = c.apply_due ? 1 : 5;
         actor_poll(&idle, items, ni, timeout);
         uint64_t now = actor_now_ms();
         amsg m;
