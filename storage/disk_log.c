@@ -241,6 +241,7 @@ static void s_prealloc(disk *d, seg *s)
         s->alloc >= s->size + d->o.prealloc_bytes / 2) {
         return;
     }
+    uint64_t start = from;
     struct iovec iov[IOV_MAX];
     while (from < want) {
         int k = 0;
@@ -256,6 +257,12 @@ static void s_prealloc(disk *d, seg *s)
             break;
         }
         from += run;
+    }
+    if (from == want && d->o.fsync) {
+        /* Start writing the zeros back now, so that the next sync, which
+         * must flush them with its records, finds less to wait for. */
+        (void)sync_file_range(s->fd, (off_t)start, (off_t)(want - start),
+                              SYNC_FILE_RANGE_WRITE);
     }
     if (from < want) {
         /* Part of the fill may have landed: the file says how much. */
