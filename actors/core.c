@@ -354,20 +354,29 @@ static void s_apply(core *c, uint64_t upto)
 
 /* A follower's APPLY waits up to this long for the next commit, so that
  * one wake-up of its state machine thread serves both: no client waits
- * for a follower to apply, and whatever else goes to the state machine (a
- * read, a snapshot) sends the held APPLY first (s_to_sm), so a read still
- * sees every entry committed before it. Under load the next commit comes
- * within the hold; idle, a follower applies 1 ms later (the core polls
- * every millisecond while one is held). See repl.c REPL_HOLD_US. */
+ * for a follower to apply (unless it holds writes this node accepted as
+ * leader: then it is not held), and whatever else goes to the state
+ * machine (a read, forwarded or not; a snapshot) sends the held APPLY
+ * first (s_to_sm, fwd's before_sm), so a read is not held back. Under load the
+ * next commit comes within the hold; idle, a follower applies 1 ms later (the
+ * core polls every millisecond while one is held). See repl.c REPL_HOLD_US. */
 #define FOLLOWER_APPLY_HOLD_US 1000
 
 static void s_flush_apply_follower(core *c)
 {
-    if (c->apply_due &&
+    /* Writes accepted while this node led are answered by this APPLY:
+     * their clients wait for it. */
+    if (c->apply_due && c->n_pw == 0 &&
         actor_now_us() - c->apply_due_us < FOLLOWER_APPLY_HOLD_US) {
         return;
     }
     s_flush_apply(c);
+}
+
+/* fwd's hook: its reads and answers go after the held APPLY too. */
+static void s_flush_apply_cb(void *ctx)
+{
+    s_flush_apply(ctx);
 }
 
 /* Sends the pending APPLY with the callbacks of the writes it covers. */
@@ -1297,7 +1306,7 @@ void core_main(actor *a, void *arg)
     c.e = engine_new(&n->ecfg);
     c.push_log = actor_connect(n->zctx, n->ep_log);
     c.push_sm = actor_connect(n->zctx, n->ep_sm);
-    c.fwd = fwd_new(n, c.push_sm);
+    c.fwd = fwd_new(n, c.push_sm, s_flush_apply_cb, &c);
     char ep[160];
     rpc_endpoint(&n->rpc, n->cfg.id, n->cfg.listen_addr, ep, sizeof ep);
     const char *why = NULL;

@@ -146,6 +146,8 @@ typedef struct {
 struct fwd {
     zraft_node *n;
     void *push_sm; /* the core's */
+    void (*before_sm)(void *ctx);
+    void *before_ctx;
     outbox *ob;
     pend *wait_head, *wait_tail;
     struct {
@@ -211,6 +213,7 @@ static void s_to_sm(fwd *f, zraft_read_cb cb, void *arg, uint64_t index,
     m.u.sm_read.err = err;
     m.u.sm_read.cb = cb;
     m.u.sm_read.arg = arg;
+    f->before_sm(f->before_ctx);
     if (actor_send(f->push_sm, &m) != 0) {
         cb(arg, ZRAFT_ESHUTDOWN); /* the sm is gone: answer here */
     }
@@ -852,11 +855,14 @@ void fwd_metrics(const fwd *f, zraft_metrics *m)
 
 /* ------------------------------------------------------- lifecycle */
 
-fwd *fwd_new(zraft_node *n, void *push_sm)
+fwd *fwd_new(zraft_node *n, void *push_sm, void (*before_sm)(void *ctx),
+             void *ctx)
 {
     fwd *f = s_alloc(sizeof(*f));
     f->n = n;
     f->push_sm = push_sm;
+    f->before_sm = before_sm;
+    f->before_ctx = ctx;
     f->ob = s_alloc(sizeof(*f->ob));
     pthread_mutex_init(&f->ob->lock, NULL);
     f->ob->refs = 1;

@@ -125,8 +125,11 @@ void repl_stop(repl **r);
 const char *repl_endpoint(const repl *r);
 zraft_id repl_target(const repl *r);
 
-/* Request forwarding (forward.c), run by the core thread: see there. */
-fwd *fwd_new(zraft_node *n, void *push_sm);
+/* Request forwarding (forward.c), run by the core thread: see there.
+ * `before_sm(ctx)` runs before each message it sends to the state machine
+ * through the core's `push_sm` (the core sends its held APPLY first). */
+fwd *fwd_new(zraft_node *n, void *push_sm, void (*before_sm)(void *ctx),
+             void *ctx);
 /* Answers everything still pending (ZRAFT_ESHUTDOWN, through the state
  * machine thread) and frees. */
 void fwd_destroy(fwd **f);

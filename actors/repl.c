@@ -344,6 +344,9 @@ static void s_body(actor *a, void *arg)
             }
         }
         if (stop) {
+            if (s.has_held && s.conn != NULL) {
+                s_update(&s, &s.held); /* what was meant for it goes first */
+            }
             break;
         }
         if (s.has_held && actor_now_us() >= s.held_until) {

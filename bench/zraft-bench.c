@@ -86,6 +86,7 @@ struct bench {
      * in a loop of its own against a node that no longer leads. */
     client **parked;
     uint32_t n_parked;
+    uint64_t no_leader_us; /* main thread: parked clients found none since */
 };
 
 static uint64_t now_us(void)
@@ -216,10 +217,27 @@ static zraft_id s_find_leader(bench *b)
  * is known; else they wait for the next turn). On stop, finishes them. */
 static void s_unpark(bench *b, bool stop)
 {
-    zraft_id l = stop ? 0 : s_find_leader(b);
-    if (!stop && l == 0) {
+    pthread_mutex_lock(&b->lock);
+    bool none = b->n_parked == 0;
+    pthread_mutex_unlock(&b->lock);
+    if (none) {
+        b->no_leader_us = 0;
         return;
     }
+    zraft_id l = stop ? 0 : s_find_leader(b);
+    if (!stop && l == 0) {
+        /* A run that can find no leader for 10 s ends (an --ops run would
+         * otherwise wait for good). */
+        uint64_t now = now_us();
+        if (b->no_leader_us == 0) {
+            b->no_leader_us = now;
+        } else if (now - b->no_leader_us >= 10000000u) {
+            fprintf(stderr, "zraft-bench: no leader for 10 s; stopping\n");
+            atomic_store(&b->stop, true);
+        }
+        return;
+    }
+    b->no_leader_us = 0;
     pthread_mutex_lock(&b->lock);
     uint32_t n = b->n_parked;
     client **them = malloc((n ? n : 1) * sizeof(*them));

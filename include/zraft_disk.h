@@ -14,11 +14,6 @@ typedef struct {
     uint64_t segment_bytes; /* start a new segment past this size (64 MiB) */
     bool fsync;             /* false: skip fdatasync (tests, benchmarks) */
     bool quiet; /* no reports on stderr of what recovery cut (fuzzing) */
-    /* The newest segment is kept this many bytes longer than its records,
-     * zero-filled, so that an fdatasync finds the file's size and blocks
-     * already on disk and flushes only data (1 MiB; 0: off, the file grows
-     * with each append). docs/storage.md "Preallocation". */
-    uint32_t prealloc_bytes;
     /* Tests: fail the Nth sync (1-based) and every later write with EIO
      * (0: never). */
     uint32_t fail_sync_at;
@@ -33,6 +28,11 @@ typedef struct {
      * fails with ZRAFT_EIO, leaving the directory as a crash there would
      * (0: never). */
     uint32_t crash_reset_at;
+    /* The newest segment is kept this many bytes longer than its records,
+     * zero-filled, so that an fdatasync finds the file's size and blocks
+     * already on disk and flushes only data (1 MiB; 0: off, the file grows
+     * with each append). docs/storage.md "Preallocation". */
+    uint32_t prealloc_bytes;
 } zraft_disk_options;
 
 void zraft_disk_options_default(zraft_disk_options *o);

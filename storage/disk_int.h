@@ -36,6 +36,7 @@ typedef struct seg {
     uint64_t size;   /* bytes of records written */
     uint64_t synced; /* bytes of records durable */
     uint64_t alloc;  /* bytes in the file: records, then zeros (prealloc) */
+    bool no_fill;    /* a fill found no room: not again until cut */
     _Atomic int refs;
 } seg;
 

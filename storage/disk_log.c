@@ -226,20 +226,23 @@ static const unsigned char s_zeros[ZEROS_BLOCK];
  * 122-129 us, of the same write into zeros 82-90 us; three at once 182-198
  * against 132-145 us. It is topped up once fewer than half of it is left,
  * so one sync in every prealloc_bytes / 2 of log also flushes the new
- * zeros. Never past segment_bytes: the segment ends there. Best effort: a
- * failed fill (a full disk) is not an error - the file keeps whatever
- * zeros were written, recovery reads zeros at the end as the end of the
- * log, and the appends that follow grow the file as without prealloc. */
-static void s_prealloc(disk *d, seg *s)
+ * zeros. Never past segment_bytes: the segment ends there. A fill the
+ * file system has no room for (ENOSPC, EDQUOT, EFBIG) is not an error:
+ * the file keeps whatever zeros were written, recovery reads zeros at the
+ * end as the end of the log, and the appends that follow grow the file as
+ * without prealloc; the segment is not filled again until it is cut
+ * (truncate) or the next one starts. Any other failure is a write error
+ * like the append's own (sticky). 0 or ZRAFT_EIO. */
+static int s_prealloc(disk *d, seg *s)
 {
     uint64_t want = s->size + d->o.prealloc_bytes;
     if (want > d->o.segment_bytes) {
         want = d->o.segment_bytes;
     }
     uint64_t from = s->alloc > s->size ? s->alloc : s->size;
-    if (d->o.prealloc_bytes == 0 || want <= from ||
-        s->alloc >= s->size + d->o.prealloc_bytes / 2) {
-        return;
+    if (d->o.prealloc_bytes == 0 || s->no_fill || want <= from ||
+        s->alloc >= s->size + (d->o.prealloc_bytes + 1) / 2) {
+        return 0;
     }
     uint64_t start = from;
     struct iovec iov[IOV_MAX];
@@ -254,6 +257,10 @@ static void s_prealloc(disk *d, seg *s)
         }
         if (s_pwritev_all(s->fd, iov, k, (off_t)from, d->o.max_write_bytes) !=
             0) {
+            if (errno != ENOSPC && errno != EDQUOT && errno != EFBIG) {
+                return ZRAFT_EIO;
+            }
+            s->no_fill = true;
             break;
         }
         from += run;
@@ -272,6 +279,7 @@ static void s_prealloc(disk *d, seg *s)
                    : s->size;
     }
     s->alloc = from;
+    return 0;
 }
 
 /* Starts a new segment at `first`, the current one made durable first so
@@ -398,8 +406,8 @@ int disk_log_append(void *ctx, const zraft_entry *ents, size_t n)
     if (rv != 0) {
         return d->err = rv;
     }
-    s_prealloc(d, cur);
-    return 0;
+    rv = s_prealloc(d, cur);
+    return rv ? (d->err = rv) : 0;
 }
 
 int disk_log_sync(void *ctx)
@@ -480,6 +488,7 @@ int disk_log_truncate(void *ctx, uint64_t since)
     }
     if (rv == 0) {
         s->alloc = at.off; /* the next append fills again */
+        s->no_fill = false;
     }
     if (rv == 0 && d->o.fsync && fdatasync(s->fd) != 0) {
         rv = disk_errno(errno);

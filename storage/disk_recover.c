@@ -28,7 +28,7 @@
  *   - zeros from o to the end of the file, and b > W: the preallocated end
  *     of the log (disk_log.c s_prealloc), possibly over appends that were
  *     never synced: the log ends at o, the zeros stay for the next append,
- *     nothing is reported;
+ *     and only more zeros than prealloc_bytes are reported;
  *   - otherwise a torn tail: cut at o and reported on stderr.
  *
  * Damage in any other segment is corruption. A log that ends before W (a
@@ -224,8 +224,16 @@ static int s_damaged(disk *d, seg *s, const unsigned char *buf, size_t size,
     if (z == size && want > synced) {
         /* Zeros to the end: the preallocated end of the log (disk_log.c
          * s_prealloc), or appends not synced that never reached the disk
-         * over it. Nothing is cut and nothing reported; the next append
-         * writes over them. */
+         * over it. Nothing is cut; the next append writes over them. More
+         * zeros than preallocation leaves means appends were lost: said. */
+        if (!d->o.quiet && size - off > d->o.prealloc_bytes) {
+            fprintf(stderr,
+                    "zraft disk: %s: the log ends at offset %zu (index %llu "
+                    "onwards never reached the disk; it was synced up to "
+                    "%llu): %zu bytes of zeros follow\n",
+                    s->path, off, (unsigned long long)want,
+                    (unsigned long long)synced, size - off);
+        }
         *zero_end = true;
         return 0;
     }

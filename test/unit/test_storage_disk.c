@@ -6,7 +6,9 @@
  * test_storage_recovery.c. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 
 #include "test/unit/disk_fixture.h"
 
@@ -505,5 +507,65 @@ Test(disk, power_cut_over_preallocated_zeros_keeps_the_synced_log)
     zraft_storage_free(s);
     s = fx_must_open(&o);
     check_range(s, 1, 15);
+    zraft_storage_free(s);
+}
+
+/* Zeros after the records of a segment that is already full (ext4 after a
+ * crash: the size extended, the data never landed), kept by recovery: the
+ * next append starts a new segment, and this one must be cut to its
+ * records first (recovery refuses damage in any segment but the last). */
+Test(disk, a_recovered_zero_tail_is_cut_when_the_next_segment_starts)
+{
+    zraft_disk_options o = fx_opts(1024, false);
+    o.prealloc_bytes = 0; /* the zeros are the test's own */
+    zraft_storage *s = fx_must_open(&o);
+    uint64_t i = 1;
+    while (rec_off(1, i) < 1024) {
+        append_range(s, i, i);
+        i++;
+    }
+    zraft_storage_free(s);
+    char path[256];
+    seg_path(path, sizeof path, 1);
+    off_t end = file_size(path);
+    cr_assert_eq(end, rec_off(1, i));
+    poke_zeros(path, end, 4096);
+    s = fx_must_open(&o);
+    cr_assert_eq(last_index(s), i - 1);
+    cr_assert_eq(file_size(path), end + 4096, "recovery keeps the zeros");
+    append_range(s, i, i + 5); /* a new segment starts */
+    zraft_storage_free(s);
+    cr_assert_eq(file_size(path), end, "segment 1 ends at its records");
+    s = fx_must_open(&o);
+    check_range(s, 1, i + 5);
+    zraft_storage_free(s);
+}
+
+/* A fill the file system refuses (here EFBIG, from RLIMIT_FSIZE; ENOSPC
+ * and EDQUOT alike) is not an error: the appends go on into the zeros that
+ * landed and past them, and the log reopens whole. */
+Test(disk, a_fill_without_room_is_not_an_error)
+{
+    signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of the signal */
+    zraft_disk_options o = fx_opts(64u << 20, false);
+    o.prealloc_bytes = 65536;
+    zraft_storage *s = fx_must_open(&o);
+    struct rlimit old, lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 20000;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    append_range(s, 1, 1);
+    char path[256];
+    seg_path(path, sizeof path, 1);
+    cr_assert_eq(file_size(path), 20000, "the fill stopped at the limit");
+    append_range(s, 2, 100); /* into the zeros, then past them */
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+    append_range(s, 101, 600);
+    cr_assert_gt(rec_off(1, 601), 20000);
+    zraft_storage_free(s);
+    s = fx_must_open(&o);
+    cr_assert_eq(last_index(s), 600);
+    check_range(s, 1, 600);
     zraft_storage_free(s);
 }
