@@ -137,9 +137,11 @@ int rpc_conn_recv(rpc_conn *c, msg *out, uint64_t now_ms);
  * borrowed until the next rpc_conn_recv(). */
 const codec_ack *rpc_conn_ack(const rpc_conn *c);
 uint64_t rpc_conn_next_due(const rpc_conn *c);
-/* True when requests went out for longer than `timeout_ms` without any
- * reply: the owner should replace the connection (an inproc peer that
- * restarted is not reconnected by ZeroMQ). */
+/* True when a request has gone out more than `timeout_ms` ago without
+ * any reply since: the owner should replace the connection (an inproc
+ * peer that restarted is not reconnected by ZeroMQ). Measured from the
+ * first send after the last reply (a refused send counts), so a
+ * connection idle for long is not stale at its next sends. */
 bool rpc_conn_stale(const rpc_conn *c, uint64_t now_ms, uint64_t timeout_ms);
 
 #endif
