@@ -396,8 +396,11 @@ static rpc_conn *s_conn(fwd *f, const engine *e, zraft_id id, uint64_t now)
         if (f->conns[i].id != id) {
             continue;
         }
-        bool stale = rpc_conn_stale(f->conns[i].c, now,
-                                    2ull * f->n->cfg.election_timeout_max_ms);
+        /* Every FORWARD frame is answered: replaced only when one has not
+         * been for long (an idle connection is not stale: replacing it
+         * at a burst's second frame lost the answers to the first). */
+        bool stale = rpc_conn_unanswered(
+            f->conns[i].c, now, 2ull * f->n->cfg.election_timeout_max_ms);
         if (!stale && (rpc_peer_endpoint(&f->n->rpc, id, addr, false, ep,
                                          sizeof ep) != 0 ||
                        strcmp(ep, f->conns[i].ep) == 0)) {

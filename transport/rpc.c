@@ -895,10 +895,9 @@ struct rpc_conn {
     size_t cap;
     codec_iov *iov; /* a multipart frame's parts */
     size_t iov_cap;
-    /* The first send since the last receive (0: none): what
-     * rpc_conn_stale() measures. Not the time of the last receive: a
-     * connection idle for long, then sent two frames in a row, has not
-     * gone unanswered for long. */
+    uint64_t created_ms, last_send_ms, last_recv_ms;
+    /* The first send since the last receive (0: none), for
+     * rpc_conn_unanswered(). */
     uint64_t unanswered_ms;
 };
 
@@ -910,6 +909,14 @@ static uint64_t s_now_ms(void)
 }
 
 bool rpc_conn_stale(const rpc_conn *k, uint64_t now_ms, uint64_t timeout_ms)
+{
+    uint64_t heard =
+        k->last_recv_ms > k->created_ms ? k->last_recv_ms : k->created_ms;
+    return k->last_send_ms > heard && now_ms - heard > timeout_ms;
+}
+
+bool rpc_conn_unanswered(const rpc_conn *k, uint64_t now_ms,
+                         uint64_t timeout_ms)
 {
     /* (now_ms may have been read before the send: no wrap-around) */
     return k->unanswered_ms != 0 && now_ms > k->unanswered_ms &&
@@ -975,6 +982,7 @@ rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
     k->parts.zerocopy_min = s_send_min(c);
     k->multipart = k->parts.zerocopy_min != 0 &&
                    c->codec.version >= CODEC_VERSION_MULTIPART;
+    k->created_ms = s_now_ms();
     inbox_init(&k->in, c, k->sock, false);
     return k;
 }
@@ -1085,8 +1093,9 @@ static int s_conn_send(rpc_conn *k, const msg *m, const codec_chunk *ch,
                        const fwd_body *fb)
 {
     size_t len;
+    k->last_send_ms = s_now_ms();
     if (k->unanswered_ms == 0) {
-        k->unanswered_ms = s_now_ms(); /* tried: a failed send counts too */
+        k->unanswered_ms = k->last_send_ms; /* a refused send counts too */
     }
     if (fb == NULL && k->multipart &&
         (m->type == MSG_APPEND || m->type == MSG_SNAPSHOT)) {
@@ -1139,6 +1148,7 @@ int rpc_conn_recv(rpc_conn *k, msg *out, uint64_t now_ms)
 {
     int rv = inbox_recv(&k->in, out, now_ms);
     if (rv == 1) {
+        k->last_recv_ms = s_now_ms();
         k->unanswered_ms = 0;
     }
     return rv;

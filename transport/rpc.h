@@ -137,11 +137,21 @@ int rpc_conn_recv(rpc_conn *c, msg *out, uint64_t now_ms);
  * borrowed until the next rpc_conn_recv(). */
 const codec_ack *rpc_conn_ack(const rpc_conn *c);
 uint64_t rpc_conn_next_due(const rpc_conn *c);
-/* True when a request has gone out more than `timeout_ms` ago without
- * any reply since: the owner should replace the connection (an inproc
- * peer that restarted is not reconnected by ZeroMQ). Measured from the
- * first send after the last reply (a refused send counts), so a
- * connection idle for long is not stale at its next sends. */
+/* True when requests went out for longer than `timeout_ms` without any
+ * reply: the owner should replace the connection (an inproc peer that
+ * restarted is not reconnected by ZeroMQ). Measured from the last reply
+ * (or the connection's creation), so a connection idle for longer than
+ * `timeout_ms` is stale as soon as it sends again: right for a stream
+ * that sends all the time; vote requests rely on it too (a vote request
+ * may go unanswered by design). */
 bool rpc_conn_stale(const rpc_conn *c, uint64_t now_ms, uint64_t timeout_ms);
+/* True when the first send after the last reply (a refused send counts)
+ * is more than `timeout_ms` old: every request of the connection gets an
+ * answer, and one has not for that long. Unlike rpc_conn_stale(), a
+ * connection idle for long and then sent two frames in a row is not
+ * stale at the second (forwarding: replacing it lost the answers to the
+ * first; test_rpc_conn.c). */
+bool rpc_conn_unanswered(const rpc_conn *c, uint64_t now_ms,
+                         uint64_t timeout_ms);
 
 #endif

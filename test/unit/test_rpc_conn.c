@@ -1,16 +1,17 @@
-/* test_rpc_conn.c - when an rpc_conn counts as stale (rpc_conn_stale):
- * only once a send has gone unanswered for longer than the time-out,
- * measured from the first send after the last reply.
+/* test_rpc_conn.c - when a forwarding connection counts as unanswered
+ * (rpc_conn_unanswered): only once a send has gone without an answer for
+ * longer than the time-out, measured from the first send after the last
+ * answer.
  *
- * Why it matters: every owner (forwarding, vote requests, replication
- * streams) replaces a stale connection, and what was in flight on it is
- * lost. A connection idle for longer than the time-out, then sent two
- * frames in a row, was counted stale at the second (its last reply was
- * old) and replaced while the first frame's answer was on its way: a
- * follower's forwarded writes then waited their whole forward time-out
- * (10 s) for answers that had been dropped with the old socket (seen in
- * system_resp under load). The times are passed to rpc_conn_stale() by
- * the test, so the checks do not depend on how fast this thread runs. */
+ * Why it matters: forwarding (actors/forward.c) replaces such a
+ * connection, and what was in flight on it is lost. With the rule of
+ * rpc_conn_stale() (time since the last answer), a connection idle for
+ * longer than the time-out, then sent two frames in a row, was replaced at
+ * the second while the first frame's answer was on its way: a follower's
+ * forwarded writes then waited their whole forward time-out (10 s) for
+ * answers dropped with the old socket (system_resp under load). The times
+ * are passed to the predicate by the test, so the checks do not depend on
+ * how fast this thread runs. */
 #include <criterion/criterion.h>
 #include <string.h>
 #include <time.h>
@@ -20,7 +21,7 @@
 #include "transport/rpc.h"
 
 #define CLUSTER 0x51a1eull
-#define T_MS    50 /* the staleness time-out of these tests */
+#define T_MS    50 /* the time-out of these tests */
 
 static uint64_t s_now(void)
 {
@@ -116,27 +117,27 @@ static void s_wait_past(uint64_t t)
     }
 }
 
-Test(rpc_conn, a_new_connection_is_not_stale_until_a_send_goes_unanswered)
+Test(rpc_conn, a_new_connection_is_not_unanswered_until_a_send_is)
 {
     rlink l;
     link_init(&l);
     uint64_t t0 = s_now();
-    cr_assert_not(rpc_conn_stale(l.conn, t0 + 100 * T_MS, T_MS),
+    cr_assert_not(rpc_conn_unanswered(l.conn, t0 + 100 * T_MS, T_MS),
                   "nothing was sent: nothing went unanswered");
     ask(&l);
     uint64_t sent = s_now();
-    cr_assert_not(rpc_conn_stale(l.conn, t0, T_MS));
-    cr_assert(rpc_conn_stale(l.conn, sent + T_MS + 1, T_MS),
+    cr_assert_not(rpc_conn_unanswered(l.conn, t0, T_MS));
+    cr_assert(rpc_conn_unanswered(l.conn, sent + T_MS + 1, T_MS),
               "a send unanswered for longer than the time-out");
     answer(&l);
-    cr_assert_not(rpc_conn_stale(l.conn, sent + 100 * T_MS, T_MS),
-                  "answered: stale no more");
+    cr_assert_not(rpc_conn_unanswered(l.conn, sent + 100 * T_MS, T_MS),
+                  "answered: nothing is unanswered");
     link_fini(&l);
 }
 
 /* The case that lost forwarded writes: idle for long after its last
  * answer, then two sends in a row. */
-Test(rpc_conn, idle_then_two_sends_in_a_row_is_not_stale)
+Test(rpc_conn, idle_then_two_sends_in_a_row_is_not_unanswered)
 {
     rlink l;
     link_init(&l);
@@ -147,17 +148,17 @@ Test(rpc_conn, idle_then_two_sends_in_a_row_is_not_stale)
     uint64_t before = s_now();
     ask(&l); /* the first send after the idle time ... */
     uint64_t after = s_now();
-    cr_assert_not(rpc_conn_stale(l.conn, before, T_MS),
-                  "stale when the second send came: its last answer was old, "
-                  "but nothing had gone unanswered for long");
-    cr_assert_not(rpc_conn_stale(l.conn, after, T_MS));
+    cr_assert_not(rpc_conn_unanswered(l.conn, before, T_MS),
+                  "unanswered at the second send: its last answer was old, but "
+                  "nothing had gone unanswered for long");
+    cr_assert_not(rpc_conn_unanswered(l.conn, after, T_MS));
     ask(&l); /* ... and a second one before the first is answered */
-    cr_assert_not(rpc_conn_stale(l.conn, before, T_MS));
-    cr_assert(rpc_conn_stale(l.conn, after + T_MS + 1, T_MS),
+    cr_assert_not(rpc_conn_unanswered(l.conn, before, T_MS));
+    cr_assert(rpc_conn_unanswered(l.conn, after + T_MS + 1, T_MS),
               "the first of them unanswered for longer than the time-out");
     answer(&l);
     answer(&l);
-    cr_assert_not(rpc_conn_stale(l.conn, after + 100 * T_MS, T_MS));
+    cr_assert_not(rpc_conn_unanswered(l.conn, after + 100 * T_MS, T_MS));
     link_fini(&l);
 }
 
@@ -172,7 +173,7 @@ Test(rpc_conn, later_sends_do_not_restart_the_clock)
     s_wait_past(sent + 2 * T_MS);
     uint64_t before = s_now();
     ask(&l);
-    cr_assert(rpc_conn_stale(l.conn, before, T_MS),
+    cr_assert(rpc_conn_unanswered(l.conn, before, T_MS),
               "the first send has gone unanswered for longer than the "
               "time-out, whatever was sent since");
     link_fini(&l);
@@ -191,8 +192,8 @@ Test(rpc_conn, refused_sends_count_as_unanswered)
     uint64_t before = s_now();
     cr_assert_eq(rpc_conn_send(k, &m), ZRAFT_EAGAIN);
     uint64_t after = s_now();
-    cr_assert_not(rpc_conn_stale(k, before, T_MS));
-    cr_assert(rpc_conn_stale(k, after + T_MS + 1, T_MS));
+    cr_assert_not(rpc_conn_unanswered(k, before, T_MS));
+    cr_assert(rpc_conn_unanswered(k, after + T_MS + 1, T_MS));
     rpc_conn_destroy(&k);
     zmq_ctx_term(z);
 }
