@@ -674,7 +674,24 @@ static void s_io(core *c, const command *k)
         c->n_pw = cut;
         break;
     }
-    case CMD_INSTALL_SNAPSHOT:
+    case CMD_INSTALL_SNAPSHOT: {
+        /* Client writes of this node's time as leader whose entries the
+         * snapshot replaces are answered now, as for a truncation (their
+         * outcome is not known here). The state machine would fail them
+         * at its next APPLY, but none may come for long: an install that
+         * reaches the commit index leaves nothing to apply after it, and
+         * a follower whose forwarded writes wait here times out. */
+        uint64_t upto = k->u.install_snapshot.meta->last_log_id.index;
+        s_flush_apply(c); /* before c->pw is cut */
+        size_t cut = 0;
+        while (cut < c->n_pw && c->pw[cut].id.index <= upto) {
+            cut++;
+        }
+        if (cut > 0) {
+            s_fail_writes(c, c->pw, cut, ZRAFT_ELEADERSHIP_LOST);
+            memmove(c->pw, c->pw + cut, (c->n_pw - cut) * sizeof(*c->pw));
+            c->n_pw -= cut;
+        }
         logcache_reset(&c->n->cache);
         m.u.log_io.meta = malloc(sizeof(snapshot_meta));
         if (m.u.log_io.meta == NULL) {
@@ -685,6 +702,7 @@ static void s_io(core *c, const command *k)
         m.u.log_io.cmd.u.install_snapshot.meta = NULL;
         m.u.log_io.cmd.u.install_snapshot.data = NULL;
         break;
+    }
     default:
         break;
     }

@@ -67,9 +67,9 @@
  * unexpected one (a reply at the ROUTER, a request at a DEALER, a reply
  * for an unknown request) is counted and dropped, with a log line.
  *
- * Counters (zraft_metrics.fwd_*: sent, retried, timed out, failed, served
- * for followers) are this thread's; the core's metrics publication copies
- * them (fwd_metrics) every loop turn. */
+ * Counters (zraft_metrics.fwd_*: sent, retried, timed out, failed,
+ * connections replaced, served for followers) are this thread's; the core's
+ * metrics publication copies them (fwd_metrics) every loop turn. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +163,7 @@ struct fwd {
     /* Counters for zraft_metrics.fwd_* (this thread writes them; the
      * core's publication copies them). */
     uint64_t n_writes, n_reads, n_retries, n_timeouts, n_failures;
+    uint64_t n_reconnects;
     uint64_t n_served_writes, n_served_reads;
     zraft_id last_leader; /* as of the last turn */
     codec_fwd *items;     /* frame being built */
@@ -398,14 +399,18 @@ static rpc_conn *s_conn(fwd *f, const engine *e, zraft_id id, uint64_t now)
         if (f->conns[i].id != id) {
             continue;
         }
-        bool stale = rpc_conn_stale(f->conns[i].c, now,
-                                    2ull * f->n->cfg.election_timeout_max_ms);
+        /* Every FORWARD frame is answered: replaced only when one has not
+         * been for long (an idle connection is not stale: replacing it
+         * at a burst's second frame lost the answers to the first). */
+        bool stale = rpc_conn_unanswered(
+            f->conns[i].c, now, 2ull * f->n->cfg.election_timeout_max_ms);
         if (!stale && (rpc_peer_endpoint(&f->n->rpc, id, addr, false, ep,
                                          sizeof ep) != 0 ||
                        strcmp(ep, f->conns[i].ep) == 0)) {
             return f->conns[i].c;
         }
         s_conn_drop(f, i); /* silent for long, or moved: reconnect */
+        f->n_reconnects++;
         break;
     }
     if (f->n_conns == FWD_MAX_CONNS) {
@@ -849,6 +854,7 @@ void fwd_metrics(const fwd *f, zraft_metrics *m)
     m->fwd_retries = f->n_retries;
     m->fwd_timeouts = f->n_timeouts;
     m->fwd_failures = f->n_failures;
+    m->fwd_reconnects = f->n_reconnects;
     m->fwd_served_writes = f->n_served_writes;
     m->fwd_served_reads = f->n_served_reads;
 }

@@ -930,7 +930,8 @@ static uint64_t s_rest(const zraft_metrics *m)
                     m->n_peers,
                     m->fwd_writes + m->fwd_reads + m->fwd_retries +
                         m->fwd_timeouts + m->fwd_failures +
-                        m->fwd_served_writes + m->fwd_served_reads};
+                        m->fwd_served_writes + m->fwd_served_reads +
+                        m->fwd_reconnects};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         h = s_mix(h, v[i]);
     }

@@ -292,6 +292,10 @@ typedef struct {
     uint64_t fwd_writes, fwd_reads;
     uint64_t fwd_retries, fwd_timeouts, fwd_failures;
     uint64_t fwd_served_writes, fwd_served_reads;
+    /* Connections to a leader replaced (a send unanswered for two election
+     * timeouts, or the leader's address moved): answers on their way over
+     * the old one are lost, and the writes they answer time out. */
+    uint64_t fwd_reconnects;
 } zraft_metrics;
 
 /* A consistent snapshot of the node's state. */

@@ -295,6 +295,7 @@ static char *b_status(void *ctx)
     cJSON_AddNumberToObject(fw, "retries", (double)m.fwd_retries);
     cJSON_AddNumberToObject(fw, "timeouts", (double)m.fwd_timeouts);
     cJSON_AddNumberToObject(fw, "failures", (double)m.fwd_failures);
+    cJSON_AddNumberToObject(fw, "reconnects", (double)m.fwd_reconnects);
     cJSON_AddNumberToObject(fw, "served_writes", (double)m.fwd_served_writes);
     cJSON_AddNumberToObject(fw, "served_reads", (double)m.fwd_served_reads);
     if (m.role_code == 3) {
@@ -370,6 +371,12 @@ static char *b_metrics(void *ctx)
     P("# TYPE zraft_forward_failures_total counter\n"
       "zraft_forward_failures_total %llu\n",
       (unsigned long long)m.fwd_failures);
+    P("# HELP zraft_forward_reconnects_total Connections to the leader "
+      "replaced (no answer for two election timeouts, or an address that "
+      "moved)\n");
+    P("# TYPE zraft_forward_reconnects_total counter\n"
+      "zraft_forward_reconnects_total %llu\n",
+      (unsigned long long)m.fwd_reconnects);
     P("# HELP zraft_forward_served_total Forwarded writes and reads this "
       "node received from followers as leader\n");
     P("# TYPE zraft_forward_served_total counter\n"

@@ -896,6 +896,9 @@ struct rpc_conn {
     codec_iov *iov; /* a multipart frame's parts */
     size_t iov_cap;
     uint64_t created_ms, last_send_ms, last_recv_ms;
+    /* The first send since the last receive (0: none), for
+     * rpc_conn_unanswered(). */
+    uint64_t unanswered_ms;
 };
 
 static uint64_t s_now_ms(void)
@@ -910,6 +913,14 @@ bool rpc_conn_stale(const rpc_conn *k, uint64_t now_ms, uint64_t timeout_ms)
     uint64_t heard =
         k->last_recv_ms > k->created_ms ? k->last_recv_ms : k->created_ms;
     return k->last_send_ms > heard && now_ms - heard > timeout_ms;
+}
+
+bool rpc_conn_unanswered(const rpc_conn *k, uint64_t now_ms,
+                         uint64_t timeout_ms)
+{
+    /* (now_ms may have been read before the send: no wrap-around) */
+    return k->unanswered_ms != 0 && now_ms > k->unanswered_ms &&
+           now_ms - k->unanswered_ms > timeout_ms;
 }
 
 /* The payload length from which a connection sends by reference; 0:
@@ -1083,6 +1094,9 @@ static int s_conn_send(rpc_conn *k, const msg *m, const codec_chunk *ch,
 {
     size_t len;
     k->last_send_ms = s_now_ms();
+    if (k->unanswered_ms == 0) {
+        k->unanswered_ms = k->last_send_ms; /* a refused send counts too */
+    }
     if (fb == NULL && k->multipart &&
         (m->type == MSG_APPEND || m->type == MSG_SNAPSHOT)) {
         size_t n;
@@ -1135,6 +1149,7 @@ int rpc_conn_recv(rpc_conn *k, msg *out, uint64_t now_ms)
     int rv = inbox_recv(&k->in, out, now_ms);
     if (rv == 1) {
         k->last_recv_ms = s_now_ms();
+        k->unanswered_ms = 0;
     }
     return rv;
 }

@@ -137,9 +137,24 @@ int rpc_conn_recv(rpc_conn *c, msg *out, uint64_t now_ms);
  * borrowed until the next rpc_conn_recv(). */
 const codec_ack *rpc_conn_ack(const rpc_conn *c);
 uint64_t rpc_conn_next_due(const rpc_conn *c);
-/* True when requests went out for longer than `timeout_ms` without any
- * reply: the owner should replace the connection (an inproc peer that
- * restarted is not reconnected by ZeroMQ). */
+/* True when something was sent since the last reply (or since the
+ * connection was made) and that reply is more than `timeout_ms` old: the
+ * owner should replace the connection (an inproc peer that restarted is
+ * not reconnected by ZeroMQ). A connection idle for longer than that is
+ * stale as soon as it sends again: harmless for a stream, which sends all
+ * the time, and kept for vote requests, which may go unanswered by design
+ * (a node in a leader lease ignores them): with rpc_conn_unanswered(), a
+ * vote connection whose last request was ignored was replaced at the next
+ * campaign, and the new DEALER refused that campaign's request
+ * (ZMQ_IMMEDIATE, not connected yet). */
 bool rpc_conn_stale(const rpc_conn *c, uint64_t now_ms, uint64_t timeout_ms);
+/* True when the first send after the last reply (a refused send counts)
+ * is more than `timeout_ms` old: every request of the connection gets an
+ * answer, and one has not for that long. Unlike rpc_conn_stale(), a
+ * connection idle for long and then sent two frames in a row is not
+ * stale at the second (forwarding: replacing it lost the answers to the
+ * first; test_rpc_conn.c). */
+bool rpc_conn_unanswered(const rpc_conn *c, uint64_t now_ms,
+                         uint64_t timeout_ms);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cluster.h"
 
@@ -131,6 +132,96 @@ Test(cluster3, isolated_leader_is_replaced_and_rejoins, .timeout = 300)
 }
 
 /* ------------------------------------- long isolation needs snapshot */
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+typedef struct {
+    atomic_int calls;
+    atomic_int err;
+} answer;
+
+static void answer_cb(void *arg, int err, zraft_log_id id, zraft_buf *res)
+{
+    answer *a = arg;
+    (void)id;
+    (void)res;
+    atomic_store(&a->err, err);
+    atomic_fetch_add(&a->calls, 1);
+}
+
+static bool p_snapshot_at(const zraft_metrics *m, void *arg)
+{
+    return m->snapshot_index >= *(const uint64_t *)arg;
+}
+
+/* A deposed leader's client write whose entry a snapshot install replaces
+ * is answered at the install (ZRAFT_ELEADERSHIP_LOST: not known here), not
+ * at the next entry this node applies, which may be long in coming: its
+ * state machine fails what an APPLY leaves over, and none followed an
+ * install that reached the commit index. A forwarded write waiting on such
+ * a node timed out at the follower (10 s; seen with SIGSTOP chaos). */
+Test(cluster3, deposed_leaders_write_is_answered_when_a_snapshot_replaces_it,
+     .timeout = 300)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.snapshot_keep = 2;
+    cl_start(&c, 3);
+    zraft_id old = cl_leader(&c);
+    for (uint64_t w = 1; w <= 5; w++) {
+        cl_write_any(&c, w, 0);
+    }
+    zraft_network_isolate(c.net, old);
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[old], &m);
+    uint64_t had = m.last_log_id.index;
+    answer a = {0, 0};
+    zraft_buf *b = zraft_buf_new("\xe7\x03\0\0\0\0\0\0", 8); /* 999 */
+    cr_assert_eq(zraft_write_buf(c.nodes[old], b, answer_cb, &a), 0);
+    uint64_t end = s_now_ms() + CL_DEADLINE_MS;
+    do { /* proposed: in its log, waiting for a commit that never comes */
+        zraft_metrics_get(c.nodes[old], &m);
+    } while (m.last_log_id.index == had && s_now_ms() < end);
+    cr_assert_gt(m.last_log_id.index, had);
+    zraft_id nl = cl_leader_except(&c, old);
+    zraft_log_id last = {0, 0};
+    for (uint64_t w = 6; w <= 30; w++) {
+        last = cl_write_any(&c, w, old);
+    }
+    cl_wait_applied_except(&c, last.index, old);
+    /* A snapshot at the commit index, the log purged below it (keep 2):
+     * the old leader can only be caught up by the snapshot, and nothing
+     * is applied after it. */
+    cr_assert_eq(zraft_trigger_snapshot(c.nodes[nl]), 0);
+    cr_assert_eq(
+        zraft_wait(c.nodes[nl], p_snapshot_at, &last.index, CL_DEADLINE_MS), 0);
+    cr_assert_eq(atomic_load(&a.calls), 0, "answered while cut off");
+    zraft_network_heal(c.net);
+    cr_assert_eq(
+        zraft_wait(c.nodes[old], p_snapshot_at, &last.index, CL_DEADLINE_MS), 0,
+        "the old leader installed the snapshot");
+    end = s_now_ms() + CL_DEADLINE_MS;
+    while (atomic_load(&a.calls) == 0 && s_now_ms() < end) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(atomic_load(&a.calls), 1,
+                 "the write waited past the install for an entry to apply");
+    cr_assert_eq(atomic_load(&a.err), ZRAFT_ELEADERSHIP_LOST, "%s",
+                 zraft_strerror(atomic_load(&a.err)));
+    uint64_t *ids;
+    uint64_t n = cl_applied(&c, old, &ids);
+    for (uint64_t k = 0; k < n; k++) {
+        cr_assert_neq(ids[k], 999, "the unacknowledged write was applied");
+    }
+    free(ids);
+    cl_stop(&c);
+}
 
 Test(cluster3, follower_cut_off_long_catches_up_by_snapshot, .timeout = 300)
 {

@@ -19,12 +19,14 @@
 /* ------------------------------------------------- a counting fsm */
 
 /* Applies every write by counting it and answers the count (8 bytes), as
- * INCR would; records each write id to check that none is applied twice. */
+ * INCR would; records each write id to check that none is applied twice.
+ * While `held`, applying waits (the node answers none of its writes). */
 typedef struct {
     pthread_mutex_t lock;
     uint64_t count;
     uint64_t *wids;
     uint64_t cap;
+    atomic_bool held;
 } counter;
 
 static counter counters[CL_MAX + 1];
@@ -35,6 +37,10 @@ static int c_apply(void *ctx, const zraft_entry *e, zraft_buf **result)
     uint64_t wid = 0;
     if (e->payload && e->payload->len >= 8) {
         memcpy(&wid, e->payload->data, 8);
+    }
+    while (atomic_load(&c->held)) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
     }
     pthread_mutex_lock(&c->lock);
     if (c->count == c->cap) {
@@ -102,6 +108,7 @@ static void s_setup(void)
         free(counters[i].wids);
         memset(&counters[i], 0, sizeof counters[i]);
         pthread_mutex_init(&counters[i].lock, NULL);
+        atomic_init(&counters[i].held, false);
     }
 }
 
@@ -714,6 +721,62 @@ Test(forward, counters_count_forwarded_requests_time_outs_and_failures)
     zraft_metrics_get(c.nodes[f], &m);
     cr_assert_eq(m.fwd_writes, sent, "a write never sent is not forwarded");
     zraft_network_heal(c.net);
+    cl_stop(&c);
+}
+
+/* A follower's connection to the leader that was idle for longer than the
+ * time after which a connection without answers is replaced (two election
+ * timeouts) is kept by the next burst of writes. It was replaced at the
+ * burst's second frame, because its last answer was old, and the answers
+ * to the first frame were lost with the old socket (under load, as
+ * system_resp's 10 s stalls: the writes timed out). The leader's state
+ * machine is held while the second frame goes out, so that the first is
+ * certainly unanswered then. */
+Test(forward, an_idle_connection_is_kept_by_the_next_burst)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.make_fsm = make_counter;
+    c.forward = true;
+    c.election_timeout_ms = 1000; /* replaced after 2 x 2 s unanswered */
+    cl_start(&c, 3);
+    zraft_id leader = cl_leader(&c);
+    zraft_id f = s_follower(&c, leader);
+    one o;
+    one_init(&o, f);
+    cr_assert_eq(s_write(c.nodes[f], 1, 0, one_write_cb, &o), 0);
+    one_wait(&o);
+    cr_assert_eq(o.err, 0, "%s", zraft_strerror(o.err));
+    /* Idle for longer than that (the time itself is the condition). */
+    uint64_t until = s_now_ms() + 4u * c.election_timeout_ms + 200;
+    while (s_now_ms() < until) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[leader], &m);
+    uint64_t served = m.fwd_served_writes;
+    atomic_store(&counters[leader].held, true);
+    one a, b;
+    one_init(&a, f);
+    one_init(&b, f);
+    cr_assert_eq(s_write(c.nodes[f], 2, 0, one_write_cb, &a), 0);
+    s_counter_reaches(&c, leader, offsetof(zraft_metrics, fwd_served_writes),
+                      "fwd_served_writes", served + 1);
+    /* The first frame is on the leader, unanswered: the second. */
+    cr_assert_eq(s_write(c.nodes[f], 3, 0, one_write_cb, &b), 0);
+    s_counter_reaches(&c, f, offsetof(zraft_metrics, fwd_writes), "fwd_writes",
+                      3);
+    zraft_metrics_get(c.nodes[f], &m);
+    atomic_store(&counters[leader].held, false);
+    cr_assert_eq(m.fwd_reconnects, 0,
+                 "the connection was replaced at the burst's second frame");
+    one_wait(&a);
+    one_wait(&b);
+    cr_assert_eq(a.err, 0, "%s", zraft_strerror(a.err));
+    cr_assert_eq(b.err, 0, "%s", zraft_strerror(b.err));
+    zraft_metrics_get(c.nodes[f], &m);
+    cr_assert_eq(m.fwd_timeouts + m.fwd_reconnects, 0);
     cl_stop(&c);
 }
 
