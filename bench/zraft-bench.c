@@ -55,6 +55,8 @@ typedef struct {
     /* --transfer-every MS: hand leadership to the next node this often
      * (in-process runs), to measure writes through leader changes. */
     uint32_t transfer_ms;
+    long prealloc; /* --prealloc: zraft_disk_options.prealloc_bytes (-1:
+                      default) */
 } opts;
 
 typedef struct bench bench;
@@ -532,7 +534,7 @@ static void usage(void)
         "                   [--resp HOST:PORT [--pipeline N]]\n"
         "                   [--trace[=N]] [--spin US]\n"
         "                   [--transport inproc|tcp|curve]\n"
-        "                   [--transfer-every MS]\n"
+        "                   [--transfer-every MS] [--prealloc BYTES]\n"
         "--http drives a running zraftd cluster (any node; redirects to\n"
         "the leader are followed) with C keep-alive HTTP clients, one PUT\n"
         "in flight each (one client thread, epoll).\n"
@@ -552,36 +554,30 @@ static void usage(void)
         "(docs/security.md).\n"
         "--transfer-every hands leadership to the next node every MS\n"
         "milliseconds (in-process runs); writes that fail with the old\n"
-        "leader count as errors, and the clients go on with the new one.\n");
+        "leader count as errors, and the clients go on with the new one.\n"
+        "--prealloc sets the disk store's zraft_disk_options.prealloc_bytes\n"
+        "(0: off; docs/storage.md).\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct option lo[] = {{"nodes", 1, 0, 'n'},
-                                 {"clients", 1, 0, 'c'},
-                                 {"duration", 1, 0, 'd'},
-                                 {"ops", 1, 0, 'o'},
-                                 {"payload", 1, 0, 'p'},
-                                 {"json", 1, 0, 'j'},
-                                 {"threads", 0, 0, 't'},
-                                 {"help", 0, 0, 'h'},
-                                 {"storage", 1, 0, 's'},
-                                 {"dir", 1, 0, 'D'},
-                                 {"http", 1, 0, 'H'},
-                                 {"resp", 1, 0, 'R'},
-                                 {"pipeline", 1, 0, 'P'},
-                                 {"report", 1, 0, 'r'},
-                                 {"trace", 2, 0, 'T'},
-                                 {"spin", 1, 0, 'S'},
-                                 {"transfer-every", 1, 0, 'L'},
-                                 {"transport", 1, 0, 'X'},
-                                 {0, 0, 0, 0}};
+    static struct option lo[] = {
+        {"nodes", 1, 0, 'n'},          {"clients", 1, 0, 'c'},
+        {"duration", 1, 0, 'd'},       {"ops", 1, 0, 'o'},
+        {"payload", 1, 0, 'p'},        {"json", 1, 0, 'j'},
+        {"threads", 0, 0, 't'},        {"help", 0, 0, 'h'},
+        {"storage", 1, 0, 's'},        {"dir", 1, 0, 'D'},
+        {"http", 1, 0, 'H'},           {"resp", 1, 0, 'R'},
+        {"pipeline", 1, 0, 'P'},       {"report", 1, 0, 'r'},
+        {"trace", 2, 0, 'T'},          {"spin", 1, 0, 'S'},
+        {"transfer-every", 1, 0, 'L'}, {"prealloc", 1, 0, 'A'},
+        {"transport", 1, 0, 'X'},      {0, 0, 0, 0}};
     /* Static: the early returns (usage, --http, --resp) leave nothing on
      * the heap (LeakSanitizer saw the calloc'ed one once they returned). */
     static bench the_bench;
     bench *b = &the_bench;
-    b->o = (opts){3,    16,   128, 5.0,  0,  NULL, false, "memory", NULL,
-                  NULL, NULL, 1,   NULL, "", 0,    -1,    "inproc", 0};
+    b->o = (opts){3,    16, 128,  5.0, 0, NULL, false,    "memory", NULL, NULL,
+                  NULL, 1,  NULL, "",  0, -1,   "inproc", 0,        -1};
     for (int i = 0, off = 0; i < argc && off < (int)sizeof b->o.cmdline; i++) {
         off += snprintf(b->o.cmdline + off, sizeof b->o.cmdline - (size_t)off,
                         "%s%s", i ? " " : "", argv[i]);
@@ -633,6 +629,9 @@ int main(int argc, char **argv)
             break;
         case 'L':
             b->o.transfer_ms = (uint32_t)atoi(optarg);
+            break;
+        case 'A':
+            b->o.prealloc = atol(optarg);
             break;
         case 'T':
             b->o.trace = optarg ? (uint32_t)atoi(optarg) : 64;
@@ -736,7 +735,12 @@ int main(int argc, char **argv)
             snprintf(path, sizeof path, "%s/node-%u", run, i);
             int err;
             zraft_storage_free(st);
-            st = zraft_storage_disk_new(path, NULL, &err, why, sizeof why);
+            zraft_disk_options dopt;
+            zraft_disk_options_default(&dopt);
+            if (b->o.prealloc >= 0) {
+                dopt.prealloc_bytes = (uint32_t)b->o.prealloc;
+            }
+            st = zraft_storage_disk_new(path, &dopt, &err, why, sizeof why);
             if (st == NULL) {
                 fprintf(stderr, "zraft-bench: %s\n", why);
                 return 1;

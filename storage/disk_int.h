@@ -69,6 +69,7 @@ typedef struct {
     uint64_t meta_synced; /* the synced mark DIR/meta holds */
     int err;              /* sticky write error */
     uint32_t syncs;       /* sync() calls (fail_sync_at) */
+    uint64_t filled_us;   /* monotonic time of the last top-up (prealloc) */
     unsigned char *hdrs;  /* scratch for append headers */
     size_t cap_hdrs;
     bool has_snap;
