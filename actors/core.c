@@ -23,7 +23,8 @@
  * It owns: the engine, the ROUTER, the vote DEALERs, its PUSH sockets to the
  * other actors, the replication streams' lifecycle, the table of client
  * writes waiting for their entries (handed to the state machine with each
- * APPLY) and the reads waiting for read-index. Request forwarding (a
+ * APPLY; a follower's APPLY waits up to FOLLOWER_APPLY_HOLD_US for the next
+ * commit) and the reads waiting for read-index. Request forwarding (a
  * follower's writes and reads sent to the leader, and the leader's side
  * of it) is forward.c's, called from here at a few points.
  * A fatal error (storage, state machine) freezes the engine here for good

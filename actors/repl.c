@@ -7,7 +7,9 @@
  * storage (references, no copies), sends them without waiting for the
  * answer (the engine bounds how many are in flight), and forwards every
  * reply to the core as UpdateReplicationMatched tagged with the term it was
- * sent under, so the core can drop reports of an older session. A slow or
+ * sent under, so the core can drop reports of an older session. An update
+ * without entries (only the commit index moved) waits up to REPL_HOLD_US
+ * for one with entries, which carries the same commit index. A slow or
  * dead follower only ever fills this stream's socket: sends never block,
  * and what cannot be sent is reported as unreachable.
  *
