@@ -126,6 +126,14 @@ void actor_close(actor *a)
     while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {
         amsg_release(&m);
     }
+    /* A pipe connected lately may still be unattached (its bind command
+     * waits in the socket's own mailbox): a blocking poll processes
+     * commands, then the drain runs again. */
+    zmq_pollitem_t it = {a->mailbox, 0, ZMQ_POLLIN, 0};
+    while (zmq_poll(&it, 1, 1) > 0 &&
+           actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {
+        amsg_release(&m);
+    }
     zmq_close(a->mailbox);
     a->mailbox = NULL;
     pthread_mutex_destroy(&a->lock);
