@@ -433,7 +433,10 @@ int fwd_poll_items(fwd *f, void *items, int max)
 {
     zmq_pollitem_t *it = items;
     int k = 0;
-    for (uint32_t i = 0; i < f->n_conns && k < max; i++) {
+    /* Only while answers are awaited: every socket in the poll set costs
+     * each wake-up of the core, and fwd_tick drains the connections every
+     * turn anyway (a late answer to an expired request). */
+    for (uint32_t i = 0; f->live_flight > 0 && i < f->n_conns && k < max; i++) {
         it[k++] =
             (zmq_pollitem_t){rpc_conn_socket(f->conns[i].c), 0, ZMQ_POLLIN, 0};
     }

@@ -7,11 +7,10 @@
  * storage (references, no copies), sends them without waiting for the
  * answer (the engine bounds how many are in flight), and forwards every
  * reply to the core as UpdateReplicationMatched tagged with the term it was
- * sent under, so the core can drop reports of an older session. An update
- * without entries (only the commit index moved) waits up to REPL_HOLD_US
- * for one with entries, which carries the same commit index. A slow or
- * dead follower only ever fills this stream's socket: sends never block,
- * and what cannot be sent is reported as unreachable.
+ * sent under, so the core can drop reports of an older session. (An
+ * update without entries waits in the core first: core.c STREAM_HOLD_US.)
+ * A slow or dead follower only ever fills this stream's socket: sends never
+ * block, and what cannot be sent is reported as unreachable.
  *
  * Snapshots go out as a chunked stream (transport/snapsend.h): one
  * SEND_SNAPSHOT from the core starts a transfer read from the stored
@@ -51,23 +50,7 @@ typedef struct {
     uint64_t snap_pub_ms; /* metrics last published */
     uint64_t pub_sent, pub_resent; /* ... with these counts */
     uint64_t tr_acked;             /* tracing: highest index stamped */
-    amsg held; /* a commit-only update held back (REPL_HOLD_US) */
-    bool has_held;
-    uint64_t held_until; /* us: sent then, unless entries went first */
 } stream;
-
-/* A commit-only update (UpdateReplication with no entries: the commit
- * index moved, or a probe) waits this long for the next AppendEntries,
- * which carries the same commit index with its entries. Under a steady
- * load the next one comes first and the empty round trip (this stream,
- * the follower's core, this stream again, the leader's core: four thread
- * wake-ups per commit) never happens; idle, a follower learns the commit
- * index 1 ms later. Only how soon a follower applies depends on it: the
- * commit index a follower holds is a hint, never needed for safety, and
- * heartbeats carry it too. Measured with 1 client, in process: 11.6 ->
- * 8.9 context switches per write with the follower's APPLY hold (core.c),
- * p50 116-125 -> 98-106 us (docs/runtime.md). */
-#define REPL_HOLD_US 1000
 
 static void s_report(stream *s, int err)
 {
@@ -304,13 +287,6 @@ static void s_body(actor *a, void *arg)
         if (blocked && timeout > 10) {
             timeout = 10; /* chunks wait for room in the socket */
         }
-        if (s.has_held) {
-            uint64_t us = actor_now_us();
-            long left = s.held_until > us
-                            ? (long)((s.held_until - us + 999) / 1000)
-                            : 0;
-            timeout = left < timeout ? left : timeout;
-        }
         actor_poll(&idle, items, s.conn ? 2 : 1, timeout);
         now = actor_now_ms();
         amsg m;
@@ -323,18 +299,6 @@ static void s_body(actor *a, void *arg)
                 continue;
             }
             if (m.type == AM_REPL_UPDATE) {
-                bool empty = m.u.repl_update.last <= m.u.repl_update.prev.index;
-                if (empty) {
-                    /* The newest replaces the held one; the wait runs
-                     * from the first. */
-                    if (!s.has_held) {
-                        s.held_until = actor_now_us() + REPL_HOLD_US;
-                    }
-                    s.held = m;
-                    s.has_held = true;
-                    continue;
-                }
-                s.has_held = false; /* these entries carry the commit */
                 s_update(&s, &m);
             } else if (m.type == AM_REPL_SEND) {
                 s.term = m.u.repl_send.m.term;
@@ -346,16 +310,7 @@ static void s_body(actor *a, void *arg)
             }
         }
         if (stop) {
-            if (s.has_held && s.conn != NULL) {
-                s_update(&s, &s.held); /* what was meant for it goes first */
-            }
             break;
-        }
-        if (s.has_held && actor_now_us() >= s.held_until) {
-            s.has_held = false;
-            if (s.conn != NULL) {
-                s_update(&s, &s.held);
-            }
         }
         /* A connection that hears nothing back is recreated (a restarted
          * inproc peer; a peer that may have moved: its name is looked up
