@@ -186,7 +186,7 @@ Test(rpc_conn, refused_sends_count_as_unanswered)
     void *z = zmq_ctx_new();
     rpc_ctx c;
     s_ctx(&c, NULL, 1);
-    rpc_conn *k = rpc_conn_new(z, &c, 2, "tcp://127.0.0.1:1", RPC_KIND_VOTE);
+    rpc_conn *k = rpc_conn_new(z, &c, 2, "tcp://127.0.0.1:1", RPC_KIND_FWD);
     cr_assert_not_null(k);
     msg m = {.type = MSG_VOTE, .from = 1, .to = 2, .term = 1};
     uint64_t before = s_now();
@@ -195,5 +195,48 @@ Test(rpc_conn, refused_sends_count_as_unanswered)
     cr_assert_not(rpc_conn_unanswered(k, before, T_MS));
     cr_assert(rpc_conn_unanswered(k, after + T_MS + 1, T_MS));
     rpc_conn_destroy(&k);
+    zmq_ctx_term(z);
+}
+
+/* A vote request sent on a vote connection made for it, over TCP, is
+ * delivered: the connection queues it until it is up. With ZMQ_IMMEDIATE,
+ * as the other kinds have, the send was refused every time (the TCP and
+ * ZMTP handshakes had not finished), so a follower's first campaign, and a
+ * leadership transfer's TimeoutNow on a new connection, were lost and
+ * waited out an election timeout. */
+Test(rpc_conn, a_vote_request_on_a_new_tcp_connection_is_delivered)
+{
+    void *z = zmq_ctx_new();
+    rpc_ctx sc, rc;
+    s_ctx(&sc, NULL, 1);
+    s_ctx(&rc, NULL, 2);
+    const char *why = NULL;
+    rpc_server *srv = rpc_server_new(z, &rc, "tcp://127.0.0.1:*", &why);
+    cr_assert_not_null(srv, "%s", why ? why : "");
+    char ep[ZRAFT_ADDR_MAX + 32];
+    size_t n = sizeof ep;
+    cr_assert_eq(
+        zmq_getsockopt(rpc_server_socket(srv), ZMQ_LAST_ENDPOINT, ep, &n), 0);
+    for (int round = 0; round < 5; round++) {
+        rpc_conn *k = rpc_conn_new(z, &sc, 2, ep, RPC_KIND_VOTE);
+        cr_assert_not_null(k);
+        msg m = {.type = MSG_VOTE, .from = 1, .to = 2, .term = 1 + round};
+        cr_assert_eq(rpc_conn_send(k, &m), 0,
+                     "round %d: the first send on a new connection was "
+                     "refused",
+                     round);
+        msg in;
+        uint64_t deadline = s_now() + 10000;
+        while (rpc_server_recv(srv, &in, s_now()) != 1) {
+            cr_assert_lt(s_now(), deadline, "round %d: never delivered", round);
+            zmq_pollitem_t it = {rpc_server_socket(srv), 0, ZMQ_POLLIN, 0};
+            zmq_poll(&it, 1, 10);
+        }
+        cr_assert_eq(in.type, MSG_VOTE);
+        cr_assert_eq(in.term, 1u + round);
+        codec_msg_release(&in);
+        rpc_conn_destroy(&k);
+    }
+    rpc_server_destroy(&srv);
     zmq_ctx_term(z);
 }
