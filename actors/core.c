@@ -434,7 +434,7 @@ static void s_apply(core *c, uint64_t upto)
  * machine (a read, forwarded or not; a snapshot) sends the held APPLY
  * first (s_to_sm, fwd's before_sm), so a read is not held back. Under load the
  * next commit comes within the hold; idle, a follower applies 1 ms later (the
- * core polls every millisecond while one is held). See repl.c REPL_HOLD_US. */
+ * core polls every millisecond while one is held). See STREAM_HOLD_US. */
 #define FOLLOWER_APPLY_HOLD_US 1000
 
 static void s_flush_apply_follower(core *c)
