@@ -1,9 +1,13 @@
 /* cluster.c - the in-process test cluster (see cluster.h). */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster.h"
 #include "zraft_disk.h"
@@ -186,6 +190,25 @@ static zraft_storage *s_faulty(zraft_storage *in, _Atomic int *fail,
     return s;
 }
 
+/* A port of 127.0.0.1 that was free a moment ago (the kernel's pick). */
+static unsigned s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    unsigned port = 0;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        port = ntohs(a.sin_port);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    cr_assert_neq(port, 0u, "no free port");
+    return port;
+}
+
 void cl_start_node(cluster *c, zraft_id id)
 {
     if (c->rec[id] == NULL) {
@@ -201,6 +224,9 @@ void cl_start_node(cluster *c, zraft_id id)
     zraft_config cfg;
     zraft_config_default(&cfg, id);
     cfg.network = c->net;
+    if (c->tcp) {
+        snprintf(cfg.listen_addr, sizeof cfg.listen_addr, "%s", c->addr[id]);
+    }
     cfg.seed = id * 7919;
     /* Generous timeouts: the tests run on 2 loaded cores. */
     uint32_t et = c->election_timeout_ms ? c->election_timeout_ms : 300;
@@ -264,8 +290,10 @@ void cl_start(cluster *c, uint32_t n)
     uint32_t lw = c->leader_wait_ms, ft = c->forward_timeout_ms;
     uint8_t wv[CL_MAX + 1];
     memcpy(wv, c->wire_version, sizeof wv);
+    bool tcp = c->tcp;
     memset(c, 0, sizeof(*c));
     memcpy(c->wire_version, wv, sizeof wv);
+    c->tcp = tcp;
     c->snapshot_threshold = th;
     c->snapshot_keep = keep;
     c->election_timeout_ms = et;
@@ -275,13 +303,18 @@ void cl_start(cluster *c, uint32_t n)
     c->forward = fwd;
     c->leader_wait_ms = lw;
     c->forward_timeout_ms = ft;
-    c->net = zraft_network_new();
+    c->net = tcp ? NULL : zraft_network_new();
     c->n = n;
     zraft_member ms[CL_MAX];
     memset(ms, 0, sizeof ms);
     for (uint32_t i = 0; i < n; i++) {
         ms[i].id = i + 1;
         ms[i].roles = ZRAFT_ROLE_VOTER;
+        if (tcp) {
+            snprintf(c->addr[i + 1], sizeof c->addr[i + 1], "127.0.0.1:%u",
+                     s_free_port());
+            snprintf(ms[i].addr, sizeof ms[i].addr, "%s", c->addr[i + 1]);
+        }
     }
     for (uint32_t i = 1; i <= n; i++) {
         cl_start_node(c, i);

@@ -35,6 +35,10 @@ typedef struct {
     uint32_t leader_wait_ms;          /* likewise (0: the default) */
     uint32_t forward_timeout_ms;      /* likewise (0: the default) */
     uint8_t wire_version[CL_MAX + 1]; /* by node id (0: the newest) */
+    /* Set before cl_start: the nodes talk over ZeroMQ TCP on 127.0.0.1
+     * (no zraft_network: no fault controls), at addr[id]. */
+    bool tcp;
+    char addr[CL_MAX + 1][ZRAFT_ADDR_MAX];
     /* Optional: fills the state machine of node `id` (default: a
      * recorder; cl_applied() and cl_assert_same() need the recorder). */
     void (*make_fsm)(void *arg, zraft_id id, zraft_fsm *out);
