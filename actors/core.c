@@ -108,7 +108,8 @@ typedef struct {
     int inline_err;      /* an inline storage write failed (s_commands) */
     int fatal;
     uint64_t writes;
-    uint64_t mem_index; /* membership index last published */
+    uint64_t repl_refused; /* streams' sends refused (zraft_metrics) */
+    uint64_t mem_index;    /* membership index last published */
     /* Tracing (trace.h): the highest index stamped at these stages. */
     uint64_t tr_replied, tr_matched, tr_committed;
     uint64_t apply_upto;   /* highest CMD_APPLY seen */
@@ -896,6 +897,7 @@ static void s_pub_fn(zraft_metrics *m, void *arg)
     m->last_log_id = p->st.last_log_id;
     m->snapshot_index = p->st.snapshot.index;
     m->writes = c->writes;
+    m->repl_refused = c->repl_refused;
     m->fatal = c->fatal;
     m->peers_refused = c->n->rpc.auth ? curve_auth_refused(c->n->rpc.auth) : 0;
     if (c->fwd != NULL) {
@@ -1280,6 +1282,9 @@ static void s_mailbox(core *c, const amsg *m)
     case AM_REPL_UNREACHABLE: {
         engine_status st;
         engine_get_status(c->e, &st);
+        if (m->u.unreachable.err == ZRAFT_EAGAIN) {
+            c->repl_refused++;
+        }
         if (m->u.unreachable.vote_term == st.term) {
             engine_report_unreachable(c->e, m->u.unreachable.target,
                                       m->u.unreachable.err);

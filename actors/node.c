@@ -931,7 +931,8 @@ static uint64_t s_rest(const zraft_metrics *m)
                     m->fwd_writes + m->fwd_reads + m->fwd_retries +
                         m->fwd_timeouts + m->fwd_failures +
                         m->fwd_served_writes + m->fwd_served_reads +
-                        m->fwd_reconnects};
+                        m->fwd_reconnects,
+                    m->repl_refused};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         h = s_mix(h, v[i]);
     }

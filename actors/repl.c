@@ -36,6 +36,11 @@ struct repl {
     char endpoint[96];
 };
 
+/* Frames kept for a connection that is not up yet (s_keep_early). A new
+ * leader's stream sends one probe and heartbeats until the first answer,
+ * so a few are enough; more are reported unreachable, as before. */
+#define STREAM_EARLY_MAX 8
+
 typedef struct {
     repl *r;
     rpc_conn *conn;
@@ -50,6 +55,14 @@ typedef struct {
     uint64_t snap_pub_ms; /* metrics last published */
     uint64_t pub_sent, pub_resent; /* ... with these counts */
     uint64_t tr_acked;             /* tracing: highest index stamped */
+    /* A new connection refuses sends until its TCP and ZMTP handshakes are
+     * done (ZMQ_IMMEDIATE, about 0.3 ms on a LAN): what the core sends
+     * before that waits here, in order, for the connection to be up, or
+     * at most a heartbeat interval (s_keep_early). */
+    bool up; /* this connection took a frame or gave an answer */
+    amsg early[STREAM_EARLY_MAX];
+    uint32_t n_early;
+    uint64_t early_until; /* ms */
 } stream;
 
 static void s_report(stream *s, int err)
@@ -61,6 +74,47 @@ static void s_report(stream *s, int err)
     m.u.unreachable.vote_term = s->term;
     m.u.unreachable.err = err;
     actor_send(s->push_core, &m);
+}
+
+/* Keeps `m` behind the frames already kept; false when there is no room
+ * (it is then reported unreachable). */
+static bool s_append_early(stream *s, const amsg *m)
+{
+    if (s->n_early == STREAM_EARLY_MAX) {
+        return false;
+    }
+    if (s->n_early == 0) {
+        s->early_until = actor_now_ms() + s->r->n->cfg.heartbeat_interval_ms;
+    }
+    s->early[s->n_early++] = *m;
+    return true;
+}
+
+/* A send on a connection that was never up is refused (ZMQ_IMMEDIATE)
+ * while its handshakes run: every new leader's first AppendEntries and
+ * heartbeat over TCP were, and the engine's next probe came a heartbeat
+ * interval later (measured with 3 zraftd: the other follower heard of the
+ * new leader 77-81 ms after it was elected, with a 75 ms heartbeat). Such
+ * a frame is kept, in order, and sent once the connection is up (the loop
+ * polls it for POLLOUT); after a heartbeat interval it is reported
+ * unreachable as any refused send, and the engine probes again. Returns
+ * true if kept. */
+static bool s_keep_early(stream *s, const amsg *m, int rv)
+{
+    if (rv != ZRAFT_EAGAIN || s->up) {
+        return false;
+    }
+    return s_append_early(s, m);
+}
+
+/* The outcome of sending `m` (an update or a heartbeat). */
+static void s_sent(stream *s, const amsg *m, int rv)
+{
+    if (rv == 0) {
+        s->up = true;
+    } else if (!s_keep_early(s, m, rv)) {
+        s_report(s, rv);
+    }
 }
 
 static void s_update(stream *s, const amsg *u)
@@ -134,9 +188,7 @@ static void s_update(stream *s, const amsg *u)
     for (size_t i = 0; i < got; i++) {
         zraft_buf_unref(s->ents[i].payload);
     }
-    if (rv != 0) {
-        s_report(s, rv);
-    }
+    s_sent(s, u, rv);
 }
 
 /* How long a follower that holds a whole snapshot may take to install it
@@ -255,6 +307,45 @@ static void s_reply(stream *s, msg *resp, uint64_t now)
     }
 }
 
+static void s_send(stream *s, const amsg *m)
+{
+    s->term = m->u.repl_send.m.term;
+    int rv = rpc_conn_send(s->conn, &m->u.repl_send.m);
+    s_sent(s, m, rv != 0 ? ZRAFT_EAGAIN : 0);
+}
+
+/* Sends the kept frames once the connection is up (`writable`), in order;
+ * reports them unreachable once their wait is over. */
+static void s_flush_early(stream *s, bool writable, uint64_t now)
+{
+    if (s->n_early == 0) {
+        return;
+    }
+    uint32_t n = s->n_early;
+    amsg kept[STREAM_EARLY_MAX];
+    memcpy(kept, s->early, n * sizeof(amsg));
+    s->n_early = 0;
+    if (writable && s->conn != NULL) {
+        for (uint32_t i = 0; i < n; i++) {
+            if (s->n_early > 0) {
+                s_append_early(s, &kept[i]); /* one was refused: in order */
+            } else if (kept[i].type == AM_REPL_UPDATE) {
+                s_update(s, &kept[i]);
+            } else {
+                s_send(s, &kept[i]);
+            }
+        }
+    } else if (now >= s->early_until) {
+        s->term = kept[n - 1].type == AM_REPL_UPDATE
+                      ? kept[n - 1].u.repl_update.term
+                      : kept[n - 1].u.repl_send.m.term;
+        s_report(s, ZRAFT_EAGAIN);
+    } else {
+        memcpy(s->early, kept, n * sizeof(amsg));
+        s->n_early = n;
+    }
+}
+
 static void s_body(actor *a, void *arg)
 {
     repl *r = arg;
@@ -287,8 +378,14 @@ static void s_body(actor *a, void *arg)
         if (blocked && timeout > 10) {
             timeout = 10; /* chunks wait for room in the socket */
         }
+        if (s.n_early > 0) {
+            items[1].events |= ZMQ_POLLOUT; /* up: sends are taken */
+            long left = s.early_until > now ? (long)(s.early_until - now) : 0;
+            timeout = left < timeout ? left : timeout;
+        }
         actor_poll(&idle, items, s.conn ? 2 : 1, timeout);
         now = actor_now_ms();
+        s_flush_early(&s, (items[1].revents & ZMQ_POLLOUT) != 0, now);
         amsg m;
         while (actor_recv(a->mailbox, &m, ZMQ_DONTWAIT) == 1) {
             if (m.type == AM_STOP) {
@@ -298,13 +395,18 @@ static void s_body(actor *a, void *arg)
             if (s.conn == NULL) {
                 continue;
             }
-            if (m.type == AM_REPL_UPDATE) {
-                s_update(&s, &m);
-            } else if (m.type == AM_REPL_SEND) {
-                s.term = m.u.repl_send.m.term;
-                if (rpc_conn_send(s.conn, &m.u.repl_send.m) != 0) {
+            if ((m.type == AM_REPL_UPDATE || m.type == AM_REPL_SEND) &&
+                s.n_early > 0) {
+                /* Behind the frames waiting for the connection. */
+                if (!s_append_early(&s, &m)) {
+                    s.term = m.type == AM_REPL_UPDATE ? m.u.repl_update.term
+                                                      : m.u.repl_send.m.term;
                     s_report(&s, ZRAFT_EAGAIN);
                 }
+            } else if (m.type == AM_REPL_UPDATE) {
+                s_update(&s, &m);
+            } else if (m.type == AM_REPL_SEND) {
+                s_send(&s, &m);
             } else if (m.type == AM_REPL_SNAPSHOT) {
                 s_snapshot(&s, m.u.repl_snapshot.term, now);
             }
@@ -322,6 +424,7 @@ static void s_body(actor *a, void *arg)
         char ep2[sizeof ep];
         if (stale) {
             rpc_conn_destroy(&s.conn);
+            s.up = false;
             if (rpc_peer_endpoint(&n->rpc, r->target, r->addr, true, ep,
                                   sizeof ep) == 0) {
                 s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep,
@@ -336,6 +439,7 @@ static void s_body(actor *a, void *arg)
                 strcmp(ep2, ep) != 0) {
                 memcpy(ep, ep2, sizeof ep);
                 rpc_conn_destroy(&s.conn);
+                s.up = false;
                 s.conn = rpc_conn_new(n->zctx, &n->rpc, r->target, ep,
                                       RPC_KIND_REPL);
                 snapsend_reconnected(&s.snap);
@@ -343,6 +447,7 @@ static void s_body(actor *a, void *arg)
         }
         msg resp;
         while (s.conn && rpc_conn_recv(s.conn, &resp, now) == 1) {
+            s.up = true;
             s_reply(&s, &resp, now);
             codec_msg_release(&resp);
         }

@@ -377,6 +377,11 @@ static char *b_metrics(void *ctx)
     P("# TYPE zraft_forward_reconnects_total counter\n"
       "zraft_forward_reconnects_total %llu\n",
       (unsigned long long)m.fwd_reconnects);
+    P("# HELP zraft_replication_refused_total Sends to a follower refused "
+      "because its connection was down (the leader probes it again)\n");
+    P("# TYPE zraft_replication_refused_total counter\n"
+      "zraft_replication_refused_total %llu\n",
+      (unsigned long long)m.repl_refused);
     P("# HELP zraft_forward_served_total Forwarded writes and reads this "
       "node received from followers as leader\n");
     P("# TYPE zraft_forward_served_total counter\n"

@@ -232,7 +232,7 @@ void cl_start_node(cluster *c, zraft_id id)
     uint32_t et = c->election_timeout_ms ? c->election_timeout_ms : 300;
     cfg.election_timeout_min_ms = et;
     cfg.election_timeout_max_ms = 2 * et;
-    cfg.heartbeat_interval_ms = 50;
+    cfg.heartbeat_interval_ms = c->heartbeat_ms ? c->heartbeat_ms : 50;
     cfg.snapshot_threshold = c->snapshot_threshold;
     cfg.forward = c->forward;
     cfg.leader_wait_ms = c->leader_wait_ms;
@@ -282,7 +282,7 @@ void cl_start_node(cluster *c, zraft_id id)
 void cl_start(cluster *c, uint32_t n)
 {
     uint64_t th = c->snapshot_threshold, keep = c->snapshot_keep;
-    uint32_t et = c->election_timeout_ms;
+    uint32_t et = c->election_timeout_ms, hb = c->heartbeat_ms;
     const char *dd = c->disk_dir;
     void (*mf)(void *, zraft_id, zraft_fsm *) = c->make_fsm;
     void *fa = c->fsm_arg;
@@ -297,6 +297,7 @@ void cl_start(cluster *c, uint32_t n)
     c->snapshot_threshold = th;
     c->snapshot_keep = keep;
     c->election_timeout_ms = et;
+    c->heartbeat_ms = hb;
     c->disk_dir = dd;
     c->make_fsm = mf;
     c->fsm_arg = fa;

@@ -31,6 +31,7 @@ typedef struct {
     uint64_t snapshot_threshold; /* applied to nodes started later */
     uint64_t snapshot_keep;
     uint32_t election_timeout_ms;     /* likewise; 0: 300 (the max is twice) */
+    uint32_t heartbeat_ms;            /* likewise; 0: 50 */
     bool forward;                     /* likewise: zraft_config.forward */
     uint32_t leader_wait_ms;          /* likewise (0: the default) */
     uint32_t forward_timeout_ms;      /* likewise (0: the default) */

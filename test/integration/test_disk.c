@@ -118,3 +118,46 @@ Test(disk3, granted_votes_survive_a_power_cut, .timeout = 300)
     }
     cl_stop(&c);
 }
+
+static bool p_leads_after(const zraft_metrics *m, void *arg)
+{
+    return m->role_code == 3 && m->term > *(uint64_t *)arg;
+}
+
+/* Over TCP, a leadership transfer to a node whose vote connections are new
+ * (it was restarted from its directory, and has not asked for a vote
+ * since) takes effect in the next term: its vote requests wait in the new
+ * connections until they are up. With ZMQ_IMMEDIATE on vote connections, as
+ * replication has, the first request on a new TCP connection was refused: the
+ * target's campaign for the next term reached nobody, and it won only after its
+ * election timeout, a term later (or its old leader carried on). */
+Test(disk3, tcp_transfer_to_a_restarted_node_wins_the_next_term, .timeout = 120)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.tcp = true;
+    c.disk_dir = dir; /* a restart keeps the log (Raft's premise) */
+    cl_start(&c, 3);
+    zraft_id l = cl_leader(&c);
+    zraft_id t = l == 3 ? 2 : 3;
+    cl_stop_node(&c, t);
+    cl_start_node(&c, t);
+    zraft_log_id last = cl_write_any(&c, 1, 0);
+    cl_wait_applied(&c, last.index);
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[l], &m);
+    cr_assert_eq(m.role_code, 3, "node %llu no longer leads",
+                 (unsigned long long)l);
+    uint64_t term = m.term;
+    cr_assert_eq(zraft_transfer_leader(c.nodes[l], t), 0);
+    cr_assert_eq(zraft_wait(c.nodes[t], p_leads_after, &term, CL_DEADLINE_MS),
+                 0, "node %llu never led after term %llu",
+                 (unsigned long long)t, (unsigned long long)term);
+    zraft_metrics_get(c.nodes[t], &m);
+    cr_assert_eq(m.term, term + 1,
+                 "node %llu won term %llu, not the next one (%llu): its "
+                 "first campaign was lost",
+                 (unsigned long long)t, (unsigned long long)m.term,
+                 (unsigned long long)(term + 1));
+    cl_stop(&c);
+}

@@ -313,46 +313,31 @@ Test(cluster3, installing_follower_keeps_answering_heartbeats, .timeout = 300)
     cl_stop(&c);
 }
 
-static bool p_leads_after(const zraft_metrics *m, void *arg)
-{
-    return m->role_code == 3 && m->term > *(uint64_t *)arg;
-}
-
-/* Over TCP, a leadership transfer to a node whose vote connections are new
- * (it was restarted, and has not asked for a vote since) takes effect in
- * the next term: its vote requests wait in the new connections until they
- * are up. With ZMQ_IMMEDIATE on vote connections, as replication has, the
- * first request on a new TCP connection was refused: the target's
- * campaign for the next term reached nobody, and it won only after its
- * election timeout, a term later (or its old leader carried on). */
-Test(cluster3, tcp_transfer_to_a_restarted_node_wins_the_next_term,
+/* Over TCP, a new leader's streams connect when it is elected, and a new
+ * connection refuses frames until its handshakes are done: the leader's
+ * first AppendEntries and heartbeat were refused, reported unreachable,
+ * and the followers heard from it a heartbeat interval later (with
+ * zraftd's 75 ms: 77-81 ms after the election). Now they wait for the
+ * connection: no send of the leader is refused. The heartbeat interval
+ * (how long they may wait) is 250 ms here, far above a loaded machine's
+ * connect time on 127.0.0.1. */
+Test(cluster3, tcp_new_leaders_first_frames_wait_for_the_connection,
      .timeout = 120)
 {
     cluster c;
     memset(&c, 0, sizeof c);
     c.tcp = true;
+    c.election_timeout_ms = 1000;
+    c.heartbeat_ms = 250;
     cl_start(&c, 3);
     zraft_id l = cl_leader(&c);
-    zraft_id t = l == 3 ? 2 : 3;
-    cl_stop_node(&c, t);
-    cl_start_node(&c, t);
     zraft_log_id last = cl_write_any(&c, 1, 0);
     cl_wait_applied(&c, last.index);
     zraft_metrics m;
     zraft_metrics_get(c.nodes[l], &m);
-    cr_assert_eq(m.role_code, 3, "node %llu no longer leads",
-                 (unsigned long long)l);
-    uint64_t term = m.term;
-    cr_assert_eq(zraft_transfer_leader(c.nodes[l], t), 0);
-    cr_assert_eq(zraft_wait(c.nodes[t], p_leads_after, &term, CL_DEADLINE_MS),
-                 0, "node %llu never led after term %llu",
-                 (unsigned long long)t, (unsigned long long)term);
-    zraft_metrics_get(c.nodes[t], &m);
-    cr_assert_eq(m.term, term + 1,
-                 "node %llu won term %llu, not the next one (%llu): its "
-                 "first campaign was lost",
-                 (unsigned long long)t, (unsigned long long)m.term,
-                 (unsigned long long)(term + 1));
+    cr_assert_eq(m.repl_refused, 0,
+                 "leader %llu had %llu sends refused by its new connections",
+                 (unsigned long long)l, (unsigned long long)m.repl_refused);
     cl_stop(&c);
 }
 
