@@ -83,6 +83,13 @@ typedef struct {
      * that comes later waits at most a turn of the loop (5 ms); every
      * socket in the poll set costs each wake-up of this thread. */
     uint64_t votes_poll_until;
+    /* Vote requests and TimeoutNows refused by a connection not yet up,
+     * one per peer (s_keep_vote). */
+    struct {
+        msg m;
+        uint64_t until; /* ms: dropped then */
+    } vote_kept[ZRAFT_MAX_MEMBERS];
+    uint32_t n_vote_kept;
     repl *streams[ZRAFT_MAX_MEMBERS];
     void *stream_push[ZRAFT_MAX_MEMBERS];
     /* Per stream: a commit-only update held back (STREAM_HOLD_US), and
@@ -532,6 +539,60 @@ static void s_read_done(core *c, uint64_t req, uint64_t index, int err)
     }
 }
 
+/* A vote request or TimeoutNow that its connection refused because it is
+ * not up (ZMQ_IMMEDIATE: a new connection's TCP and ZMTP handshakes, about
+ * 0.3 ms on 127.0.0.1; or a peer that is down) waits for the connection
+ * for at most a heartbeat interval, and goes only if the engine still
+ * stands by it (engine_command_current: still a candidate of that term; a
+ * TimeoutNow only while that transfer runs). Refused, the first request on
+ * every new TCP vote connection was lost, and a node's first campaign (it
+ * never campaigned, or it restarted) or a transfer's TimeoutNow waited out
+ * an election timeout. Queued without a bound instead (no ZMQ_IMMEDIATE),
+ * a TimeoutNow to a node that was down reached it whenever it came back
+ * and deposed a healthy leader (review finding). */
+static void s_keep_vote(core *c, const msg *x)
+{
+    uint32_t i = 0;
+    while (i < c->n_vote_kept && c->vote_kept[i].m.to != x->to) {
+        i++; /* one per peer: the newest replaces it */
+    }
+    if (i == ZRAFT_MAX_MEMBERS) {
+        return;
+    }
+    c->vote_kept[i].m = *x;
+    c->vote_kept[i].until = actor_now_ms() + c->n->cfg.heartbeat_interval_ms;
+    if (i == c->n_vote_kept) {
+        c->n_vote_kept++;
+    }
+}
+
+/* Sends the kept vote frames whose connection is up now; drops those the
+ * engine no longer stands by or that waited long enough. */
+static void s_send_kept_votes(core *c, uint64_t now)
+{
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < c->n_vote_kept; i++) {
+        const msg *x = &c->vote_kept[i].m;
+        command k;
+        memset(&k, 0, sizeof k);
+        k.type = CMD_SEND;
+        k.u.send = *x;
+        rpc_conn *v = NULL;
+        for (uint32_t j = 0; j < c->n_votes; j++) {
+            if (c->votes[j].id == x->to) {
+                v = c->votes[j].c;
+            }
+        }
+        if (v == NULL || !engine_command_current(c->e, &k) ||
+            rpc_conn_send(v, x) != ZRAFT_EAGAIN ||
+            now >= c->vote_kept[i].until) {
+            continue; /* sent, or no longer wanted */
+        }
+        c->vote_kept[keep++] = c->vote_kept[i];
+    }
+    c->n_vote_kept = keep;
+}
+
 /* Runs one released (non-I/O) command. */
 static void s_run(core *c, const command *k)
 {
@@ -549,8 +610,11 @@ static void s_run(core *c, const command *k)
         case MSG_VOTE:
         case MSG_TIMEOUT_NOW: {
             rpc_conn *v = s_vote_conn(c, x->to);
-            if (v != NULL) {
-                rpc_conn_send(v, x);
+            if (v != NULL && rpc_conn_send(v, x) == ZRAFT_EAGAIN) {
+                s_keep_vote(c, x);
+            }
+            if (v != NULL && x->type == MSG_VOTE) {
+                /* (a TimeoutNow gets no answer on this connection) */
                 c->votes_poll_until =
                     actor_now_ms() + 2ull * c->n->cfg.election_timeout_max_ms;
             }
@@ -1458,14 +1522,23 @@ void core_main(actor *a, void *arg)
             items[ni++] =
                 (zmq_pollitem_t){rpc_server_socket(c.srv), 0, ZMQ_POLLIN, 0};
         }
-        for (uint32_t i = 0;
-             i < c.n_votes && actor_now_ms() < c.votes_poll_until; i++) {
-            items[ni++] = (zmq_pollitem_t){rpc_conn_socket(c.votes[i].c), 0,
-                                           ZMQ_POLLIN, 0};
+        uint64_t turn_ms = actor_now_ms();
+        s_send_kept_votes(&c, turn_ms);
+        for (uint32_t i = 0; i < c.n_votes; i++) {
+            short ev = turn_ms < c.votes_poll_until ? ZMQ_POLLIN : 0;
+            for (uint32_t j = 0; j < c.n_vote_kept; j++) {
+                if (c.vote_kept[j].m.to == c.votes[i].id) {
+                    ev |= ZMQ_POLLOUT; /* wake up once it is up */
+                }
+            }
+            if (ev != 0) {
+                items[ni++] =
+                    (zmq_pollitem_t){rpc_conn_socket(c.votes[i].c), 0, ev, 0};
+            }
         }
         ni += fwd_poll_items(c.fwd, items + ni, FWD_POLL_MAX);
         bool held_streams = s_flush_held_streams(&c);
-        long timeout = c.apply_due || held_streams ? 1 : 5;
+        long timeout = c.apply_due || held_streams || c.n_vote_kept > 0 ? 1 : 5;
         actor_poll(&idle, items, ni, timeout);
         uint64_t now = actor_now_ms();
         amsg m;

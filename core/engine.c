@@ -744,8 +744,11 @@ bool engine_command_current(const engine *e, const command *c)
         case MSG_APPEND:
         case MSG_HEARTBEAT:
         case MSG_SNAPSHOT:
-        case MSG_TIMEOUT_NOW:
             return s_leads(e, c->u.send.term);
+        case MSG_TIMEOUT_NOW:
+            /* Only while that transfer runs: once it was abandoned, a
+             * TimeoutNow would depose this working leader. */
+            return s_leads(e, c->u.send.term) && e->transferee == c->u.send.to;
         case MSG_VOTE:
             /* A pre-vote asks for the term it would take (election_campaign).
              */

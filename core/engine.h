@@ -306,8 +306,9 @@ void engine_commands_clear(engine *e);
 /* May `c`, produced by an earlier event and held back by the driver, still
  * run? False for a request the engine made for a role it no longer holds:
  * REPLICATE, SEND_SNAPSHOT and SENDs of HEARTBEAT / TIMEOUT_NOW unless the
- * engine is still leader of the term they carry; a vote request unless it
- * is still (pre)candidate of that term. True for everything else: replies
+ * engine is still leader of the term they carry (a TIMEOUT_NOW: and still
+ * transferring to its target); a vote request unless it is still
+ * (pre)candidate of that term. True for everything else: replies
  * state facts that stay true (a durable vote, durable entries: Raft takes
  * them as delayed messages), and APPLY, BUILD_SNAPSHOT, INSTALL_SNAPSHOT
  * and READ_READY / READ_FAIL are owed whatever the role. `c` is a copy of

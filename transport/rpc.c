@@ -968,24 +968,7 @@ rpc_conn *rpc_conn_new(void *zctx, const rpc_ctx *c, zraft_id peer,
     zmq_setsockopt(k->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
     zmq_setsockopt(k->sock, ZMQ_CONNECT_TIMEOUT, &connect_timeout,
                    sizeof connect_timeout);
-    /* Replication and forwarding refuse a send while the connection is
-     * not up (ZMQ_IMMEDIATE): a stream reports the peer unreachable and
-     * the engine retries, forwarding keeps the request and sends it again.
-     * Votes and TimeoutNow are sent once, on a connection often made for
-     * them (a follower's first campaign; a connection replaced after its
-     * peer went silent): refused, the first request on a new TCP
-     * connection was always lost, and the campaign, or the leadership
-     * transfer, waited out an election timeout for nothing. So a vote
-     * connection queues frames until it is up (at most 64; then sends are
-     * refused). A frame delivered late is an old message, which Raft
-     * tolerates: a request of an old term is refused, and a TimeoutNow
-     * whose transfer was abandoned can start one needless election. */
-    if (kind == RPC_KIND_VOTE) {
-        int hwm = 64;
-        zmq_setsockopt(k->sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    } else {
-        zmq_setsockopt(k->sock, ZMQ_IMMEDIATE, &one, sizeof one);
-    }
+    zmq_setsockopt(k->sock, ZMQ_IMMEDIATE, &one, sizeof one);
     zmq_setsockopt(k->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if ((c->auth != NULL && c->net == NULL &&
          curve_client_setup(c->auth, k->sock, peer) != 0) ||

@@ -146,7 +146,8 @@ uint64_t rpc_conn_next_due(const rpc_conn *c);
  * (a node in a leader lease ignores them): with rpc_conn_unanswered(), a
  * vote connection whose last request was ignored was replaced at the next
  * campaign, and the new DEALER refused that campaign's request
- * (ZMQ_IMMEDIATE, not connected yet). */
+ * (ZMQ_IMMEDIATE, not connected yet; the core now keeps a refused vote
+ * request until the connection is up: core.c s_keep_vote). */
 bool rpc_conn_stale(const rpc_conn *c, uint64_t now_ms, uint64_t timeout_ms);
 /* True when the first send after the last reply (a refused send counts)
  * is more than `timeout_ms` old: every request of the connection gets an

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "test/tmpdir.h"
 #include "cluster.h"
@@ -119,6 +120,13 @@ Test(disk3, granted_votes_survive_a_power_cut, .timeout = 300)
     cl_stop(&c);
 }
 
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static bool p_leads_after(const zraft_metrics *m, void *arg)
 {
     return m->role_code == 3 && m->term > *(uint64_t *)arg;
@@ -159,5 +167,61 @@ Test(disk3, tcp_transfer_to_a_restarted_node_wins_the_next_term, .timeout = 120)
                  "first campaign was lost",
                  (unsigned long long)t, (unsigned long long)m.term,
                  (unsigned long long)(term + 1));
+    cl_stop(&c);
+}
+
+/* Over TCP, a TimeoutNow to a node that is down is not kept for when it
+ * comes back: by then its transfer is over, and it would depose a working
+ * leader (the target campaigns at once, past the voters' leader lease). A
+ * vote connection that queued its frames without a bound did exactly that
+ * (review finding: the leader deposed 6 times in 6 runs). Now a refused
+ * frame waits a heartbeat interval at most, and goes only while its
+ * transfer runs. The check: the leader's term does not change while the
+ * target rejoins and for a while after (longer than two election
+ * timeouts and ZeroMQ's longest reconnect interval). */
+Test(disk3, tcp_timeout_now_to_a_stopped_node_is_not_delivered_later,
+     .timeout = 120)
+{
+    cluster c;
+    memset(&c, 0, sizeof c);
+    c.tcp = true;
+    c.disk_dir = dir;
+    c.election_timeout_ms = 1000; /* 1-2 s: no election from load alone */
+    cl_start(&c, 3);
+    zraft_id l = cl_leader(&c);
+    zraft_id t = l == 3 ? 2 : 3;
+    zraft_log_id last = cl_write_any(&c, 1, 0);
+    cl_wait_applied(&c, last.index); /* t is up to date: TimeoutNow at once */
+    cl_stop_node(&c, t);
+    cr_assert_eq(zraft_transfer_leader(c.nodes[l], t), 0);
+    /* The transfer is over once the leader takes writes again. */
+    uint64_t wid = 2;
+    zraft_log_id id;
+    int rv;
+    uint64_t end = s_now_ms() + CL_DEADLINE_MS;
+    while ((rv = cl_write(&c, l, wid, &id)) != 0) {
+        cr_assert_lt(s_now_ms(), end, "the transfer never ended: %s",
+                     zraft_strerror(rv));
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    zraft_metrics m;
+    zraft_metrics_get(c.nodes[l], &m);
+    cr_assert_eq(m.role_code, 3);
+    uint64_t term = m.term;
+    cl_start_node(&c, t);
+    cl_wait_applied(&c, id.index);
+    end = s_now_ms() + 2 * 2000 + 1000;
+    while (s_now_ms() < end) {
+        cr_assert_eq(cl_write(&c, l, ++wid, &id), 0,
+                     "node %llu stopped leading", (unsigned long long)l);
+        zraft_metrics_get(c.nodes[l], &m);
+        cr_assert(m.role_code == 3 && m.term == term,
+                  "node %llu was deposed (term %llu -> %llu)",
+                  (unsigned long long)l, (unsigned long long)term,
+                  (unsigned long long)m.term);
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     cl_stop(&c);
 }

@@ -244,6 +244,26 @@ Test(transfer, transfer_aborted_after_election_timeout)
     cr_assert_eq(fx_propose(&F, 1, 8), 0);
 }
 
+/* A TimeoutNow the runtime could not send yet (its connection was not up)
+ * stands only while its transfer runs: once the transfer was abandoned, it
+ * would depose this working leader. */
+Test(transfer, timeout_now_not_current_once_the_transfer_is_over)
+{
+    leader3();
+    fx_begin(&F);
+    cr_assert_eq(engine_transfer_leader(F.e, 2), 0);
+    fx_end(&F);
+    const command *t = fx_sent(&F, MSG_TIMEOUT_NOW, 2);
+    cr_assert_not_null(t);
+    command held = *t;
+    cr_assert(engine_command_current(F.e, &held), "the transfer runs");
+    tick_with_heartbeats_from(FX_ELECTION_MAX + 1, 2); /* 2 never campaigns */
+    cr_assert_eq(fx_role(&F), ROLE_LEADER);
+    cr_assert_eq(fx_propose(&F, 1, 8), 0, "the transfer was abandoned");
+    cr_assert_not(engine_command_current(F.e, &held),
+                  "a TimeoutNow of an abandoned transfer is not sent");
+}
+
 /* Thesis §3.10: "Upon receiving TimeoutNow, the target server starts a new
  * election immediately" - without waiting for its timer or a pre-vote, and
  * its requests say why so that voters ignore their leader lease. */
