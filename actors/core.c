@@ -323,6 +323,14 @@ static void s_stop_stream(core *c, uint32_t i)
 {
     s_flush_streams(c); /* what was meant for this stream goes first */
     s_send_held(c, i);
+    /* STOP on the same socket, behind them: repl_stop()'s STOP comes from
+     * a socket of its own, which the stream's mailbox may read first (it
+     * takes its inbound pipes in turn), and what is left is then released
+     * unsent. That second STOP is drained by actor_close(). */
+    amsg stop;
+    memset(&stop, 0, sizeof stop);
+    stop.type = AM_STOP;
+    actor_send(c->stream_push[i], &stop);
     zmq_close(c->stream_push[i]);
     repl_stop(&c->streams[i]);
     c->n_streams--;

@@ -1,11 +1,10 @@
 /* cluster.c - the in-process test cluster (see cluster.h). */
-#include <arpa/inet.h>
 #include <criterion/criterion.h>
-#include <netinet/in.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,23 +189,32 @@ static zraft_storage *s_faulty(zraft_storage *in, _Atomic int *fail,
     return s;
 }
 
-/* A port of 127.0.0.1 that was free a moment ago (the kernel's pick). */
+/* A port for a node of a TCP cluster: from a block of 500 in 10000..29999
+ * that this process holds, the blocks test/lib/ports.sh hands out (a lock
+ * file per block, held until the process exits). Below the kernel's
+ * ephemeral ports (32768 and up): the nodes reconnect to a stopped node's
+ * port all the while it is down, and an outgoing connection must never
+ * take that port as its own. */
 static unsigned s_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    unsigned port = 0;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
-        port = ntohs(a.sin_port);
+    static unsigned base, next;
+    if (base == 0) {
+        unsigned start = (unsigned)getpid() % 40;
+        for (unsigned i = 0; i < 40 && base == 0; i++) {
+            unsigned slot = (start + i) % 40;
+            char path[64];
+            snprintf(path, sizeof path, "/tmp/zraft-test-ports-%u.lock", slot);
+            int fd = open(path, O_CREAT | O_RDWR, 0666);
+            if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+                base = 10000 + slot * 500; /* fd kept: the lock stays */
+            } else if (fd >= 0) {
+                close(fd);
+            }
+        }
+        cr_assert_neq(base, 0u, "all 40 port blocks are held by other tests");
     }
-    if (fd >= 0) {
-        close(fd);
-    }
-    cr_assert_neq(port, 0u, "no free port");
-    return port;
+    cr_assert_lt(next, 500u, "this test used its 500 ports");
+    return base + next++;
 }
 
 void cl_start_node(cluster *c, zraft_id id)
