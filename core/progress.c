@@ -92,6 +92,14 @@ bool progress_maybe_decr(progress *p, uint64_t rejected, uint64_t hint)
     }
     uint64_t n = hint + 1 < rejected ? hint + 1 : rejected;
     if (n <= p->match) {
+        /* The follower lacks entries it acknowledged (its log was lost: a
+         * wiped disk). Nothing can rewind past match, and probing again at
+         * once would repeat this exchange as fast as the network goes: the
+         * probe stays sent until a heartbeat response (which probes
+         * again). */
+        if (p->next == p->match + 1) {
+            return false;
+        }
         n = p->match + 1;
     }
     p->next = n < 1 ? 1 : n;

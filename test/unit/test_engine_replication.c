@@ -302,6 +302,34 @@ Test(replication, heartbeat_response_resumes_paused_probe)
     cr_assert_eq(c->u.replicate.prev.index, 1);
 }
 
+/* A follower that lost entries it acknowledged (a wiped disk; in tests, a
+ * memory store restarted) rejects every probe at `match` with a hint below
+ * it. Raft cannot rewind past match, so the leader does not answer each
+ * rejection with the same probe at once (that exchange ran as fast as the
+ * network goes: 42 s of CPU in 29 s, review finding); it probes again at
+ * the next heartbeat response. */
+Test(replication, rejection_below_match_probes_again_only_at_a_heartbeat)
+{
+    leader3(NULL);                         /* 2 matched 2 */
+    cr_assert_eq(fx_propose(&F, 1, 8), 0); /* (2,3] */
+    fx_begin(&F);
+    engine_report_unreachable(F.e, 2, ZRAFT_EAGAIN); /* back to probing */
+    fx_end(&F);
+    msg hb = fx_hb_resp(2, 1, fx_term(&F), 0);
+    fx_recv(&F, &hb);
+    const command *c = fx_repl(&F, 2);
+    cr_assert_not_null(c, "the probe from match");
+    cr_assert_eq(c->u.replicate.prev.index, 2);
+    msg r = fx_append_resp(2, 1, fx_term(&F), false, 2, 0, 0);
+    fx_recv(&F, &r);
+    cr_assert_eq(fx_repl_count(&F, 2), 0,
+                 "the same probe again at once: it cannot rewind past match");
+    fx_recv(&F, &hb);
+    c = fx_repl(&F, 2);
+    cr_assert_not_null(c, "probed again at the heartbeat response");
+    cr_assert_eq(c->u.replicate.prev.index, 2);
+}
+
 /* Thesis §10.2.2: once matched, the leader pipelines: every proposal goes
  * out at once without waiting for the previous acknowledgement. */
 Test(replication, pipeline_sends_without_waiting_once_matched)
