@@ -1,8 +1,12 @@
 /* core.c - the RaftCore actor: the one thread that owns the engine.
  *
  * It waits on its mailbox (log writer, state machine, replication streams),
- * the node's ROUTER (inbound RPCs), its vote DEALERs (vote replies) and an
- * eventfd (API requests). Every wake-up drains all of them, so a burst of
+ * the node's ROUTER (inbound RPCs), an eventfd (API requests), and, only
+ * while something is expected on them, its vote DEALERs (for two election
+ * timeouts after a vote request; until a refused request can go,
+ * s_keep_vote) and forwarding DEALERs (while answers are awaited): each
+ * socket in the poll set costs every wake-up, and both kinds are drained
+ * every turn anyway. Every wake-up drains all of them, so a burst of
  * client writes becomes one engine_propose(), one log append and one
  * UpdateReplication per stream. After each event it runs the engine's
  * commands in order:
@@ -18,8 +22,9 @@
  *     command whose role is over
  *     when it is released is dropped (engine_command_current);
  *   - replies to a peer's requests leave through the ROUTER, requests
- *     through the replication stream (AppendEntries, heartbeats, snapshots)
- *     or the vote DEALER (votes, TimeoutNow).
+ *     through the replication stream (AppendEntries, heartbeats, snapshots;
+ *     an update without entries waits up to STREAM_HOLD_US for one with
+ *     entries) or the vote DEALER (votes, TimeoutNow).
  * It owns: the engine, the ROUTER, the vote DEALERs, its PUSH sockets to the
  * other actors, the replication streams' lifecycle, the table of client
  * writes waiting for their entries (handed to the state machine with each
