@@ -115,6 +115,15 @@ void actor_stop(actor *a)
     a->running = false;
 }
 
+void actor_join(actor *a)
+{
+    if (!a->running) {
+        return;
+    }
+    pthread_join(a->thread, NULL);
+    a->running = false;
+}
+
 void actor_close(actor *a)
 {
     actor_stop(a);

@@ -49,6 +49,11 @@ int actor_start(actor *a, void *zctx, const char *name, const char *endpoint,
                 actor_body body, void *arg);
 /* Sends STOP and joins (no-op if not running). The mailbox stays open. */
 void actor_stop(actor *a);
+/* Joins an actor its owner sent STOP itself, on the socket it sends
+ * everything else on, so that STOP comes after all of it (the mailbox
+ * takes its inbound sockets in turn: actor_stop()'s STOP, from a socket of
+ * its own, can overtake what is queued). No-op if not running. */
+void actor_join(actor *a);
 /* Stops if running, then releases every message left in the mailbox
  * (amsg_release) and closes it. Call it once no other actor can send to
  * this one any more. Idempotent. */

@@ -328,16 +328,16 @@ static void s_stop_stream(core *c, uint32_t i)
 {
     s_flush_streams(c); /* what was meant for this stream goes first */
     s_send_held(c, i);
-    /* STOP on the same socket, behind them: repl_stop()'s STOP comes from
-     * a socket of its own, which the stream's mailbox may read first (it
-     * takes its inbound pipes in turn), and what is left is then released
-     * unsent. That second STOP is drained by actor_close(). */
+    /* STOP on the same socket, behind them, and the stream is only joined:
+     * a STOP from a socket of its own (actor_stop) can be read first (the
+     * mailbox takes its inbound sockets in turn), and what is left is then
+     * released unsent. */
     amsg stop;
     memset(&stop, 0, sizeof stop);
     stop.type = AM_STOP;
-    actor_send(c->stream_push[i], &stop);
+    bool sent = actor_send(c->stream_push[i], &stop) == 0;
     zmq_close(c->stream_push[i]);
-    repl_stop(&c->streams[i]);
+    repl_stop(&c->streams[i], sent);
     c->n_streams--;
     c->streams[i] = c->streams[c->n_streams];
     c->stream_push[i] = c->stream_push[c->n_streams];
@@ -554,15 +554,18 @@ static void s_read_done(core *c, uint64_t req, uint64_t index, int err)
 
 /* A vote request or TimeoutNow that its connection refused because it is
  * not up (ZMQ_IMMEDIATE: a new connection's TCP and ZMTP handshakes, about
- * 0.3 ms on 127.0.0.1; or a peer that is down) waits for the connection
- * for at most a heartbeat interval, and goes only if the engine still
- * stands by it (engine_command_current: still a candidate of that term; a
- * TimeoutNow only while that transfer runs). Refused, the first request on
- * every new TCP vote connection was lost, and a node's first campaign (it
- * never campaigned, or it restarted) or a transfer's TimeoutNow waited out
- * an election timeout. Queued without a bound instead (no ZMQ_IMMEDIATE),
- * a TimeoutNow to a node that was down reached it whenever it came back
- * and deposed a healthy leader (review finding). */
+ * 0.3 ms on 127.0.0.1; a peer that is down, or whose DEALER waits out
+ * ZeroMQ's reconnect backoff, up to 1 s) waits for the connection, and goes
+ * only while the engine still stands by it (engine_command_current: still
+ * a candidate of that term; a TimeoutNow only while that transfer runs,
+ * at most an election timeout), and never after election_timeout_max.
+ * Refused, the first request on every new TCP vote connection was lost,
+ * and a node's first campaign (it never campaigned, or it restarted) or a
+ * transfer's TimeoutNow waited out an election timeout. Queued without
+ * that bound instead (no ZMQ_IMMEDIATE), a TimeoutNow to a node that was
+ * down reached it whenever it came back and deposed a working leader
+ * (review finding). The core polls the DEALER for POLLOUT meanwhile; its
+ * usual 5 ms turn notices the rest. */
 static void s_keep_vote(core *c, const msg *x)
 {
     uint32_t i = 0;
@@ -573,7 +576,7 @@ static void s_keep_vote(core *c, const msg *x)
         return;
     }
     c->vote_kept[i].m = *x;
-    c->vote_kept[i].until = actor_now_ms() + c->n->cfg.heartbeat_interval_ms;
+    c->vote_kept[i].until = actor_now_ms() + c->n->cfg.election_timeout_max_ms;
     if (i == c->n_vote_kept) {
         c->n_vote_kept++;
     }
@@ -1551,7 +1554,7 @@ void core_main(actor *a, void *arg)
         }
         ni += fwd_poll_items(c.fwd, items + ni, FWD_POLL_MAX);
         bool held_streams = s_flush_held_streams(&c);
-        long timeout = c.apply_due || held_streams || c.n_vote_kept > 0 ? 1 : 5;
+        long timeout = c.apply_due || held_streams ? 1 : 5;
         actor_poll(&idle, items, ni, timeout);
         uint64_t now = actor_now_ms();
         amsg m;

@@ -121,7 +121,9 @@ void sm_main(actor *a, void *node);
 
 /* Replication streams, started and stopped by the core thread. */
 repl *repl_start(zraft_node *n, zraft_id target, const char *addr);
-void repl_stop(repl **r);
+/* `stop_sent`: the core sent STOP on its own socket to the stream, behind
+ * everything else (then it is only joined); false: it is sent one. */
+void repl_stop(repl **r, bool stop_sent);
 const char *repl_endpoint(const repl *r);
 zraft_id repl_target(const repl *r);
 

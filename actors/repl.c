@@ -322,6 +322,7 @@ static void s_flush_early(stream *s, bool writable, uint64_t now)
         return;
     }
     uint32_t n = s->n_early;
+    uint64_t until = s->early_until;
     amsg kept[STREAM_EARLY_MAX];
     memcpy(kept, s->early, n * sizeof(amsg));
     s->n_early = 0;
@@ -335,7 +336,13 @@ static void s_flush_early(stream *s, bool writable, uint64_t now)
                 s_send(s, &kept[i]);
             }
         }
-    } else if (now >= s->early_until) {
+        if (s->n_early > 0 && now < until) {
+            s->early_until = until; /* kept again: the first wait goes on */
+        } else if (s->n_early > 0) {
+            s->n_early = 0; /* refused though writable, and waited enough */
+            s_report(s, ZRAFT_EAGAIN);
+        }
+    } else if (now >= until) {
         s->term = kept[n - 1].type == AM_REPL_UPDATE
                       ? kept[n - 1].u.repl_update.term
                       : kept[n - 1].u.repl_send.m.term;
@@ -484,10 +491,13 @@ repl *repl_start(zraft_node *n, zraft_id target, const char *addr)
     return r;
 }
 
-void repl_stop(repl **rp)
+void repl_stop(repl **rp, bool stop_sent)
 {
     if (rp == NULL || *rp == NULL) {
         return;
+    }
+    if (stop_sent) {
+        actor_join(&(*rp)->a);
     }
     actor_close(&(*rp)->a); /* only the core sends to it: stopped here */
     free(*rp);

@@ -37,8 +37,11 @@ for r in $(seq 1 "$ROUNDS"); do
   for id in 1 2 3; do wait_for 20 applied_at_least "$id" "$target"; done
   others=()
   for id in 1 2 3; do [ "$id" = "$L" ] || others+=("$id"); done
-  read -r e a n < <(python3 "$here/failover_watch.py" "${pids[$L]}" \
-    $((base + 100 + others[0])) $((base + 100 + others[1])))
+  if ! read -r e a n < <(python3 "$here/failover_watch.py" "${pids[$L]}" \
+    $((base + 100 + others[0])) $((base + 100 + others[1]))); then
+    echo "round $r: no agreed leader within 20 s" >&2
+    exit 1
+  fi
   wait "${pids[$L]}" 2>/dev/null || true
   unset "pids[$L]"
   echo "round $r: leader $L killed; node $n elected after $e ms, agreed after $a ms"

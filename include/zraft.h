@@ -296,10 +296,11 @@ typedef struct {
      * timeouts, or the leader's address moved): answers on their way over
      * the old one are lost, and the writes they answer time out. */
     uint64_t fwd_reconnects;
-    /* As the leader: sends to a follower refused because its connection
-     * was down (each makes the leader probe that follower again). A new
-     * connection's first frames wait for it to come up (up to a heartbeat
-     * interval) and are not counted unless it does not. */
+    /* As the leader: reports that a follower was unreachable because its
+     * connection refused a send (it was down; the leader probes that
+     * follower again). One report may cover several frames refused at
+     * once. A new connection's first frames wait for it to come up (up to
+     * a heartbeat interval) and are counted only if it does not. */
     uint64_t repl_refused;
 } zraft_metrics;
 

@@ -377,8 +377,9 @@ static char *b_metrics(void *ctx)
     P("# TYPE zraft_forward_reconnects_total counter\n"
       "zraft_forward_reconnects_total %llu\n",
       (unsigned long long)m.fwd_reconnects);
-    P("# HELP zraft_replication_refused_total Sends to a follower refused "
-      "because its connection was down (the leader probes it again)\n");
+    P("# HELP zraft_replication_refused_total Reports of a follower "
+      "unreachable because its connection refused sends (the leader probes "
+      "it again)\n");
     P("# TYPE zraft_replication_refused_total counter\n"
       "zraft_replication_refused_total %llu\n",
       (unsigned long long)m.repl_refused);

@@ -531,8 +531,10 @@ zraft_log_id cl_write_any(cluster *c, uint64_t wid, zraft_id skip)
             if (rv == 0) {
                 return id;
             }
+            /* ETRANSFER: a leader handing over (it may not know yet that
+             * its target won). */
             cr_assert(rv == ZRAFT_ENOTLEADER || rv == ZRAFT_ELEADERSHIP_LOST ||
-                          rv == ZRAFT_ETIMEDOUT,
+                          rv == ZRAFT_ETIMEDOUT || rv == ZRAFT_ETRANSFER,
                       "write %llu: %s", (unsigned long long)wid,
                       zraft_strerror(rv));
         }
