@@ -547,3 +547,13 @@ zraft_log_id cl_write_any(cluster *c, uint64_t wid, zraft_id skip)
     cr_assert_fail("write %llu never succeeded", (unsigned long long)wid);
     return id;
 }
+
+bool cl_leads_after(const zraft_metrics *m, void *arg)
+{
+    cl_leads_arg *x = arg;
+    if (m->role_code == 3 && m->term > x->after) {
+        x->won = m->term;
+        return true;
+    }
+    return false;
+}

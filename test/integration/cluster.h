@@ -74,6 +74,14 @@ zraft_log_id cl_write_any(cluster *c, uint64_t wid, zraft_id skip);
 void cl_wait_applied(cluster *c, uint64_t index);
 /* Writes one entry carrying write id `wid`; returns its error. */
 int cl_write(cluster *c, zraft_id via, uint64_t wid, zraft_log_id *id);
+/* zraft_wait() predicate: the node leads in a term after `after`; the term
+ * it leads in is stored in `won` (read there: it may change once the wait
+ * returns). */
+typedef struct {
+    uint64_t after;
+    uint64_t won;
+} cl_leads_arg;
+bool cl_leads_after(const zraft_metrics *m, void *arg);
 /* Copies node id's applied sequence (caller frees *ids). */
 uint64_t cl_applied(cluster *c, zraft_id id, uint64_t **ids);
 

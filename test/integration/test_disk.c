@@ -127,21 +127,6 @@ static uint64_t s_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-typedef struct {
-    uint64_t after; /* a term */
-    uint64_t won;   /* out: the term the node leads in */
-} leads_arg;
-
-static bool p_leads_after(const zraft_metrics *m, void *arg)
-{
-    leads_arg *a = arg;
-    if (m->role_code == 3 && m->term > a->after) {
-        a->won = m->term; /* read here: it may change once we return */
-        return true;
-    }
-    return false;
-}
-
 /* Over TCP, a leadership transfer to a node whose vote connections are new
  * (it was restarted from its directory, and has not asked for a vote
  * since) takes effect in the next term: its vote requests go out once the
@@ -166,9 +151,9 @@ Test(disk3, tcp_transfer_to_a_restarted_node_wins_the_next_term, .timeout = 120)
     cr_assert_neq(l, t, "the restarted node took the lead by itself");
     zraft_metrics m;
     zraft_metrics_get(c.nodes[l], &m);
-    leads_arg a = {m.term, 0};
+    cl_leads_arg a = {m.term, 0};
     cr_assert_eq(zraft_transfer_leader(c.nodes[l], t), 0);
-    cr_assert_eq(zraft_wait(c.nodes[t], p_leads_after, &a, CL_DEADLINE_MS), 0,
+    cr_assert_eq(zraft_wait(c.nodes[t], cl_leads_after, &a, CL_DEADLINE_MS), 0,
                  "node %llu never led after term %llu", (unsigned long long)t,
                  (unsigned long long)a.after);
     cr_assert_eq(a.won, a.after + 1,

@@ -313,21 +313,6 @@ Test(cluster3, installing_follower_keeps_answering_heartbeats, .timeout = 300)
     cl_stop(&c);
 }
 
-typedef struct {
-    uint64_t after; /* a term */
-    uint64_t won;   /* out: the term the node leads in */
-} leads_arg;
-
-static bool p_leads_after(const zraft_metrics *m, void *arg)
-{
-    leads_arg *x = arg;
-    if (m->role_code == 3 && m->term > x->after) {
-        x->won = m->term;
-        return true;
-    }
-    return false;
-}
-
 /* Over TCP, a new leader's streams connect when it is elected, and a new
  * connection refuses frames until its handshakes are done: the leader's
  * first AppendEntries and heartbeat were refused, reported unreachable,
@@ -355,9 +340,9 @@ Test(cluster3, tcp_new_leaders_first_frames_wait_for_the_connection,
         zraft_id t = l % 3 + 1;
         zraft_metrics m;
         zraft_metrics_get(c.nodes[l], &m);
-        leads_arg x = {m.term, 0};
+        cl_leads_arg x = {m.term, 0};
         cr_assert_eq(zraft_transfer_leader(c.nodes[l], t), 0);
-        cr_assert_eq(zraft_wait(c.nodes[t], p_leads_after, &x, CL_DEADLINE_MS),
+        cr_assert_eq(zraft_wait(c.nodes[t], cl_leads_after, &x, CL_DEADLINE_MS),
                      0, "node %llu never led after term %llu",
                      (unsigned long long)t, (unsigned long long)x.after);
     }
