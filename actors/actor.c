@@ -100,10 +100,7 @@ void actor_stop(actor *a)
         return;
     }
     void *push = actor_connect(a->zctx, a->endpoint);
-    amsg m;
-    memset(&m, 0, sizeof m);
-    m.type = AM_STOP;
-    int rv = push != NULL ? actor_send(push, &m) : ZRAFT_ENOMEM;
+    int rv = push != NULL ? actor_send_stop(push) : ZRAFT_ENOMEM;
     zmq_close(push);
     if (rv != 0) {
         /* Cannot happen while the mailbox is open; joining would hang. */
@@ -113,6 +110,14 @@ void actor_stop(actor *a)
     }
     pthread_join(a->thread, NULL);
     a->running = false;
+}
+
+int actor_send_stop(void *push)
+{
+    amsg m;
+    memset(&m, 0, sizeof m);
+    m.type = AM_STOP;
+    return actor_send(push, &m);
 }
 
 void actor_join(actor *a)

@@ -49,6 +49,8 @@ int actor_start(actor *a, void *zctx, const char *name, const char *endpoint,
                 actor_body body, void *arg);
 /* Sends STOP and joins (no-op if not running). The mailbox stays open. */
 void actor_stop(actor *a);
+/* Sends STOP on `push` (0, or ZRAFT_ESHUTDOWN as actor_send()). */
+int actor_send_stop(void *push);
 /* Joins an actor its owner sent STOP itself, on the socket it sends
  * everything else on, so that STOP comes after all of it (the mailbox
  * takes its inbound sockets in turn: actor_stop()'s STOP, from a socket of

@@ -332,10 +332,7 @@ static void s_stop_stream(core *c, uint32_t i)
      * a STOP from a socket of its own (actor_stop) can be read first (the
      * mailbox takes its inbound sockets in turn), and what is left is then
      * released unsent. */
-    amsg stop;
-    memset(&stop, 0, sizeof stop);
-    stop.type = AM_STOP;
-    bool sent = actor_send(c->stream_push[i], &stop) == 0;
+    bool sent = actor_send_stop(c->stream_push[i]) == 0;
     zmq_close(c->stream_push[i]);
     repl_stop(&c->streams[i], sent);
     c->n_streams--;
